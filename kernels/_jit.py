@@ -1,0 +1,18 @@
+"""The project's Numba decorators: the one place where JIT options are set.
+
+``njit`` is for serial kernels and is cached on disk. ``njit_parallel`` is for kernels whose
+iterations each write their own output slots (per-entity PRF draws), so the result does not
+depend on thread scheduling. It is cached too; ``tests/test_jit_cache.py`` checks that a
+cached parallel kernel reloads correctly in a fresh process.
+"""
+import numba
+
+# fastmath stays off: it licenses reassociation, and outputs must be bit-identical across
+# thread counts, engines and machines.
+_OPTIONS = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+
+njit = numba.njit(**_OPTIONS)
+njit_parallel = numba.njit(parallel=True, **_OPTIONS)
+prange = numba.prange
+
+__all__ = ["njit", "njit_parallel", "prange"]

@@ -1,0 +1,82 @@
+"""Compressed sparse row (CSR) relations: ``owner -> members`` as ``(ptr, members)``.
+
+Members of owner ``o`` are ``members[ptr[o]:ptr[o + 1]]``. All builders are stable counting
+sorts, so members keep their input order within an owner and the result is deterministic.
+"""
+import numpy as np
+
+from ._jit import njit
+
+
+@njit
+def ptr_from_counts(counts):
+    """Pointer array (length ``len(counts) + 1``) from per-owner member counts."""
+    n = counts.shape[0]
+    ptr = np.empty(n + 1, dtype=np.int64)
+    ptr[0] = 0
+    for i in range(n):
+        ptr[i + 1] = ptr[i] + counts[i]
+    return ptr
+
+
+@njit
+def csr_from_owners(owner_ids, n_owners):
+    """Group member indices ``0..len(owner_ids)-1`` by owner.
+
+    Returns ``(ptr, members)``: ``members[ptr[o]:ptr[o+1]]`` are the indices ``i`` with
+    ``owner_ids[i] == o``, ascending. Owner ids must lie in ``[0, n_owners)``.
+    """
+    counts = np.zeros(n_owners, dtype=np.int64)
+    for i in range(owner_ids.shape[0]):
+        counts[owner_ids[i]] += 1
+    ptr = ptr_from_counts(counts)
+    fill = ptr[:-1].copy()
+    members = np.empty(owner_ids.shape[0], dtype=np.int64)
+    for i in range(owner_ids.shape[0]):
+        o = owner_ids[i]
+        members[fill[o]] = i
+        fill[o] += 1
+    return ptr, members
+
+
+@njit
+def transpose(ptr, indices, n_cols):
+    """Transpose a CSR adjacency of ``len(ptr) - 1`` rows over ``n_cols`` columns.
+
+    Returns ``(tptr, tindices)`` where ``tindices[tptr[c]:tptr[c+1]]`` are the rows that
+    link to column ``c``, ascending (e.g. ``device -> ips`` into ``ip -> devices``).
+    """
+    n_rows = ptr.shape[0] - 1
+    counts = np.zeros(n_cols, dtype=np.int64)
+    for j in range(indices.shape[0]):
+        counts[indices[j]] += 1
+    tptr = ptr_from_counts(counts)
+    fill = tptr[:-1].copy()
+    tindices = np.empty(indices.shape[0], dtype=np.int64)
+    for r in range(n_rows):
+        for j in range(ptr[r], ptr[r + 1]):
+            c = indices[j]
+            tindices[fill[c]] = r
+            fill[c] += 1
+    return tptr, tindices
+
+
+@njit
+def degrees(ptr):
+    """Members per owner: ``ptr[1:] - ptr[:-1]``."""
+    n = ptr.shape[0] - 1
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = ptr[i + 1] - ptr[i]
+    return out
+
+
+@njit
+def owners_from_ptr(ptr):
+    """Owner of each member position (the inverse of ``ptr_from_counts``)."""
+    n = ptr.shape[0] - 1
+    out = np.empty(ptr[n], dtype=np.int64)
+    for o in range(n):
+        for j in range(ptr[o], ptr[o + 1]):
+            out[j] = o
+    return out

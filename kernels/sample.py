@@ -1,0 +1,113 @@
+"""Samplers over id ranges, all by inversion of one PRF uniform per entity.
+
+Inversion keeps one draw per entity and draw index, so the number of PRF values consumed is
+known in advance (the RNG audit counts them) and a block can be computed alone.
+"""
+import math
+
+import numpy as np
+
+from ._jit import njit, njit_parallel, prange
+from .prf import prf_unit
+
+CODE_DTYPE = np.int16  # category codes; vocabularies come from config
+
+
+@njit
+def normalised_cdf(weights):
+    """Row-wise cumulative distribution of non-negative weights (2-D, one row per law).
+
+    The last entry of each row is exactly 1.0, so a uniform in ``[0, 1)`` always finds a
+    category, and a zero-weight category is never chosen.
+    """
+    n_rows, n_cats = weights.shape
+    cdf = np.empty((n_rows, n_cats), dtype=np.float64)
+    for r in range(n_rows):
+        acc = 0.0
+        for j in range(n_cats):
+            acc += weights[r, j]
+            cdf[r, j] = acc
+        for j in range(n_cats):
+            cdf[r, j] = cdf[r, j] / acc
+        cdf[r, n_cats - 1] = 1.0
+    return cdf
+
+
+@njit
+def _invert_cdf(cdf, row, u):
+    n_cats = cdf.shape[1]
+    for j in range(n_cats):
+        if u < cdf[row, j]:
+            return j
+    return n_cats - 1
+
+
+@njit_parallel
+def categorical_range(key, id_start, draw_index, cdf, rows):
+    """Category codes for ids ``id_start .. id_start + len(rows) - 1``.
+
+    ``cdf`` is a 2-D table of laws (see ``normalised_cdf``); entity ``i`` draws from law
+    ``rows[i]``.
+    """
+    n = rows.shape[0]
+    out = np.empty(n, dtype=CODE_DTYPE)
+    k = np.uint64(key)
+    d = np.uint64(draw_index)
+    base = np.uint64(id_start)
+    for i in prange(n):
+        u = prf_unit(k, base + np.uint64(i), d)
+        out[i] = _invert_cdf(cdf, rows[i], u)
+    return out
+
+
+@njit
+def poisson_inverse(lam, u):
+    """Smallest k with ``P(X <= k) > u`` for ``X ~ Poisson(lam)``, ``0 <= lam <= 700``."""
+    if lam <= 0.0:
+        return 0
+    p = math.exp(-lam)
+    cdf = p
+    k = 0
+    # Past the mode the terms shrink; stop when they vanish in double precision so a
+    # u rounding to just below 1 cannot loop for ever.
+    while u >= cdf:
+        k += 1
+        p *= lam / k
+        cdf += p
+        if p < 1e-300 and k > lam:
+            break
+    return k
+
+
+@njit_parallel
+def poisson_range(key, id_start, draw_index, lam):
+    """Poisson counts with per-entity means ``lam`` for ids ``id_start ..``."""
+    n = lam.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    k = np.uint64(key)
+    d = np.uint64(draw_index)
+    base = np.uint64(id_start)
+    for i in prange(n):
+        out[i] = poisson_inverse(lam[i], prf_unit(k, base + np.uint64(i), d))
+    return out
+
+
+@njit
+def geometric_inverse(p, u):
+    """Failures before the first success, ``P(X = k) = (1 - p)**k p``, ``0 < p <= 1``."""
+    if p >= 1.0:
+        return 0
+    return np.int64(math.floor(math.log1p(-u) / math.log1p(-p)))
+
+
+@njit_parallel
+def geometric_range(key, id_start, draw_index, p):
+    """Geometric counts with per-entity success probabilities ``p`` for ids ``id_start ..``."""
+    n = p.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    k = np.uint64(key)
+    d = np.uint64(draw_index)
+    base = np.uint64(id_start)
+    for i in prange(n):
+        out[i] = geometric_inverse(p[i], prf_unit(k, base + np.uint64(i), d))
+    return out

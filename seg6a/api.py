@@ -1,0 +1,168 @@
+"""The Python API: ``simulate``. Orchestration only; the numerics live in the states."""
+from pathlib import Path
+
+from . import __version__
+from .kernels.prf import PRF_VERSION
+from .perf import PerfRecorder
+from .runs import layout
+from .runs.publish import json_bytes, jsonl_bytes, parquet_bytes, publish_bytes, sha256_hex
+from .states import s0_gate, s1_parties
+from .errors import ParameterError
+
+ENGINES = ("local",)
+
+
+class SimulationResult:
+    """The outcome of one ``simulate`` call.
+
+    Attributes
+    ----------
+    seed : int
+    scale : seg6a.policies.Scale
+    sealed : seg6a.states.s0_gate.Sealed
+        Validated config, world and the run's hashes.
+    parties : seg6a.states.s1_parties.PartyBase
+        The party population as arrays.
+    datasets : dict
+        Dataset name -> ``seg6a.tables.Dataset``.
+    perf : list of dict
+        One event per timed substep (``state, substep, seconds, rows``).
+    run_dir : pathlib.Path or None
+        Where the run was published, if it was.
+    """
+
+    def __init__(self, sealed, parties, datasets, substreams, perf):
+        self.sealed = sealed
+        self.seed = sealed.seed
+        self.scale = sealed.scale
+        self.parties = parties
+        self.datasets = {d.name: d for d in datasets}
+        self._substreams = substreams
+        self._perf = perf
+        self.run_dir = None
+
+    @property
+    def perf(self):
+        return list(self._perf.events)
+
+    @property
+    def tables(self):
+        """Dataset name -> ``pyarrow.Table``."""
+        return {name: d.table for name, d in self.datasets.items()}
+
+    def table(self, name):
+        """The ``pyarrow.Table`` of one dataset, e.g. ``"s1_party_base_6A"``."""
+        try:
+            return self.datasets[name].table
+        except KeyError:
+            known = ", ".join(self.datasets)
+            raise KeyError(f"no dataset {name!r}; datasets: {known}") from None
+
+    def write(self, run_dir):
+        """Publish every output into the run folder ``run_dir``; return its path.
+
+        Publishing is idempotent: writing the same result again changes nothing, and a
+        folder that already holds different data raises ``PublishConflictError``.
+        """
+        run_dir = Path(run_dir)
+        sealed = self.sealed
+        seed, mf = sealed.seed, sealed.manifest_fingerprint
+        with self._perf.substep("S0", "publish"):
+            s0_dir = layout.partition_dir(run_dir, "s0_gate_receipt_6A", seed, sealed.parameter_hash, mf)
+            publish_bytes(s0_dir / "sealed_inputs_6A.json", json_bytes(sealed.sealed_inputs))
+            publish_bytes(s0_dir / "s0_gate_receipt_6A.json", json_bytes(sealed.receipt))
+        receipts = {}
+        for dataset in self.datasets.values():
+            with self._perf.substep(dataset.state, "publish") as event:
+                folder = layout.partition_dir(run_dir, dataset.name, seed, dataset.parameter_hash, mf)
+                for block, part in dataset.parts():
+                    data = parquet_bytes(part)
+                    path = folder / layout.part_name(block)
+                    publish_bytes(path, data)
+                    outputs = receipts.setdefault(dataset.state, {})
+                    outputs[path.relative_to(run_dir).as_posix()] = sha256_hex(data)
+                event["rows"] = dataset.table.num_rows
+        rng_rows, audit_rows = [], []
+        for rng in self._substreams:
+            rng_rows.extend(rng.trace)
+            audit_rows.extend(rng.audit())
+        rng_dir = layout.rng_dir(run_dir, seed)
+        publish_bytes(
+            rng_dir / "rng_audit_6A.json",
+            json_bytes({"prf_version": PRF_VERSION, "substreams": audit_rows}),
+        )
+        publish_bytes(rng_dir / "rng_trace_6A.jsonl", jsonl_bytes(rng_rows))
+        for state, outputs in receipts.items():
+            receipt = {
+                "state": state,
+                "seed": seed,
+                "manifest_fingerprint": mf,
+                "parameter_hash": sealed.parameter_hashes[state],
+                "prf_version": PRF_VERSION,
+                "seg6a_version": __version__,
+                "outputs": outputs,
+            }
+            path = layout.receipts_dir(run_dir, seed) / f"{state.lower()}_receipt_6A.json"
+            publish_bytes(path, json_bytes(receipt))
+        self.run_dir = run_dir
+        return run_dir
+
+
+def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=None,
+             progress=None):
+    """Generate segment 6A for one seed.
+
+    Parameters
+    ----------
+    seed : int
+        In ``[0, 2**63)``. Same seed, config and world give identical bytes.
+    scale : str, default "small"
+        A preset of ``scales.yaml``: ``tiny`` (~20k parties), ``small`` (~200k),
+        ``medium`` (~1M) or ``full``.
+    config : str, os.PathLike or seg6a.policies.Config, optional
+        A folder of YAML files that overlay the embedded defaults by file name (and may
+        hold a ``world/`` folder replacing the embedded world).
+    out : str or os.PathLike, optional
+        A runs root; when given, the run is published to ``out/<run_id>/``.
+    engine : {"local"}
+        The execution engine.
+    run_id : str, optional
+        The run folder's name under ``out`` (default: a fresh id).
+    progress : callable, optional
+        Called as ``progress(state, seconds)`` after each state.
+
+    Returns
+    -------
+    SimulationResult
+
+    Raises
+    ------
+    seg6a.errors.InputError
+        For any bad input (unknown scale, seed out of range, invalid config or world);
+        nothing is published then.
+
+    Examples
+    --------
+    >>> import seg6a
+    >>> result = seg6a.simulate(42, scale="tiny")
+    >>> result.table("s1_party_base_6A").num_rows
+    20000
+    """
+    if engine not in ENGINES:
+        raise ParameterError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
+    if out is not None:
+        run_id = layout.check_run_id(run_id) if run_id is not None else layout.new_run_id()
+    perf = PerfRecorder()
+    sealed = s0_gate.run(seed, scale, config, perf)
+    _report(progress, perf, "S0")
+    parties, datasets, s1_rng = s1_parties.run(sealed, perf)
+    _report(progress, perf, "S1")
+    result = SimulationResult(sealed, parties, datasets, [s1_rng], perf)
+    if out is not None:
+        result.write(Path(out) / run_id)
+    return result
+
+
+def _report(progress, perf, state):
+    if progress is not None:
+        progress(state, perf.state_seconds().get(state, 0.0))

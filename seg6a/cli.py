@@ -1,0 +1,155 @@
+"""The ``seg6a`` command line: parse, call the API, print.
+
+Exit codes (SPEC §10): 0 success, 2 bad usage or bad input, 1 anything else.
+The run id goes to standard output (so scripts can capture it); progress and the summary
+table go to standard error.
+"""
+import argparse
+import os
+import sys
+import time
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="seg6a",
+        description="Generate Segment 6A: parties, accounts, instruments, devices, IPs and "
+        "their fraud roles, deterministic by seed.",
+    )
+    parser.add_argument("--version", action="version", version=f"seg6a {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="generate and publish one run",
+        description="Generate one seed and publish it to ROOT/<run_id>/. Prints the run id.",
+    )
+    run.add_argument("--seed", type=int, required=True, help="integer in [0, 2**63)")
+    run.add_argument("--scale", default=None,
+                     help="scale preset of scales.yaml: tiny, small, medium, full (default: small)")
+    run.add_argument("--out", default="runs", metavar="ROOT",
+                     help="runs root folder (default: ./runs)")
+    run.add_argument("--run-id", default=None, metavar="ID",
+                     help="run folder name under ROOT (default: a fresh id)")
+    run.add_argument("--config", default=None, metavar="DIR",
+                     help="folder of YAML files overlaying the embedded defaults by file name")
+    run.add_argument("--engine", default="local", choices=("local",), help="execution engine")
+    run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                     help="Numba threads (default: all cores); outputs do not depend on it")
+
+    config = commands.add_parser("config", help="inspect and validate configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    validate = config_commands.add_parser(
+        "validate",
+        help="validate the embedded config overlaid by --config DIR, and the world",
+        description="Check every config file against its contract and the world; "
+        "exit 0 if valid, 2 naming the file and key otherwise.",
+    )
+    validate.add_argument("--config", default=None, metavar="DIR",
+                          help="folder of YAML files overlaying the embedded defaults")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # NUMBA_NUM_THREADS is read once, when numba is first imported.
+    if getattr(args, "threads", None) is not None:
+        os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
+    from .errors import InputError
+
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _config_validate(args)
+    except InputError as exc:
+        _err(f"seg6a: error: {exc}")
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # noqa: BLE001 - the CLI reports every failure and exits 1
+        _err(f"seg6a: failed: {type(exc).__name__}: {exc}")
+        return EXIT_FAILURE
+
+
+def _run(args):
+    from .api import simulate
+    from .runs.layout import new_run_id
+
+    _apply_threads(args.threads)
+    run_id = args.run_id if args.run_id is not None else new_run_id()
+    started = time.perf_counter()
+    result = simulate(
+        args.seed,
+        scale=args.scale,
+        config=args.config,
+        out=args.out,
+        engine=args.engine,
+        run_id=run_id,
+        progress=lambda state, seconds: _err(f"  {state} done in {seconds:.2f} s"),
+    )
+    wall = time.perf_counter() - started
+    rows = [
+        (name, f"{d.table.num_rows:,}", str(len(d.block_offsets) - 1))
+        for name, d in result.datasets.items()
+    ]
+    _err("")
+    _err(_table(("dataset", "rows", "parts"), rows))
+    _err(f"\nrun {run_id}: seed {result.seed}, scale {result.scale.name}, "
+         f"{wall:.2f} s -> {result.run_dir}")
+    print(run_id)
+    return EXIT_OK
+
+
+def _config_validate(args):
+    from .states import s0_gate
+
+    sealed = s0_gate.run(0, None, args.config)
+    sources = sealed.config.sources
+    rows = [(name, "user" if src != "embedded" else "embedded", "ok") for name, src in sources.items()]
+    world = "user" if sealed.config.world_dir is not None else "embedded"
+    rows.append(("world", world, f"{len(sealed.world.countries_vocab)} countries, "
+                 f"{len(sealed.world.regions_vocab)} regions, "
+                 f"{sealed.world.merchants.num_rows:,} merchants"))
+    print(_table(("file", "source", "status"), rows))
+    print(f"config valid: parameter_hash {sealed.parameter_hash[:16]}..., "
+          f"manifest_fingerprint {sealed.manifest_fingerprint[:16]}...")
+    return EXIT_OK
+
+
+def _apply_threads(threads):
+    if threads is None:
+        return
+    import numba
+
+    # numba may have been imported before main() ran (e.g. inside a test process); it can
+    # then still lower the thread count, never raise it.
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _table(header, rows):
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+             for row in (header, tuple("-" * w for w in widths), *rows)]
+    return "\n".join(lines)
+
+
+def _err(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Config: the embedded YAML policies, overlaid by a user folder, validated against contracts.
+
+Embedded files are read with ``importlib.resources`` from the ``seg6a.config`` package; a user folder
+(``--config DIR``) replaces embedded files by file name and may hold a ``world/`` folder
+that replaces the embedded upstream world. Every document is checked against its JSON
+Schema contract (``config/contracts/``) and for self-contradictions
+(``seg6a.config_checks``); checks against the world happen in S0.
+"""
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from . import config_checks
+from .errors import ConfigError, ParameterError
+
+# Policy file name -> folder inside the embedded config package.
+POLICY_FILES = {
+    "scales.yaml": "",
+    "party_priors_6A.v1.yaml": "priors",
+    "account_per_party_priors_6A.v1.yaml": "priors",
+    "instrument_priors_6A.v1.yaml": "priors",
+    "device_ip_priors_6A.v1.yaml": "priors",
+    "fraud_role_taxonomy_6A.v1.yaml": "policy",
+    "risk_propagation_coeffs_6A.v1.yaml": "policy",
+    "validation_policy_6A.v1.yaml": "policy",
+    "perf_budget_6A.v1.yaml": "policy",
+}
+
+# The policies each data-producing state reads. A state's parameter hash covers its own
+# policies and those of every upstream state, so a change re-keys and re-partitions exactly
+# the states the rerun matrix names (change S2 -> S2..S5, S4 -> S4..S5, S5 -> S5).
+STATE_POLICIES = {
+    "S1": ("party_priors_6A.v1.yaml",),
+    "S2": ("account_per_party_priors_6A.v1.yaml",),
+    "S3": ("instrument_priors_6A.v1.yaml",),
+    "S4": ("device_ip_priors_6A.v1.yaml",),
+    "S5": (
+        "fraud_role_taxonomy_6A.v1.yaml",
+        "risk_propagation_coeffs_6A.v1.yaml",
+        "validation_policy_6A.v1.yaml",
+    ),
+}
+STATES = ("S0", "S1", "S2", "S3", "S4", "S5")
+
+WORLD_FOLDER = "world"
+_EMBEDDED = "seg6a.config"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A resolved scale preset."""
+
+    name: str
+    n_parties: int
+    block_size: int
+
+    def canonical(self):
+        return {"name": self.name, "n_parties": self.n_parties, "block_size": self.block_size}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated policy documents and where each came from.
+
+    Attributes
+    ----------
+    documents : dict
+        File name -> parsed YAML document.
+    sources : dict
+        File name -> ``"embedded"`` or the user file's path.
+    user_dir : pathlib.Path or None
+        The overlay folder, if any.
+    """
+
+    documents: dict
+    sources: dict
+    user_dir: Path = None
+
+    def __getitem__(self, file_name):
+        return self.documents[file_name]
+
+    @property
+    def world_dir(self):
+        """The user's world folder, or None for the embedded world."""
+        if self.user_dir is not None and (self.user_dir / WORLD_FOLDER).is_dir():
+            return self.user_dir / WORLD_FOLDER
+        return None
+
+
+def embedded_file(*parts):
+    """A Traversable for a file of the embedded config package."""
+    node = resources.files(_EMBEDDED)
+    for part in parts:
+        node = node.joinpath(part)
+    return node
+
+
+def load_config(config_dir=None):
+    """Load the embedded policies, overlay ``config_dir`` by file name, and validate.
+
+    Parameters
+    ----------
+    config_dir : str or os.PathLike, optional
+        A folder of YAML files named like the embedded ones (and optionally a ``world/``
+        folder). Unknown YAML file names are an error, so a typo never goes unnoticed.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, and the key or line, of the first problem found.
+    """
+    user_dir = None
+    overlay = {}
+    if config_dir is not None:
+        user_dir = Path(config_dir)
+        if not user_dir.is_dir():
+            raise ConfigError("config folder does not exist or is not a folder", file=user_dir)
+        for path in sorted(user_dir.iterdir()):
+            if path.suffix not in (".yaml", ".yml"):
+                continue
+            if path.name not in POLICY_FILES:
+                known = ", ".join(sorted(POLICY_FILES))
+                raise ConfigError(f"unknown config file; expected one of: {known}", file=path)
+            overlay[path.name] = path
+
+    documents, sources = {}, {}
+    for name, folder in POLICY_FILES.items():
+        if name in overlay:
+            source = overlay[name]
+            try:
+                text = source.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"cannot read: {exc}", file=source) from exc
+            sources[name] = str(source)
+        else:
+            text = embedded_file(*filter(None, (folder, name))).read_text(encoding="utf-8")
+            sources[name] = "embedded"
+        shown = overlay.get(name, name)
+        documents[name] = parse_document(name, text, shown)
+    return Config(documents=documents, sources=sources, user_dir=user_dir)
+
+
+def parse_document(name, text, shown_as=None):
+    """Parse YAML text (``yaml.safe_load``) and check it against its contract.
+
+    ``name`` selects the contract; ``shown_as`` is how errors name the file.
+    """
+    shown_as = shown_as if shown_as is not None else name
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML: {problem}", file=shown_as, line=line) from exc
+    if not isinstance(doc, dict):
+        raise ConfigError("expected a mapping at the top of the file", file=shown_as)
+    validate_contract(name, doc, shown_as)
+    problems = config_checks.check_document(name, doc)
+    if problems:
+        key, message = problems[0]
+        raise ConfigError(message, file=shown_as, key=key)
+    return doc
+
+
+def validate_contract(name, doc, shown_as):
+    """Raise ConfigError for the most relevant JSON Schema violation of ``doc``."""
+    contract = name[: -len(".yaml")] + ".schema.json"
+    schema = json.loads(embedded_file("contracts", contract).read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    if error is not None:
+        key = config_checks.key_path(*error.absolute_path)
+        raise ConfigError(f"violates its contract: {error.message}", file=shown_as, key=key)
+
+
+def check_against_world(config, regions):
+    """Cross-file checks and checks against the world's regions (run by S0)."""
+    problems = config_checks.check_across(config.documents, regions)
+    if problems:
+        name, key, message = problems[0]
+        source = config.sources.get(name, "embedded")
+        raise ConfigError(message, file=name if source == "embedded" else source, key=key)
+
+
+def resolve_scale(config, name=None):
+    """The scale preset ``name`` (default: ``default_scale`` of scales.yaml)."""
+    doc = config["scales.yaml"]
+    name = doc["default_scale"] if name is None else name
+    presets = doc["scales"]
+    if name not in presets:
+        known = ", ".join(presets)
+        raise ParameterError(f"unknown scale {name!r}; known scales: {known}", file="scales.yaml")
+    preset = presets[name]
+    return Scale(
+        name=name,
+        n_parties=int(preset["n_parties"]),
+        block_size=int(preset.get("block_size", doc["block_size"])),
+    )
+
+
+def canonical_hash(obj):
+    """SHA-256 hex of the canonical JSON of ``obj`` (sorted keys, no whitespace)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def parameter_hashes(config, scale):
+    """Cumulative parameter hash per data state, and the segment's ``parameter_hash``.
+
+    Returns a dict ``{"S1": ..., ..., "S5": ..., "segment": ...}``; ``segment`` equals the
+    S5 hash, which covers every policy that shapes the published data.
+    """
+    hashes = {}
+    covered = {"scale": scale.canonical()}
+    for state, files in STATE_POLICIES.items():
+        for name in files:
+            covered[name] = config[name]
+        hashes[state] = canonical_hash(covered)
+    hashes["segment"] = hashes["S5"]
+    return hashes

@@ -1,0 +1,134 @@
+"""S1 — party base: countries by population weight, party type by region, segment by type.
+
+Party ids are dense and canonical: countries in ``country_iso`` order each own a contiguous
+id range (largest-remainder split of ``n_parties`` over population weights), and a party's
+type and segment are PRF draws keyed by its id. A block of ids can therefore be computed
+alone, and the whole-range computation equals the concatenation of its blocks.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from ..kernels.allocate import largest_remainder
+from ..kernels.csr import ptr_from_counts
+from ..kernels.sample import categorical_range, normalised_cdf
+from ..rng import Substreams
+from ..tables import Dataset, block_offsets_for, dictionary_column
+
+STATE = "S1"
+PARTY_PRIORS = "party_priors_6A.v1.yaml"
+DATASET = "s1_party_base_6A"
+
+
+@dataclass(frozen=True)
+class PartyBase:
+    """The party population as arrays (codes index the vocabularies).
+
+    Attributes
+    ----------
+    party_type, segment, country, region : numpy.ndarray
+        int16 codes per party, indexed by ``party_id``.
+    country_ptr : numpy.ndarray
+        Parties of country code ``c`` are ids ``country_ptr[c]:country_ptr[c+1]``.
+    party_types, segments, countries, regions : tuple of str
+        The vocabularies.
+    segment_party_type : numpy.ndarray
+        int16 party-type code of each segment code.
+    """
+
+    party_type: np.ndarray
+    segment: np.ndarray
+    country: np.ndarray
+    region: np.ndarray
+    country_ptr: np.ndarray
+    party_types: tuple
+    segments: tuple
+    countries: tuple
+    regions: tuple
+    segment_party_type: np.ndarray
+
+    @property
+    def n_parties(self):
+        return self.party_type.shape[0]
+
+
+def party_type_weights(priors, regions):
+    """Party type mix per region code (rows: regions, columns: party types)."""
+    types = priors["party_types"]
+    mixes = priors["party_type_mix"]
+    by_region = mixes.get("by_region") or {}
+    return np.array(
+        [[by_region.get(region, mixes["default"])[t] for t in types] for region in regions],
+        dtype=np.float64,
+    )
+
+
+def segment_weights(priors):
+    """Segment vocabulary, each segment's party type code, and the segment mix per type."""
+    types = priors["party_types"]
+    segments = [seg for t in types for seg in priors["segments"][t]]
+    owner = np.array(
+        [code for code, t in enumerate(types) for _ in priors["segments"][t]], dtype=np.int16
+    )
+    weights = np.zeros((len(types), len(segments)), dtype=np.float64)
+    for j, seg in enumerate(segments):
+        weights[owner[j], j] = priors["segments"][types[owner[j]]][seg]
+    return tuple(segments), owner, weights
+
+
+def run(sealed, perf):
+    """Build the party base. Returns ``(PartyBase, [Dataset], Substreams)``."""
+    rng = Substreams(STATE, sealed.manifest_fingerprint, sealed.parameter_hashes[STATE], sealed.seed)
+    with perf.substep(STATE, "load_contracts_inputs"):
+        priors = sealed.config[PARTY_PRIORS]
+        world = sealed.world
+        n_parties = sealed.scale.n_parties
+        type_cdf = normalised_cdf(party_type_weights(priors, world.regions_vocab))
+        segments, segment_owner, seg_weights = segment_weights(priors)
+        segment_cdf = normalised_cdf(seg_weights)
+
+    with perf.substep(STATE, "allocate_parties") as event:
+        per_country = largest_remainder(
+            n_parties, world.country_weight, np.zeros_like(world.country_weight)
+        )
+        country_ptr = ptr_from_counts(per_country)
+        country = np.repeat(np.arange(len(per_country), dtype=np.int16), per_country)
+        region = world.country_region[country]
+        party_type = categorical_range(rng.key("s1.party.type"), 0, 0, type_cdf, region)
+        rng.record("s1.party.type", n_parties)
+        segment = categorical_range(rng.key("s1.party.segment"), 0, 0, segment_cdf, party_type)
+        rng.record("s1.party.segment", n_parties)
+        event["rows"] = n_parties
+
+    parties = PartyBase(
+        party_type=party_type,
+        segment=segment,
+        country=country,
+        region=region,
+        country_ptr=country_ptr,
+        party_types=tuple(priors["party_types"]),
+        segments=segments,
+        countries=world.countries_vocab,
+        regions=world.regions_vocab,
+        segment_party_type=segment_owner,
+    )
+    with perf.substep(STATE, "emit_party_base") as event:
+        table = pa.table(
+            {
+                "party_id": pa.array(np.arange(n_parties, dtype=np.int64)),
+                "party_type": dictionary_column(party_type, parties.party_types),
+                "segment_id": dictionary_column(segment, segments),
+                "country_iso": dictionary_column(country, parties.countries),
+                "region_id": dictionary_column(region, parties.regions),
+            }
+        )
+        dataset = Dataset(
+            name=DATASET,
+            state=STATE,
+            table=table,
+            block_offsets=block_offsets_for(n_parties, sealed.scale.block_size),
+            parameter_hash=sealed.parameter_hashes[STATE],
+        )
+        event["rows"] = n_parties
+    return parties, [dataset], rng

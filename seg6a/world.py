@@ -1,0 +1,222 @@
+"""The upstream world (the frozen input of segment 6A): countries and merchants.
+
+The embedded world is ``config/world/countries.csv`` plus a merchant catalogue generated
+deterministically from ``config/world/merchant_catalogue.yaml`` (its fixed ``world_seed``).
+A user world is a folder holding ``countries`` and ``merchants`` as ``.csv`` or
+``.parquet`` with the same columns; it replaces the embedded world whole.
+"""
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .policies import embedded_file, parse_document
+from .errors import WorldError
+from .kernels.allocate import largest_remainder
+from .kernels.sample import categorical_range, normalised_cdf
+from .rng import substream_key
+
+COUNTRY_COLUMNS = {
+    "country_iso": pa.string(),
+    "country_name": pa.string(),
+    "region_id": pa.string(),
+    "population_weight": pa.float64(),
+}
+MERCHANT_COLUMNS = {
+    "merchant_id": pa.int64(),
+    "country_iso": pa.string(),
+    "mcc": pa.int16(),
+    "size_class": pa.string(),
+}
+
+
+@dataclass(frozen=True)
+class World:
+    """Countries (sorted by ``country_iso``) and merchants, with their sealed inputs.
+
+    Attributes
+    ----------
+    countries, merchants : pyarrow.Table
+        Plain (non-dictionary) columns as in ``COUNTRY_COLUMNS`` / ``MERCHANT_COLUMNS``.
+    countries_vocab, regions_vocab : tuple of str
+        Sorted vocabularies; a country's code is its index in ``countries_vocab``.
+    country_region : numpy.ndarray
+        int16 region code of each country.
+    country_weight : numpy.ndarray
+        float64 population weight of each country.
+    inputs : list of dict
+        The files read: ``name``, ``source``, ``sha256``, ``bytes``.
+    """
+
+    countries: pa.Table
+    merchants: pa.Table
+    countries_vocab: tuple
+    regions_vocab: tuple
+    country_region: np.ndarray
+    country_weight: np.ndarray
+    inputs: list
+
+
+def load_world(world_dir=None):
+    """Load, validate and return the world (embedded when ``world_dir`` is None).
+
+    Raises
+    ------
+    WorldError
+        Naming the file and the column or value at fault.
+    """
+    if world_dir is None:
+        countries_name = "countries.csv"
+        countries_bytes = embedded_file("world", countries_name).read_bytes()
+        catalogue_bytes = embedded_file("world", "merchant_catalogue.yaml").read_bytes()
+        countries = _read_table(countries_bytes, ".csv", countries_name, COUNTRY_COLUMNS)
+        countries = _check_countries(countries, countries_name)
+        catalogue = parse_document("merchant_catalogue.yaml", catalogue_bytes.decode("utf-8"))
+        merchants = generate_merchants(countries, catalogue)
+        inputs = [
+            _sealed("countries", f"embedded:world/{countries_name}", countries_bytes),
+            _sealed("merchant_catalogue", "embedded:world/merchant_catalogue.yaml", catalogue_bytes),
+        ]
+    else:
+        world_dir = Path(world_dir)
+        countries_path = _find_table(world_dir, "countries")
+        merchants_path = _find_table(world_dir, "merchants")
+        countries_bytes = countries_path.read_bytes()
+        merchants_bytes = merchants_path.read_bytes()
+        countries = _read_table(countries_bytes, countries_path.suffix, countries_path, COUNTRY_COLUMNS)
+        countries = _check_countries(countries, countries_path)
+        merchants = _read_table(merchants_bytes, merchants_path.suffix, merchants_path, MERCHANT_COLUMNS)
+        merchants = _check_merchants(merchants, countries, merchants_path)
+        inputs = [
+            # The source names the file, not the user's folder, which must not change bytes.
+            _sealed("countries", f"user:world/{countries_path.name}", countries_bytes),
+            _sealed("merchants", f"user:world/{merchants_path.name}", merchants_bytes),
+        ]
+
+    countries_vocab = tuple(countries.column("country_iso").to_pylist())
+    regions_vocab = tuple(sorted(set(countries.column("region_id").to_pylist())))
+    region_code = {region: code for code, region in enumerate(regions_vocab)}
+    country_region = np.array(
+        [region_code[r] for r in countries.column("region_id").to_pylist()], dtype=np.int16
+    )
+    return World(
+        countries=countries,
+        merchants=merchants,
+        countries_vocab=countries_vocab,
+        regions_vocab=regions_vocab,
+        country_region=country_region,
+        country_weight=countries.column("population_weight").to_numpy().astype(np.float64),
+        inputs=inputs,
+    )
+
+
+def generate_merchants(countries, catalogue):
+    """The merchant catalogue from its generator document; depends on nothing else.
+
+    Merchants per country: largest remainder of ``merchants_total`` over
+    ``population_weight ** country_weight_exponent``; ``mcc`` and ``size_class`` by PRF
+    inverse CDF under keys derived from the catalogue's ``world_seed``.
+    """
+    weights = countries.column("population_weight").to_numpy() ** catalogue["country_weight_exponent"]
+    total = int(catalogue["merchants_total"])
+    per_country = largest_remainder(total, weights, np.zeros_like(weights))
+    country_codes = np.repeat(np.arange(len(weights), dtype=np.int64), per_country)
+
+    mcc_codes, mcc_shares = zip(*catalogue["mcc_mix"].items())
+    size_classes, size_shares = zip(*catalogue["size_class_mix"].items())
+    world_seed = int(catalogue["world_seed"])
+    rows = np.zeros(total, dtype=np.int64)
+    mcc_key = substream_key("upstream-world", "", world_seed, "world.merchant.mcc")
+    size_key = substream_key("upstream-world", "", world_seed, "world.merchant.size_class")
+    mcc_pick = categorical_range(mcc_key, 0, 0, normalised_cdf(np.array([mcc_shares])), rows)
+    size_pick = categorical_range(size_key, 0, 0, normalised_cdf(np.array([size_shares])), rows)
+
+    iso = countries.column("country_iso")
+    return pa.table(
+        {
+            "merchant_id": pa.array(np.arange(total, dtype=np.int64)),
+            "country_iso": pc.take(iso, pa.array(country_codes)),
+            "mcc": pa.array(np.array(mcc_codes, dtype=np.int16)[mcc_pick]),
+            "size_class": pa.array(np.array(size_classes, dtype=object)[size_pick], pa.string()),
+        }
+    )
+
+
+def _find_table(world_dir, stem):
+    for suffix in (".parquet", ".csv"):
+        path = world_dir / f"{stem}{suffix}"
+        if path.is_file():
+            return path
+    raise WorldError(f"missing world file {stem}.csv or {stem}.parquet", file=world_dir)
+
+
+def _read_table(data, suffix, shown_as, columns):
+    try:
+        if suffix == ".parquet":
+            table = pq.read_table(pa.BufferReader(data))
+        else:
+            table = pacsv.read_csv(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise WorldError(f"cannot read table: {exc}", file=shown_as) from exc
+    missing = [name for name in columns if name not in table.column_names]
+    if missing:
+        raise WorldError(
+            f"missing required column(s) {', '.join(missing)}; expected {', '.join(columns)}",
+            file=shown_as,
+            key=missing[0],
+        )
+    out = {}
+    for name, typ in columns.items():
+        column = table.column(name)
+        if column.null_count:
+            raise WorldError("column has empty values", file=shown_as, key=name)
+        try:
+            out[name] = column.cast(typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise WorldError(f"column is not of type {typ}: {exc}", file=shown_as, key=name) from exc
+    return pa.table(out)
+
+
+def _check_countries(countries, shown_as):
+    if countries.num_rows == 0:
+        raise WorldError("no countries", file=shown_as)
+    iso = countries.column("country_iso").to_pylist()
+    for row, code in enumerate(iso):
+        if len(code) != 2 or not code.isalpha() or not code.isupper():
+            raise WorldError(f"row {row + 1}: {code!r} is not an ISO 3166 alpha-2 code",
+                             file=shown_as, key="country_iso")
+    if len(set(iso)) != len(iso):
+        dupes = sorted({c for c in iso if iso.count(c) > 1})
+        raise WorldError(f"duplicate countries {', '.join(dupes)}", file=shown_as, key="country_iso")
+    for row, region in enumerate(countries.column("region_id").to_pylist()):
+        if not region or not region.replace("_", "").isalnum():
+            raise WorldError(f"row {row + 1}: {region!r} is not a region id", file=shown_as,
+                             key="region_id")
+    for row, weight in enumerate(countries.column("population_weight").to_pylist()):
+        if not (math.isfinite(weight) and weight > 0):
+            raise WorldError(f"row {row + 1}: weight {weight} must be positive", file=shown_as,
+                             key="population_weight")
+    return countries.sort_by("country_iso")
+
+
+def _check_merchants(merchants, countries, shown_as):
+    known = pc.is_in(merchants.column("country_iso"), value_set=countries.column("country_iso"))
+    if not pc.all(known).as_py():
+        unknown = pc.filter(merchants.column("country_iso"), pc.invert(known))
+        raise WorldError(f"unknown country {unknown[0].as_py()!r} (not in countries)",
+                         file=shown_as, key="country_iso")
+    ids = merchants.column("merchant_id")
+    if pc.count_distinct(ids).as_py() != merchants.num_rows:
+        raise WorldError("merchant ids are not unique", file=shown_as, key="merchant_id")
+    return merchants.sort_by("merchant_id")
+
+
+def _sealed(name, source, data):
+    return {"name": name, "source": source, "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data)}
