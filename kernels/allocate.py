@@ -13,12 +13,20 @@ def largest_remainder(total, weights, tie_values):
     value) and then by the smaller index. The result sums to ``total`` exactly. All weights
     zero (or no slots) with ``total > 0`` cannot be allocated: the result is all zeros and
     the caller must check the sum.
+
+    ``total`` must be below 2**52: float64 quotas then sum to at most ``total`` plus a
+    rounding error below one unit, so the floors never exceed the total. The weights must
+    be finite with a finite sum, and ``tie_values`` float64.
     """
+    if total >= 2**52:
+        raise ValueError("largest_remainder: total must be below 2**52")
     n = weights.shape[0]
     out = np.zeros(n, dtype=np.int64)
     weight_sum = 0.0
     for i in range(n):
         weight_sum += weights[i]
+    if not np.isfinite(weight_sum):
+        raise ValueError("largest_remainder: weights must be finite with a finite sum")
     if n == 0 or total <= 0 or weight_sum <= 0.0:
         return out
     remainders = np.empty(n, dtype=np.float64)
@@ -34,16 +42,6 @@ def largest_remainder(total, weights, tie_values):
         order = _rank(-remainders, -tie_values)
         for r in range(left):
             out[order[r % n]] += 1
-    elif left < 0:
-        # Rounding can push the floors one unit over the total; take back from the
-        # smallest remainders that have a unit to give.
-        order = _rank(remainders, tie_values)
-        r = 0
-        while left < 0:
-            if out[order[r]] > 0:
-                out[order[r]] -= 1
-                left += 1
-            r += 1
     return out
 
 

@@ -18,7 +18,8 @@ def normalised_cdf(weights):
     """Row-wise cumulative distribution of non-negative weights (2-D, one row per law).
 
     The last entry of each row is exactly 1.0, so a uniform in ``[0, 1)`` always finds a
-    category, and a zero-weight category is never chosen.
+    category, and a zero-weight category is never chosen. Every row needs a positive sum
+    (config checks make every mix sum to 1).
     """
     n_rows, n_cats = weights.shape
     cdf = np.empty((n_rows, n_cats), dtype=np.float64)
@@ -94,7 +95,10 @@ def poisson_range(key, id_start, draw_index, lam):
 
 @njit
 def geometric_inverse(p, u):
-    """Failures before the first success, ``P(X = k) = (1 - p)**k p``, ``0 < p <= 1``."""
+    """Failures before the first success, ``P(X = k) = (1 - p)**k p``, ``1e-15 <= p <= 1``.
+
+    Below ``p ~ 4e-18`` the count no longer fits in int64.
+    """
     if p >= 1.0:
         return 0
     return np.int64(math.floor(math.log1p(-u) / math.log1p(-p)))

@@ -1,0 +1,264 @@
+"""Deliberately naive references of the seg6a kernels (in the manner of stumpy's ``naive.py``).
+
+Plain Python loops over Python ints and floats: slow, obvious, written from the kernels'
+docstrings rather than from their code. The tests compare every kernel with these on many
+drawn inputs and require exact agreement: the kernels are deterministic IEEE-754 float64
+arithmetic with fastmath off, and Python floats are IEEE-754 float64, so performing the same
+operations in the same order gives the same bits.
+"""
+import math
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------
+# PRF (kernels/prf.py)
+# ---------------------------------------------------------------------------------------
+
+MASK64 = (1 << 64) - 1
+W1 = 0x9E3779B97F4A7C15
+W2 = 0xD1B54A32D192ED03
+W3 = 0x8CB92BA72F3D8DD7
+M1 = 0xBF58476D1CE4E5B9
+M2 = 0x94D049BB133111EB
+ROTATE_LEFT = 29
+
+
+def mix(z):
+    """SplitMix64 finaliser (Stafford's Mix13) on a Python int modulo 2**64."""
+    z &= MASK64
+    z = ((z ^ (z >> 30)) * M1) & MASK64
+    z = ((z ^ (z >> 27)) * M2) & MASK64
+    return z ^ (z >> 31)
+
+
+def rotl64(x, r):
+    x &= MASK64
+    return ((x << r) | (x >> (64 - r))) & MASK64
+
+
+def prf_u64(key, entity_id, draw_index):
+    """The documented construction, one step per line, as Python ints."""
+    key, entity_id, draw_index = int(key), int(entity_id), int(draw_index)
+    x = mix(key + entity_id * W1)
+    x = mix(x ^ ((draw_index * W2 + rotl64(key, ROTATE_LEFT)) & MASK64))
+    return mix(x + W3)
+
+
+def prf_unit(key, entity_id, draw_index):
+    """Top 53 bits of the uint64 scaled by 2**-53 (both steps exact in float64)."""
+    return float(prf_u64(key, entity_id, draw_index) >> 11) * 2.0**-53
+
+
+def u64_range(key, id_start, count, draw_index):
+    values = [prf_u64(key, (int(id_start) + i) & MASK64, draw_index) for i in range(count)]
+    return np.array(values, dtype=np.uint64)
+
+
+def uniform_range(key, id_start, count, draw_index):
+    values = [prf_unit(key, (int(id_start) + i) & MASK64, draw_index) for i in range(count)]
+    return np.array(values, dtype=np.float64)
+
+
+def uniform_ids(key, entity_ids, draw_index):
+    values = [prf_unit(key, int(e) & MASK64, draw_index) for e in entity_ids]
+    return np.array(values, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------
+# Samplers (kernels/sample.py)
+# ---------------------------------------------------------------------------------------
+
+
+def normalised_cdf(weights):
+    """Running sums (left to right) divided by the row total; last entry forced to 1.0.
+
+    A row of all zeros divides 0 by 0; like the kernel, that gives NaN (and the final 1.0).
+    """
+    rows = []
+    for row in np.asarray(weights, dtype=np.float64).tolist():
+        running = []
+        total = 0.0
+        for w in row:
+            total += w
+            running.append(total)
+        normed = [(r / total) if total != 0.0 else math.nan for r in running]
+        if normed:
+            normed[-1] = 1.0
+        rows.append(normed)
+    n_cats = np.asarray(weights).shape[1]
+    return np.array(rows, dtype=np.float64).reshape(len(rows), n_cats)
+
+
+def invert_cdf(cdf_row, u):
+    """First category j with u < cdf_row[j]; the last one if none."""
+    for j, c in enumerate(cdf_row):
+        if u < c:
+            return j
+    return len(cdf_row) - 1
+
+
+def categorical_range(key, id_start, draw_index, cdf, rows):
+    cdf = np.asarray(cdf, dtype=np.float64).tolist()
+    codes = []
+    for i, row in enumerate(np.asarray(rows).tolist()):
+        u = prf_unit(key, int(id_start) + i, draw_index)
+        codes.append(invert_cdf(cdf[row], u))
+    return np.array(codes, dtype=np.int16)
+
+
+def poisson_inverse(lam, u):
+    """Inversion by the recurrence P(k) = P(k-1) * lam / k from P(0) = exp(-lam).
+
+    Returns the smallest k whose running CDF exceeds u; the walk gives up once past the
+    mean the terms have fallen below 1e-300 (the kernel's documented guard).
+    """
+    if lam <= 0.0:
+        return 0
+    term = math.exp(-lam)
+    running = term
+    k = 0
+    while not (u < running):
+        k = k + 1
+        term = term * (lam / k)
+        running = running + term
+        if term < 1e-300 and k > lam:
+            return k
+    return k
+
+
+def poisson_range(key, id_start, draw_index, lam):
+    values = [
+        poisson_inverse(m, prf_unit(key, int(id_start) + i, draw_index))
+        for i, m in enumerate(np.asarray(lam, dtype=np.float64).tolist())
+    ]
+    return np.array(values, dtype=np.int64)
+
+
+def geometric_inverse(p, u):
+    """Failures before the first success: floor(log(1 - u) / log(1 - p))."""
+    if p >= 1.0:
+        return 0
+    return int(math.floor(math.log1p(-u) / math.log1p(-p)))
+
+
+def geometric_range(key, id_start, draw_index, p):
+    values = [
+        geometric_inverse(q, prf_unit(key, int(id_start) + i, draw_index))
+        for i, q in enumerate(np.asarray(p, dtype=np.float64).tolist())
+    ]
+    return np.array(values, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------
+# CSR (kernels/csr.py)
+# ---------------------------------------------------------------------------------------
+
+
+def ptr_from_counts(counts):
+    ptr = [0]
+    for c in np.asarray(counts).tolist():
+        ptr.append(ptr[-1] + c)
+    return np.array(ptr, dtype=np.int64)
+
+
+def csr_from_owners(owner_ids, n_owners):
+    groups = [[] for _ in range(n_owners)]
+    for i, o in enumerate(np.asarray(owner_ids).tolist()):
+        groups[o].append(i)
+    ptr = ptr_from_counts([len(g) for g in groups])
+    members = [i for g in groups for i in g]
+    return ptr, np.array(members, dtype=np.int64)
+
+
+def csr_rows(ptr, indices):
+    """The CSR as a list of Python lists, one per row."""
+    ptr = np.asarray(ptr).tolist()
+    indices = np.asarray(indices).tolist()
+    return [indices[ptr[r] : ptr[r + 1]] for r in range(len(ptr) - 1)]
+
+
+def csr_from_rows(rows):
+    ptr = ptr_from_counts([len(r) for r in rows])
+    return ptr, np.array([c for r in rows for c in r], dtype=np.int64)
+
+
+def transpose(ptr, indices, n_cols):
+    columns = [[] for _ in range(n_cols)]
+    for r, row in enumerate(csr_rows(ptr, indices)):
+        for c in row:
+            columns[c].append(r)
+    return csr_from_rows(columns)
+
+
+def degrees(ptr):
+    ptr = np.asarray(ptr).tolist()
+    return np.array([ptr[i + 1] - ptr[i] for i in range(len(ptr) - 1)], dtype=np.int64)
+
+
+def owners_from_ptr(ptr):
+    ptr = np.asarray(ptr).tolist()
+    out = []
+    for owner in range(len(ptr) - 1):
+        out.extend([owner] * (ptr[owner + 1] - ptr[owner]))
+    return np.array(out, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------
+# Allocation (kernels/allocate.py)
+# ---------------------------------------------------------------------------------------
+
+
+def largest_remainder(total, weights, tie_values):
+    """Floors of ``total * (w / sum(w))`` plus leftover units by largest remainder.
+
+    The sum is accumulated left to right in float64 like the kernel (so the floors are the
+    kernel's floors). Leftover units go one each to slots in order of (remainder desc,
+    tie desc, index asc), cycling should there be more units than slots.
+    """
+    weights = np.asarray(weights, dtype=np.float64).tolist()
+    ties = np.asarray(tie_values).tolist()
+    n = len(weights)
+    total = int(total)
+    s = 0.0
+    for w in weights:
+        s += w
+    if n == 0 or total <= 0 or not s > 0.0:
+        return np.zeros(n, dtype=np.int64)
+    out = []
+    rem = []
+    for w in weights:
+        quota = float(total) * (w / s)
+        floor = math.floor(quota)
+        out.append(floor)
+        rem.append(quota - floor)
+    left = total - sum(out)
+    if left > 0:
+        order = sorted(range(n), key=lambda i: (-rem[i], -ties[i], i))
+        for r in range(left):
+            out[order[r % n]] += 1
+    assert left >= 0, "floors above the total: the kernel refuses such totals"
+    return np.array(out, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------
+# Caps (kernels/caps.py)
+# ---------------------------------------------------------------------------------------
+
+
+def enforce_cap(counts, cap, rank_keys):
+    """Naive hard cap: clip at ``cap``, then hand the overflow one unit at a time to
+    holders with headroom in (rank, index) order, round after round; drop the rest."""
+    capped = [int(c) for c in counts]
+    overflow = sum(max(c - cap, 0) for c in capped)
+    capped = [min(c, cap) for c in capped]
+    order = sorted(range(len(capped)), key=lambda i: (float(rank_keys[i]), i))
+    left = overflow
+    progress = True
+    while left and progress:
+        progress = False
+        for i in order:
+            if left and 1 <= capped[i] < cap:
+                capped[i] += 1
+                left -= 1
+                progress = True
+    return np.array(capped, dtype=np.int64), overflow, overflow - left, left
