@@ -6,7 +6,7 @@ from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
 from .runs import layout
 from .runs.publish import json_bytes, jsonl_bytes, parquet_bytes, publish_bytes, sha256_hex
-from .states import s0_gate, s1_parties
+from .states import s0_gate, s1_parties, s2_accounts
 from .errors import ParameterError
 
 ENGINES = ("local",)
@@ -23,6 +23,8 @@ class SimulationResult:
         Validated config, world and the run's hashes.
     parties : seg6a.states.s1_parties.PartyBase
         The party population as arrays.
+    accounts : seg6a.states.s2_accounts.Accounts
+        Accounts as arrays, with the CSR ``party -> accounts`` and the K_max counters.
     datasets : dict
         Dataset name -> ``seg6a.tables.Dataset``.
     perf : list of dict
@@ -31,11 +33,12 @@ class SimulationResult:
         Where the run was published, if it was.
     """
 
-    def __init__(self, sealed, parties, datasets, substreams, perf):
+    def __init__(self, sealed, parties, accounts, datasets, substreams, perf):
         self.sealed = sealed
         self.seed = sealed.seed
         self.scale = sealed.scale
         self.parties = parties
+        self.accounts = accounts
         self.datasets = {d.name: d for d in datasets}
         self._substreams = substreams
         self._perf = perf
@@ -92,6 +95,7 @@ class SimulationResult:
             json_bytes({"prf_version": PRF_VERSION, "substreams": audit_rows}),
         )
         publish_bytes(rng_dir / "rng_trace_6A.jsonl", jsonl_bytes(rng_rows))
+        counters = {"S2": self.accounts.counters}
         for state, outputs in receipts.items():
             receipt = {
                 "state": state,
@@ -101,6 +105,7 @@ class SimulationResult:
                 "prf_version": PRF_VERSION,
                 "seg6a_version": __version__,
                 "outputs": outputs,
+                "counters": counters.get(state, {}),
             }
             path = layout.receipts_dir(run_dir, seed) / f"{state.lower()}_receipt_6A.json"
             publish_bytes(path, json_bytes(receipt))
@@ -155,9 +160,13 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
     perf = PerfRecorder()
     sealed = s0_gate.run(seed, scale, config, perf)
     _report(progress, perf, "S0")
-    parties, datasets, s1_rng = s1_parties.run(sealed, perf)
+    parties, s1_datasets, s1_rng = s1_parties.run(sealed, perf)
     _report(progress, perf, "S1")
-    result = SimulationResult(sealed, parties, datasets, [s1_rng], perf)
+    accounts, s2_datasets, s2_rng = s2_accounts.run(sealed, parties, perf)
+    _report(progress, perf, "S2")
+    result = SimulationResult(
+        sealed, parties, accounts, s1_datasets + s2_datasets, [s1_rng, s2_rng], perf
+    )
     if out is not None:
         result.write(Path(out) / run_id)
     return result
