@@ -5,7 +5,7 @@ from . import __version__
 from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
 from .runs import layout
-from .runs.publish import json_bytes, jsonl_bytes, parquet_bytes, publish_bytes, sha256_hex
+from .runs.publish import json_bytes, jsonl_bytes, parquet_bytes, publish_all, sha256_hex
 from .states import s0_gate, s1_parties, s2_accounts
 from .errors import ParameterError
 
@@ -64,39 +64,38 @@ class SimulationResult:
     def write(self, run_dir):
         """Publish every output into the run folder ``run_dir``; return its path.
 
-        Publishing is idempotent: writing the same result again changes nothing, and a
-        folder that already holds different data raises ``PublishConflictError``.
+        Publishing is idempotent: writing the same result again changes nothing. If any
+        target already holds different data, ``PublishConflictError`` is raised before
+        anything is written.
         """
         run_dir = Path(run_dir)
         sealed = self.sealed
         seed, mf = sealed.seed, sealed.manifest_fingerprint
-        with self._perf.substep("S0", "publish"):
-            s0_dir = layout.partition_dir(run_dir, "s0_gate_receipt_6A", seed, sealed.parameter_hash, mf)
-            publish_bytes(s0_dir / "sealed_inputs_6A.json", json_bytes(sealed.sealed_inputs))
-            publish_bytes(s0_dir / "s0_gate_receipt_6A.json", json_bytes(sealed.receipt))
-        receipts = {}
+        files = {}  # published path -> bytes; everything is serialised before any write
+        s0_dir = layout.partition_dir(run_dir, "s0_gate_receipt_6A", seed, sealed.parameter_hash, mf)
+        files[s0_dir / "sealed_inputs_6A.json"] = json_bytes(sealed.sealed_inputs)
+        files[s0_dir / "s0_gate_receipt_6A.json"] = json_bytes(sealed.receipt)
+        outputs = {}
         for dataset in self.datasets.values():
-            with self._perf.substep(dataset.state, "publish") as event:
+            with self._perf.substep(dataset.state, "serialise_parquet") as event:
                 folder = layout.partition_dir(run_dir, dataset.name, seed, dataset.parameter_hash, mf)
                 for block, part in dataset.parts():
-                    data = parquet_bytes(part)
                     path = folder / layout.part_name(block)
-                    publish_bytes(path, data)
-                    outputs = receipts.setdefault(dataset.state, {})
-                    outputs[path.relative_to(run_dir).as_posix()] = sha256_hex(data)
+                    files[path] = parquet_bytes(part)
+                    relative = path.relative_to(run_dir).as_posix()
+                    outputs.setdefault(dataset.state, {})[relative] = sha256_hex(files[path])
                 event["rows"] = dataset.table.num_rows
         rng_rows, audit_rows = [], []
         for rng in self._substreams:
             rng_rows.extend(rng.trace)
             audit_rows.extend(rng.audit())
         rng_dir = layout.rng_dir(run_dir, seed)
-        publish_bytes(
-            rng_dir / "rng_audit_6A.json",
-            json_bytes({"prf_version": PRF_VERSION, "substreams": audit_rows}),
+        files[rng_dir / "rng_audit_6A.json"] = json_bytes(
+            {"prf_version": PRF_VERSION, "substreams": audit_rows}
         )
-        publish_bytes(rng_dir / "rng_trace_6A.jsonl", jsonl_bytes(rng_rows))
+        files[rng_dir / "rng_trace_6A.jsonl"] = jsonl_bytes(rng_rows)
         counters = {"S2": self.accounts.counters}
-        for state, outputs in receipts.items():
+        for state, state_outputs in outputs.items():
             receipt = {
                 "state": state,
                 "seed": seed,
@@ -104,11 +103,14 @@ class SimulationResult:
                 "parameter_hash": sealed.parameter_hashes[state],
                 "prf_version": PRF_VERSION,
                 "seg6a_version": __version__,
-                "outputs": outputs,
+                "outputs": state_outputs,
                 "counters": counters.get(state, {}),
             }
             path = layout.receipts_dir(run_dir, seed) / f"{state.lower()}_receipt_6A.json"
-            publish_bytes(path, json_bytes(receipt))
+            files[path] = json_bytes(receipt)
+        with self._perf.substep("publish", "publish_files") as event:
+            publish_all(files)
+            event["rows"] = len(files)
         self.run_dir = run_dir
         return run_dir
 

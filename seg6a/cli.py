@@ -55,8 +55,9 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    # NUMBA_NUM_THREADS is read once, when numba is first imported.
-    if getattr(args, "threads", None) is not None:
+    # NUMBA_NUM_THREADS is read once, when numba is first imported; once numba runs in
+    # this process, changing it breaks later compiles, and _apply_threads lowers instead.
+    if getattr(args, "threads", None) is not None and "numba" not in sys.modules:
         os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
     from .errors import InputError
 

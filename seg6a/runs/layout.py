@@ -1,0 +1,50 @@
+"""Where things live inside a run folder (SPEC §7)."""
+import re
+import uuid
+from pathlib import Path
+
+from ..errors import ParameterError
+
+SEGMENT_ROOT = ("layer3", "6A")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def new_run_id():
+    """A fresh run id (random; run ids never enter the data)."""
+    return uuid.uuid4().hex
+
+
+def check_run_id(run_id):
+    """Return ``run_id`` if it is a safe single folder name, else raise ParameterError."""
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise ParameterError(
+            f"run id {run_id!r} must be 1-128 letters, digits, '.', '_' or '-', start with a "
+            "letter or digit, and contain no path separator or '..'"
+        )
+    return run_id
+
+
+def partition_dir(run_dir, dataset, seed, parameter_hash, manifest_fingerprint):
+    """``RUN/layer3/6A/<dataset>/seed=<seed>/parameter_hash=<ph>/manifest_fingerprint=<mf>``."""
+    return Path(run_dir).joinpath(
+        *SEGMENT_ROOT,
+        dataset,
+        f"seed={seed}",
+        f"parameter_hash={parameter_hash}",
+        f"manifest_fingerprint={manifest_fingerprint}",
+    )
+
+
+def part_name(block):
+    """File name of one canonical block's part of a dataset."""
+    return f"part-{block:05d}.parquet"
+
+
+def rng_dir(run_dir, seed):
+    """``RUN/layer3/6A/rng/seed=<seed>``: the RNG audit and trace."""
+    return Path(run_dir).joinpath(*SEGMENT_ROOT, "rng", f"seed={seed}")
+
+
+def receipts_dir(run_dir, seed):
+    """``RUN/layer3/6A/receipts/seed=<seed>``: one receipt per state."""
+    return Path(run_dir).joinpath(*SEGMENT_ROOT, "receipts", f"seed={seed}")

@@ -1,0 +1,149 @@
+"""Publish is atomic and idempotent; run ids are safe folder names (SPEC section 7)."""
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from seg6a.errors import InputError, ParameterError, PublishConflictError
+from seg6a.runs import publish as publish_mod
+from seg6a.runs.layout import check_run_id
+from seg6a.runs.publish import parquet_bytes, publish_bytes
+from seg6a.tables import dictionary_column
+
+OLD_NS = 1_000_000_000 * 1_000_000_000  # 2001-09-09, far from "now"
+
+
+def _leftovers(folder, keep):
+    """Every entry of ``folder`` except the published names in ``keep``."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+def test_publish_writes_new_file_and_creates_parents(tmp_path):
+    path = tmp_path / "a" / "b" / "data.bin"
+    assert publish_bytes(path, b"hello") is True
+    assert path.read_bytes() == b"hello"
+    assert _leftovers(path.parent, {"data.bin"}) == []
+
+
+def test_publish_same_bytes_is_a_noop(tmp_path):
+    path = tmp_path / "data.bin"
+    assert publish_bytes(path, b"payload") is True
+    # Push the mtime into the past so that any rewrite would be visible.
+    os.utime(path, ns=(OLD_NS, OLD_NS))
+    inode = path.stat().st_ino
+    assert publish_bytes(path, b"payload") is False
+    stat = path.stat()
+    assert stat.st_mtime_ns == OLD_NS
+    assert stat.st_ino == inode
+    assert path.read_bytes() == b"payload"
+    assert _leftovers(tmp_path, {"data.bin"}) == []
+
+
+@pytest.mark.parametrize("other", [b"payloaX", b"payload and more", b""])
+def test_publish_different_bytes_raises_and_keeps_original(tmp_path, other):
+    path = tmp_path / "data.bin"
+    publish_bytes(path, b"payload")
+    os.utime(path, ns=(OLD_NS, OLD_NS))
+    with pytest.raises(PublishConflictError) as info:
+        publish_bytes(path, other)
+    assert str(path) in str(info.value)
+    assert info.value.file == path
+    # A conflict is bad input for the CLI (exit 2).
+    assert isinstance(info.value, InputError)
+    assert path.read_bytes() == b"payload"
+    assert path.stat().st_mtime_ns == OLD_NS
+    assert _leftovers(tmp_path, {"data.bin"}) == []
+
+
+def test_failed_replace_leaves_no_temporary_and_no_published_name(tmp_path, monkeypatch):
+    """A crash between write and rename never leaves a file under the published name."""
+    def broken_replace(src, dst):
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(publish_mod.os, "replace", broken_replace)
+    path = tmp_path / "data.bin"
+    with pytest.raises(OSError, match="simulated crash"):
+        publish_bytes(path, b"payload")
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def _party_like_table(n=5000, seed=3):
+    rng = np.random.default_rng(seed)
+    return pa.table(
+        {
+            "party_id": pa.array(np.arange(n, dtype=np.int64)),
+            "party_type": dictionary_column(
+                rng.integers(0, 3, n).astype(np.int16), ("RETAIL", "BUSINESS", "OTHER")
+            ),
+            "segment_id": dictionary_column(
+                rng.integers(0, 4, n).astype(np.int16), ("S0", "S1", "S2", "S3")
+            ),
+            "score": pa.array(rng.random(n)),
+        }
+    )
+
+
+def test_parquet_bytes_is_deterministic():
+    table = _party_like_table()
+    first = parquet_bytes(table)
+    assert parquet_bytes(table) == first
+    # An equal table built separately serialises to the same bytes.
+    assert parquet_bytes(_party_like_table()) == first
+    assert parquet_bytes(_party_like_table(seed=4)) != first
+
+
+def test_parquet_bytes_keeps_dictionary_columns(tmp_path):
+    table = _party_like_table()
+    path = tmp_path / "part-00000.parquet"
+    publish_bytes(path, parquet_bytes(table))
+    back = pq.read_table(path)
+    assert pa.types.is_dictionary(back.schema.field("party_type").type)
+    assert pa.types.is_dictionary(back.schema.field("segment_id").type)
+    assert back.schema.field("party_id").type == pa.int64()
+    assert back.schema.field("score").type == pa.float64()
+    assert back.column("party_type").to_pylist() == table.column("party_type").to_pylist()
+    assert back.column("party_id").to_pylist() == table.column("party_id").to_pylist()
+    assert back.equals(table)
+
+
+def test_parquet_bytes_dictionary_encodes_category_columns_only(tmp_path):
+    """High-cardinality integer columns are written plain (SPEC section 8)."""
+    table = _party_like_table()
+    path = tmp_path / "part.parquet"
+    path.write_bytes(parquet_bytes(table))
+    row_group = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {
+        row_group.column(i).path_in_schema: set(row_group.column(i).encodings)
+        for i in range(row_group.num_columns)
+    }
+    dictionary = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+    assert encodings["party_type"] & dictionary
+    assert encodings["segment_id"] & dictionary
+    assert not encodings["party_id"] & dictionary
+    assert not encodings["score"] & dictionary
+
+
+@pytest.mark.parametrize(
+    "run_id", ["r1", "run-42", "2024-01-01_baseline.v2", "A", "a" * 128, "0abc"]
+)
+def test_check_run_id_accepts_normal_ids(run_id):
+    assert check_run_id(run_id) == run_id
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    ["", "../x", "a/b", ".hidden", "a..b", "..", ".", "a\\b", "/abs", " x", "x y",
+     "a" * 129, "-x", "a\nb", None, 5],
+)
+def test_check_run_id_rejects_unsafe_ids(run_id):
+    with pytest.raises(ParameterError) as info:
+        check_run_id(run_id)
+    assert repr(run_id) in str(info.value)
+
+
+def test_check_run_id_rejects_trailing_newline():
+    with pytest.raises(ParameterError):
+        check_run_id("ab\n")
