@@ -4,7 +4,7 @@ import numpy as np
 import seg6a
 from seg6a.perf import PerfRecorder
 from seg6a.policies import load_config
-from seg6a.states import s0_gate, s1_parties
+from seg6a.states import s0_gate, s1_parties, s2_accounts
 
 
 class States:
@@ -15,13 +15,17 @@ class States:
     def setup(self, scale):
         self.config = load_config()
         self.sealed = s0_gate.run(42, scale, self.config, PerfRecorder())
-        s1_parties.run(self.sealed, PerfRecorder())
+        self.parties, _, _ = s1_parties.run(self.sealed, PerfRecorder())
+        s2_accounts.run(self.sealed, self.parties, PerfRecorder())
 
     def time_s0_gate(self, scale):
         s0_gate.run(42, scale, self.config, PerfRecorder())
 
     def time_s1_parties(self, scale):
         s1_parties.run(self.sealed, PerfRecorder())
+
+    def time_s2_accounts(self, scale):
+        s2_accounts.run(self.sealed, self.parties, PerfRecorder())
 
     def time_simulate(self, scale):
         seg6a.simulate(42, scale=scale, config=self.config)
