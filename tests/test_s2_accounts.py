@@ -131,3 +131,26 @@ def test_substeps(small_run):
     substeps = [e["substep"] for e in perf.events if e["state"] == "S2"]
     assert substeps == ["load_contracts_inputs", "load_party_base", "allocate_accounts",
                         "emit_account_base", "emit_holdings", "emit_summary"]
+
+
+def test_tiny_population_with_empty_countries(tmp_path):
+    # 10 parties over 45 countries leaves most countries (the last ones too) empty.
+    import importlib.resources
+
+    import yaml
+
+    import seg6a
+
+    scales = yaml.safe_load(
+        importlib.resources.files("seg6a.config").joinpath("scales.yaml").read_text()
+    )
+    scales["scales"]["tiny"]["n_parties"] = 10
+    scales["block_size"] = 4
+    (tmp_path / "scales.yaml").write_text(yaml.safe_dump(scales))
+    result = seg6a.simulate(3, scale="tiny", config=tmp_path)
+    accounts = result.accounts
+    assert result.parties.n_parties == 10
+    k_max = np.array([rule["k_max"] for rule in accounts.rules])
+    assert np.all(accounts.counts <= k_max[None, :])
+    assert accounts.party_account_ptr[-1] == result.table("s2_account_base_6A").num_rows
+    assert len(result.datasets["s2_account_base_6A"].block_offsets) - 1 == 3

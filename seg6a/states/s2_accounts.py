@@ -96,8 +96,7 @@ def allocate_rule(rule, rule_index, prob, parties, block_size, rng):
     k_max = int(rule["k_max"])
 
     ptr = parties.country_ptr
-    holders = np.add.reduceat(holder, ptr[:-1]).astype(np.float64) if n else np.zeros(0)
-    holders[ptr[:-1] == ptr[1:]] = 0.0  # reduceat repeats a value for empty countries
+    holders = np.bincount(parties.country, weights=holder, minlength=len(ptr) - 1)
     cell_total = largest_remainder(
         int(round(mean * holders.sum())), mean * holders, np.zeros_like(holders)
     )
