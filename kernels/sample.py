@@ -61,6 +61,22 @@ def categorical_range(key, id_start, draw_index, cdf, rows):
     return out
 
 
+@njit_parallel
+def exponential_range(key, id_start, count, draw_index):
+    """Exp(1) draws ``-log1p(-u)`` for ids ``id_start .. id_start + count - 1``.
+
+    ``math.log1p`` here is the platform libm's, called per element; NumPy's ``np.log1p``
+    may dispatch to CPU-specific SIMD code whose last bit differs between machines.
+    """
+    out = np.empty(count, dtype=np.float64)
+    k = np.uint64(key)
+    d = np.uint64(draw_index)
+    base = np.uint64(id_start)
+    for i in prange(count):
+        out[i] = -math.log1p(-prf_unit(k, base + np.uint64(i), d))
+    return out
+
+
 @njit
 def poisson_inverse(lam, u):
     """Smallest k with ``P(X <= k) > u`` for ``X ~ Poisson(lam)``, ``0 <= lam <= 700``."""

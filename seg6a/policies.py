@@ -204,7 +204,7 @@ def resolve_scale(config, name=None):
     return Scale(
         name=name,
         n_parties=int(preset["n_parties"]),
-        block_size=int(preset.get("block_size", doc["block_size"])),
+        block_size=int(doc["block_size"]),
     )
 
 

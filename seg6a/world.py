@@ -87,8 +87,8 @@ def load_world(world_dir=None):
         world_dir = Path(world_dir)
         countries_path = _find_table(world_dir, "countries")
         merchants_path = _find_table(world_dir, "merchants")
-        countries_bytes = countries_path.read_bytes()
-        merchants_bytes = merchants_path.read_bytes()
+        countries_bytes = _read_bytes(countries_path)
+        merchants_bytes = _read_bytes(merchants_path)
         countries = _read_table(countries_bytes, countries_path.suffix, countries_path, COUNTRY_COLUMNS)
         countries = _check_countries(countries, countries_path)
         merchants = _read_table(merchants_bytes, merchants_path.suffix, merchants_path, MERCHANT_COLUMNS)
@@ -156,6 +156,13 @@ def _find_table(world_dir, stem):
     raise WorldError(f"missing world file {stem}.csv or {stem}.parquet", file=world_dir)
 
 
+def _read_bytes(path):
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise WorldError(f"cannot read: {exc.strerror or exc}", file=path) from exc
+
+
 def _read_table(data, suffix, shown_as, columns):
     try:
         if suffix == ".parquet":
@@ -202,12 +209,16 @@ def _check_countries(countries, shown_as):
         if not (math.isfinite(weight) and weight > 0):
             raise WorldError(f"row {row + 1}: weight {weight} must be positive", file=shown_as,
                              key="population_weight")
+    if not math.isfinite(math.fsum(countries.column("population_weight").to_pylist())):
+        raise WorldError("weights must have a finite sum", file=shown_as, key="population_weight")
     return countries.sort_by("country_iso")
 
 
 def _check_merchants(merchants, countries, shown_as):
+    if merchants.num_rows == 0:
+        raise WorldError("no merchants", file=shown_as)
     known = pc.is_in(merchants.column("country_iso"), value_set=countries.column("country_iso"))
-    if not pc.all(known).as_py():
+    if pc.any(pc.invert(known)).as_py():
         unknown = pc.filter(merchants.column("country_iso"), pc.invert(known))
         raise WorldError(f"unknown country {unknown[0].as_py()!r} (not in countries)",
                          file=shown_as, key="country_iso")

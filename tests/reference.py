@@ -134,6 +134,12 @@ def poisson_range(key, id_start, draw_index, lam):
     return np.array(values, dtype=np.int64)
 
 
+def exponential_range(key, id_start, count, draw_index):
+    """Exp(1) by inversion, -log1p(-u), one uniform per id."""
+    values = [-math.log1p(-prf_unit(key, int(id_start) + i, draw_index)) for i in range(count)]
+    return np.array(values, dtype=np.float64)
+
+
 def geometric_inverse(p, u):
     """Failures before the first success: floor(log(1 - u) / log(1 - p))."""
     if p >= 1.0:

@@ -389,3 +389,21 @@ def test_published_rng_trace_sums_to_the_audit(published):
         totals[key] = totals.get(key, 0) + row["draws"]
     assert totals == {(a["state"], a["substream"]): a["draws"] for a in audit}
     assert totals[("S1", "s1.party.type")] == 20_000
+
+
+def test_empty_merchants_file_is_a_world_error(tmp_path):
+    world_dir = write_csv_world(tmp_path / "cfg")
+    (world_dir / "merchants.csv").write_text("merchant_id,country_iso,mcc,size_class\n")
+    with pytest.raises(seg6a.errors.WorldError, match="no merchants"):
+        load_world(world_dir)
+
+
+def test_party_type_left_out_of_a_region_mix_has_share_zero(tmp_path):
+    priors = yaml.safe_load(embedded_bytes("priors", "party_priors_6A.v1.yaml"))
+    priors["party_type_mix"]["by_region"]["EUROPE"] = {"RETAIL": 0.95, "BUSINESS": 0.05}
+    (tmp_path / "party_priors_6A.v1.yaml").write_text(yaml.safe_dump(priors))
+    result = seg6a.simulate(5, scale="tiny", config=tmp_path)
+    parties = result.parties
+    europe = parties.region == parties.regions.index("EUROPE")
+    assert europe.any()
+    assert not np.any(parties.party_type[europe] == parties.party_types.index("OTHER"))

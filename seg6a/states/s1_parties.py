@@ -58,10 +58,9 @@ def party_type_weights(priors, regions):
     types = priors["party_types"]
     mixes = priors["party_type_mix"]
     by_region = mixes.get("by_region") or {}
-    return np.array(
-        [[by_region.get(region, mixes["default"])[t] for t in types] for region in regions],
-        dtype=np.float64,
-    )
+    # A party type left out of a mix has share 0 (config_checks allows it).
+    rows = [by_region.get(region, mixes["default"]) for region in regions]
+    return np.array([[row.get(t, 0.0) for t in types] for row in rows], dtype=np.float64)
 
 
 def segment_weights(priors):

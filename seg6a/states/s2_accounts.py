@@ -25,6 +25,7 @@ from ..kernels.allocate import largest_remainder
 from ..kernels.caps import enforce_cap
 from ..kernels.csr import ptr_from_counts
 from ..kernels.prf import uniform_range
+from ..kernels.sample import exponential_range
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -86,7 +87,7 @@ def allocate_rule(rule, rule_index, prob, parties, block_size, rng):
     """Accounts per party for one rule, and the rule's cap counters."""
     n = parties.n_parties
     gate = uniform_range(rng.key(_GATE), 0, n, rule_index)
-    weight = -np.log1p(-uniform_range(rng.key(_WEIGHT), 0, n, rule_index))
+    weight = exponential_range(rng.key(_WEIGHT), 0, n, rule_index)
     tie = uniform_range(rng.key(_TIE), 0, n, rule_index)
     rank = uniform_range(rng.key(_RANK), 0, n, rule_index)
     for label in (_GATE, _WEIGHT, _TIE, _RANK):
@@ -117,9 +118,10 @@ def allocate_rule(rule, rule_index, prob, parties, block_size, rng):
             if ids.size == 0:
                 continue
             quota = int(quotas[b])
-            base = 1 if quota >= ids.size else 0
-            extra = largest_remainder(quota - base * ids.size, weight[ids], tie[ids])
-            capped, o, r, d = enforce_cap(base + extra, k_max, rank[ids])
+            if quota < ids.size:  # impossible while mean_accounts_per_holder >= 1
+                raise Seg6aError(f"S2 quota {quota} below {ids.size} holders")
+            extra = largest_remainder(quota - ids.size, weight[ids], tie[ids])
+            capped, o, r, d = enforce_cap(1 + extra, k_max, rank[ids])
             counts[ids] = capped
             overflow, redistributed, dropped = overflow + o, redistributed + r, dropped + d
     return counts, (overflow, redistributed, dropped)
@@ -143,11 +145,13 @@ def run(sealed, parties, perf):
     with perf.substep(STATE, "allocate_accounts") as event:
         counts = np.zeros((n, len(rules)), dtype=np.int16)
         totals = np.zeros(3, dtype=np.int64)
+        violations = 0
         for index, rule in enumerate(rules):
             column, rule_counters = allocate_rule(
                 rule, index, probs[index], parties, sealed.scale.block_size, rng
             )
             excess = int(np.maximum(column - int(rule["k_max"]), 0).sum())
+            violations += excess
             if excess:
                 raise KmaxViolation(
                     f"{excess} accounts above k_max={rule['k_max']} for "
@@ -159,7 +163,7 @@ def run(sealed, parties, perf):
             "kmax_overflow_rows": int(totals[0]),
             "kmax_redistributed_rows": int(totals[1]),
             "kmax_dropped_rows": int(totals[2]),
-            "kmax_postcheck_violations": 0,
+            "kmax_postcheck_violations": violations,
         }
         flat = np.repeat(np.arange(counts.size, dtype=np.int64), counts.ravel())
         owner = flat // len(rules)
@@ -192,7 +196,7 @@ def run(sealed, parties, perf):
             {
                 "party_id": pa.array(party_idx.astype(np.int64)),
                 "account_type": dictionary_column(rule_account_type[rule_idx], account_types),
-                "account_count": pa.array(counts[party_idx, rule_idx].astype(np.int16)),
+                "account_count": pa.array(counts[party_idx, rule_idx]),
             }
         )
         holdings_ptr = ptr_from_counts(np.count_nonzero(counts, axis=1).astype(np.int64))
