@@ -6,7 +6,7 @@ from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
 from .runs import layout
 from .runs.publish import json_bytes, jsonl_bytes, parquet_bytes, publish_all, sha256_hex
-from .states import s0_gate, s1_parties, s2_accounts
+from .states import s0_gate, s1_parties, s2_accounts, s3_instruments
 from .errors import ParameterError
 
 ENGINES = ("local",)
@@ -25,6 +25,8 @@ class SimulationResult:
         The party population as arrays.
     accounts : seg6a.states.s2_accounts.Accounts
         Accounts as arrays, with the CSR ``party -> accounts`` and the K_max counters.
+    instruments : seg6a.states.s3_instruments.Instruments
+        Instruments as arrays, with the CSR ``account -> instruments``.
     datasets : dict
         Dataset name -> ``seg6a.tables.Dataset``.
     perf : list of dict
@@ -33,12 +35,13 @@ class SimulationResult:
         Where the run was published, if it was.
     """
 
-    def __init__(self, sealed, parties, accounts, datasets, substreams, perf):
+    def __init__(self, sealed, parties, accounts, instruments, datasets, substreams, perf):
         self.sealed = sealed
         self.seed = sealed.seed
         self.scale = sealed.scale
         self.parties = parties
         self.accounts = accounts
+        self.instruments = instruments
         self.datasets = {d.name: d for d in datasets}
         self._substreams = substreams
         self._perf = perf
@@ -173,8 +176,11 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
     _report(progress, perf, "S1")
     accounts, s2_datasets, s2_rng = s2_accounts.run(sealed, parties, perf)
     _report(progress, perf, "S2")
+    instruments, s3_datasets, s3_rng = s3_instruments.run(sealed, parties, accounts, perf)
+    _report(progress, perf, "S3")
     result = SimulationResult(
-        sealed, parties, accounts, s1_datasets + s2_datasets, [s1_rng, s2_rng], perf
+        sealed, parties, accounts, instruments, s1_datasets + s2_datasets + s3_datasets,
+        [s1_rng, s2_rng, s3_rng], perf,
     )
     if out is not None:
         result.write(Path(out) / run_id)
