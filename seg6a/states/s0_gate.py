@@ -1,4 +1,5 @@
 """S0 — gate and seal: validate every input, seal the world, fix the run's hashes."""
+import operator
 from dataclasses import dataclass
 
 from .. import __version__
@@ -50,9 +51,12 @@ class Sealed:
 
 def check_seed(seed):
     """Return ``seed`` as an int if it is an integer in ``[0, 2**63)``."""
-    if isinstance(seed, bool) or not isinstance(seed, int) and not hasattr(seed, "__index__"):
-        raise ParameterError(f"seed {seed!r} must be an integer in [0, 2**63)")
-    seed = int(seed)
+    try:
+        if isinstance(seed, bool):  # bool is an int subclass, never a meant seed
+            raise TypeError
+        seed = operator.index(seed)  # int and NumPy integers; not floats or strings
+    except TypeError:
+        raise ParameterError(f"seed {seed!r} must be an integer in [0, 2**63)") from None
     if not 0 <= seed < SEED_MAX:
         raise ParameterError(f"seed {seed} is out of range; expected an integer in [0, 2**63)")
     return seed
