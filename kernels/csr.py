@@ -80,3 +80,34 @@ def owners_from_ptr(ptr):
         for j in range(ptr[o], ptr[o + 1]):
             out[j] = o
     return out
+
+
+@njit
+def drop_repeats_within_rows(ptr, indices):
+    """Keep the first occurrence of each column within every row, in row order.
+
+    Returns ``(new_ptr, new_indices, kept)`` where ``kept`` flags the input entries that
+    remain (e.g. a device linked twice to one IP keeps its first link). Rows are short;
+    each entry is compared with the kept entries before it in its row.
+    """
+    n_rows = ptr.shape[0] - 1
+    kept = np.zeros(indices.shape[0], dtype=np.bool_)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    for r in range(n_rows):
+        for j in range(ptr[r], ptr[r + 1]):
+            repeat = False
+            for earlier in range(ptr[r], j):
+                if kept[earlier] and indices[earlier] == indices[j]:
+                    repeat = True
+                    break
+            if not repeat:
+                kept[j] = True
+                counts[r] += 1
+    new_ptr = ptr_from_counts(counts)
+    new_indices = np.empty(new_ptr[n_rows], dtype=np.int64)
+    w = 0
+    for j in range(indices.shape[0]):
+        if kept[j]:
+            new_indices[w] = indices[j]
+            w += 1
+    return new_ptr, new_indices, kept

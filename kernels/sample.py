@@ -131,3 +131,18 @@ def geometric_range(key, id_start, draw_index, p):
     for i in prange(n):
         out[i] = geometric_inverse(p[i], prf_unit(k, base + np.uint64(i), d))
     return out
+
+
+@njit
+def bounded_pareto_inverse(alpha, low, high, u):
+    """Integer quantile ``floor(x)`` of a Pareto law of index ``alpha`` truncated to ``[low, high]``.
+
+    ``x = low * (1 - u * (1 - (low / high)**alpha))**(-1 / alpha)`` is the inverse CDF of
+    the continuous bounded Pareto; its floor lies in ``[low, high]`` for ``u`` in ``[0, 1)``.
+    The tail is heavy but ends at ``high`` by construction, not by clipping a draw.
+    """
+    if high <= low:
+        return np.int64(low)
+    scale = 1.0 - math.pow(low / high, alpha)
+    x = low * math.pow(1.0 - u * scale, -1.0 / alpha)
+    return min(np.int64(math.floor(x)), np.int64(high))

@@ -6,7 +6,7 @@ from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
 from .runs import layout
 from .runs.publish import json_bytes, jsonl_bytes, parquet_bytes, publish_all, sha256_hex
-from .states import s0_gate, s1_parties, s2_accounts, s3_instruments
+from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices
 from .errors import ParameterError
 
 ENGINES = ("local",)
@@ -27,6 +27,9 @@ class SimulationResult:
         Accounts as arrays, with the CSR ``party -> accounts`` and the K_max counters.
     instruments : seg6a.states.s3_instruments.Instruments
         Instruments as arrays, with the CSR ``account -> instruments``.
+    devices : seg6a.states.s4_devices.DeviceGraph
+        Devices and IPs as arrays, with the CSRs ``device -> parties``, ``device -> ips``
+        and ``ip -> devices``.
     datasets : dict
         Dataset name -> ``seg6a.tables.Dataset``.
     perf : list of dict
@@ -35,13 +38,15 @@ class SimulationResult:
         Where the run was published, if it was.
     """
 
-    def __init__(self, sealed, parties, accounts, instruments, datasets, substreams, perf):
+    def __init__(self, sealed, parties, accounts, instruments, devices, datasets, substreams,
+                 perf):
         self.sealed = sealed
         self.seed = sealed.seed
         self.scale = sealed.scale
         self.parties = parties
         self.accounts = accounts
         self.instruments = instruments
+        self.devices = devices
         self.datasets = {d.name: d for d in datasets}
         self._substreams = substreams
         self._perf = perf
@@ -99,7 +104,7 @@ class SimulationResult:
             {"prf_version": PRF_VERSION, "substreams": audit_rows}
         )
         files[rng_dir / "rng_trace_6A.jsonl"] = jsonl_bytes(rng_rows)
-        counters = {"S2": self.accounts.counters}
+        counters = {"S2": self.accounts.counters, "S4": self.devices.counters}
         # A state's inputs: the sealed world and every upstream state's published outputs.
         upstream = {s0_dir.joinpath("sealed_inputs_6A.json").relative_to(run_dir).as_posix():
                     sha256_hex(files[s0_dir / "sealed_inputs_6A.json"])}
@@ -178,9 +183,12 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
     _report(progress, perf, "S2")
     instruments, s3_datasets, s3_rng = s3_instruments.run(sealed, parties, accounts, perf)
     _report(progress, perf, "S3")
+    devices, s4_datasets, s4_rng = s4_devices.run(sealed, parties, perf)
+    _report(progress, perf, "S4")
     result = SimulationResult(
-        sealed, parties, accounts, instruments, s1_datasets + s2_datasets + s3_datasets,
-        [s1_rng, s2_rng, s3_rng], perf,
+        sealed, parties, accounts, instruments, devices,
+        s1_datasets + s2_datasets + s3_datasets + s4_datasets, [s1_rng, s2_rng, s3_rng, s4_rng],
+        perf,
     )
     if out is not None:
         result.write(Path(out) / run_id)

@@ -507,10 +507,24 @@ def _account_party_problems(docs: Mapping[str, Mapping]) -> list[FileProblem]:
 
 
 def _device_party_problems(docs: Mapping[str, Mapping]) -> list[FileProblem]:
-    return _in_file(DEVICE_IP_PRIORS, _keyed_problems(
-        docs[DEVICE_IP_PRIORS]["devices_per_party"], "devices_per_party",
-        docs[PARTY_PRIORS]["party_types"], "party_priors party_types", "party type",
-        complete=True))
+    devices = docs[DEVICE_IP_PRIORS]
+    segments = [s for by_type in docs[PARTY_PRIORS]["segments"].values() for s in by_type]
+    problems = _keyed_problems(
+        devices["devices_per_party"], "devices_per_party", docs[PARTY_PRIORS]["party_types"],
+        "party_priors party_types", "party type", complete=True)
+    problems += _keyed_problems(
+        devices.get("segment_mean_multiplier", {}), "segment_mean_multiplier", segments,
+        "party_priors segments", "segment", complete=False)
+    return _in_file(DEVICE_IP_PRIORS, problems)
+
+
+def _ip_cap_problems(docs: Mapping[str, Mapping]) -> list[FileProblem]:
+    # The construction cap may not exceed the validation ceiling it is checked against.
+    built = docs[DEVICE_IP_PRIORS]["linkage"]["max_devices_per_ip"]
+    ceiling = docs[VALIDATION_POLICY]["linkage_checks"]["ip_links"]["max_devices_per_ip"]
+    return _in_file(DEVICE_IP_PRIORS, _order_problems(
+        "linkage.max_devices_per_ip", "linkage.max_devices_per_ip", built,
+        "validation_policy linkage_checks.ip_links.max_devices_per_ip", ceiling))
 
 
 def _account_type_problems(docs: Mapping[str, Mapping]) -> list[FileProblem]:
@@ -545,6 +559,7 @@ _ACROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[Mapping], list[FileProble
     ((PARTY_PRIORS, DEVICE_IP_PRIORS), _device_party_problems),
     ((ACCOUNT_PRIORS, INSTRUMENT_PRIORS), _account_type_problems),
     ((DEVICE_IP_PRIORS, RISK_PROPAGATION), _ip_type_problems),
+    ((DEVICE_IP_PRIORS, VALIDATION_POLICY), _ip_cap_problems),
     ((SCALES, PERF_BUDGET), _scale_problems),
 )
 _ACROSS_FILES = (SCALES, PARTY_PRIORS, ACCOUNT_PRIORS, INSTRUMENT_PRIORS, DEVICE_IP_PRIORS,

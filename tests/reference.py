@@ -268,3 +268,130 @@ def enforce_cap(counts, cap, rank_keys):
                 left -= 1
                 progress = True
     return np.array(capped, dtype=np.int64), overflow, overflow - left, left
+
+
+def bounded_pareto_inverse(alpha, low, high, u):
+    """floor of ``low * (1 - u * (1 - (low/high)**alpha))**(-1/alpha)``, at most ``high``."""
+    if high <= low:
+        return int(low)
+    x = low * math.pow(1.0 - u * (1.0 - math.pow(low / high, alpha)), -1.0 / alpha)
+    return min(math.floor(x), int(high))
+
+
+# ---------------------------------------------------------------------------------------
+# Permutations (kernels/permute.py)
+# ---------------------------------------------------------------------------------------
+
+
+def feistel_index(key, n, x):
+    """Four-round balanced Feistel on 2h bits (smallest h >= 1 with 4**h >= n), PRF rounds,
+    applied again while the value is outside [0, n)."""
+    h = 1
+    while 4**h < n:
+        h += 1
+    mask = (1 << h) - 1
+
+    def once(v):
+        left, right = v >> h, v & mask
+        for r in range(4):
+            left, right = right, left ^ (prf_u64(key, right, r) & mask)
+        return (left << h) | right
+
+    y = once(int(x))
+    while y >= n:
+        y = once(y)
+    return y
+
+
+# ---------------------------------------------------------------------------------------
+# Device graph (kernels/graph.py)
+# ---------------------------------------------------------------------------------------
+
+
+def household_links(key, primary, party_country, country_ptr, block_size, share_probability,
+                    max_parties):
+    """Per device: the primary, then (if shared) 1 + floor(u1 * (max - 1)) co-users, capped
+    by the household group (country x block) size minus one, as the parties following the
+    primary (cyclically within the group) after a random offset."""
+    n_parties = len(party_country)
+    rows = []
+    for d, p in enumerate(np.asarray(primary).tolist()):
+        c = int(party_country[p])
+        block_lo = (p // block_size) * block_size
+        lo = max(int(country_ptr[c]), block_lo)
+        hi = min(int(country_ptr[c + 1]), block_lo + block_size, n_parties)
+        row = [p]
+        if prf_unit(key, d, 0) < share_probability:
+            wanted = 1 + int(prf_unit(key, d, 1) * (max_parties - 1))
+            others = hi - lo - 1
+            extra = min(wanted, others)
+            if extra > 0:
+                start = int(prf_unit(key, d, 2) * others)
+                for j in range(extra):
+                    row.append(lo + (p - lo + 1 + (start + j) % others) % (hi - lo))
+        rows.append(row)
+    return csr_from_rows(rows)
+
+
+def ip_capacity(key, group, ip_type, index, alpha, low, high):
+    u = prf_unit(key, group * 2**32 + index, ip_type)
+    return bounded_pareto_inverse(float(alpha[ip_type]), float(low[ip_type]),
+                                  float(high[ip_type]), u)
+
+
+def pool_capacity(key, group, n_ips, mix_row, alpha, low, high):
+    """Capacities of a group's first n IPs, type by type (largest remainder of the mix)."""
+    per_type = largest_remainder(n_ips, mix_row, np.zeros(len(mix_row)))
+    return [(t, ip_capacity(key, group, t, i, alpha, low, high))
+            for t in range(len(mix_row)) for i in range(per_type[t])]
+
+
+def ips_per_group(key, links, group_region, mix, alpha, low, high):
+    """Smallest n whose pool capacity reaches the links, by a linear scan."""
+    out = []
+    for g, need in enumerate(np.asarray(links).tolist()):
+        n = 0
+        while need and sum(c for _, c in pool_capacity(key, g, n, mix[group_region[g]],
+                                                        alpha, low, high)) < need:
+            n += 1
+        out.append(n)
+    return np.array(out, dtype=np.int64)
+
+
+def assign_links(position_key, slot_key, group_device_ptr, group_devices, device_link_ptr, ip_ptr,
+                 capacity):
+    """Positions by permuting each group's links; the first n positions take IP first slots,
+    the rest take the remaining slots (listed IP by IP) through a second permutation."""
+    ip_of_link = [None] * int(device_link_ptr[-1])
+    first_link = [None] * int(ip_ptr[-1])
+    for g in range(len(group_device_ptr) - 1):
+        links = [link for d in group_devices[group_device_ptr[g]:group_device_ptr[g + 1]]
+                 for link in range(device_link_ptr[d], device_link_ptr[d + 1])]
+        ips = list(range(ip_ptr[g], ip_ptr[g + 1]))
+        if not ips:
+            continue
+        extra_slots = [j for j in ips for _ in range(int(capacity[j]) - 1)]
+        position_key_g = prf_u64(position_key, g, 0)
+        slot_key_g = prf_u64(slot_key, g, 0)
+        for i, link in enumerate(links):
+            position = feistel_index(position_key_g, len(links), i)
+            if position < len(ips):
+                ip_of_link[link] = ips[position]
+                first_link[ips[position]] = link
+            else:
+                ip_of_link[link] = extra_slots[
+                    feistel_index(slot_key_g, len(extra_slots), position - len(ips))]
+    return np.array(ip_of_link, dtype=np.int64), np.array(first_link, dtype=np.int64)
+
+
+def drop_repeats_within_rows(ptr, indices):
+    rows, kept = [], []
+    for row in csr_rows(ptr, indices):
+        seen = []
+        for c in row:
+            kept.append(c not in seen)
+            if c not in seen:
+                seen.append(c)
+        rows.append(seen)
+    new_ptr, new_indices = csr_from_rows(rows)
+    return new_ptr, new_indices, np.array(kept, dtype=bool)

@@ -1,4 +1,4 @@
-"""Issue 3's evidence, read back from the published Parquet of a `small` run with DuckDB."""
+"""Evidence read back from the published Parquet of a `small` run with DuckDB (S2-S4)."""
 import json
 
 import duckdb
@@ -21,7 +21,8 @@ def scan(run_dir, dataset):
 def sql(run_dir):
     con = duckdb.connect()
     for name in ("s1_party_base_6A", "s2_account_base_6A", "s2_party_product_holdings_6A",
-                 "s2_account_summary_6A", "s3_instrument_base_6A"):
+                 "s2_account_summary_6A", "s3_instrument_base_6A", "s4_device_base_6A",
+                 "s4_device_party_links_6A", "s4_ip_base_6A", "s4_device_ip_links_6A"):
         con.execute(f"create view {name} as select * from {scan(run_dir, name)}")
     return lambda query: con.execute(query).fetchall()
 
@@ -76,3 +77,61 @@ def test_counters_add_up(run_dir, sql):
     # The holdings published sum to the accounts published.
     assert sql("select sum(account_count) from s2_party_product_holdings_6A") == sql(
         "select count(*) from s2_account_base_6A")
+
+
+# --- S4 (T3-T5 at B+, with margin) -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ip_type_mix():
+    from importlib import resources
+
+    import yaml
+    text = resources.files("seg6a.config").joinpath(
+        "priors/device_ip_priors_6A.v1.yaml").read_text()
+    return yaml.safe_load(text)["ip_type_mix"]
+
+
+def test_ip_type_shares_match_the_prior_in_every_region(sql, ip_type_mix):
+    rows = sql("""select region_id::varchar, ip_type::varchar,
+                         count(*) / sum(count(*)) over (partition by region_id::varchar)
+                  from s4_ip_base_6A group by region_id::varchar, ip_type::varchar""")
+    realised = {(region, ip_type): share for region, ip_type, share in rows}
+    errors = [abs(realised.get((region, t), 0.0) - prior) * 100
+              for region, mix in ip_type_mix.items() for t, prior in mix.items()]
+    assert len(errors) == 36
+    assert max(errors) <= 8.0 / 4  # T3 at B+ is 8 pp
+
+
+def test_device_coverage(sql):
+    (coverage,), = sql("""select count(distinct l.device_id) / (select count(*) from s4_device_base_6A)
+                          from s4_device_ip_links_6A l""")
+    assert coverage >= 0.35 + 0.3  # T4 at B+ is 0.35
+
+
+def test_devices_per_ip_tail_is_bounded_and_heavy(sql):
+    (p50, p90, p99, top, ips), = sql("""
+        with per_ip as (select ip_id, count(*) as devices from s4_device_ip_links_6A group by ip_id)
+        select quantile_disc(devices, 0.5), quantile_disc(devices, 0.9),
+               quantile_disc(devices, 0.99), max(devices), count(*) from per_ip""")
+    assert ips == sql("select count(*) from s4_ip_base_6A")[0][0]  # no IP without a device
+    assert p99 <= 80 * 0.8 and top <= 350 * 0.9  # T5 at B+ is 80 / 350
+    # Heavy-tailed, not flat: the tail sits an order of magnitude above the median.
+    assert p50 <= 3 and p99 >= 10 * p50 and top >= 50 * p50
+    assert p90 > p50
+
+
+def test_s4_references_resolve(sql):
+    assert sql("""select count(*) from s4_device_ip_links_6A l
+                  anti join s4_ip_base_6A i using (ip_id)""") == [(0,)]
+    assert sql("""select count(*) from s4_device_ip_links_6A l
+                  anti join s4_device_base_6A d using (device_id)""") == [(0,)]
+    assert sql("""select count(*) from s4_device_base_6A d
+                  anti join s1_party_base_6A p on d.primary_party_id = p.party_id""") == [(0,)]
+    # The owner link of each device is its primary party; co-users are other parties.
+    assert sql("""select count(*) from s4_device_party_links_6A l join s4_device_base_6A d
+                  using (device_id) where (l.link_role = 'PRIMARY_OWNER')
+                  <> (l.party_id = d.primary_party_id)""") == [(0,)]
+    assert sql("""select count(*) from s4_device_ip_links_6A l join s4_device_base_6A d
+                  using (device_id) join s4_ip_base_6A i using (ip_id)
+                  where d.region_id <> i.region_id""") == [(0,)]

@@ -1,0 +1,193 @@
+"""S4's device graph: household sharing, IP pools sized to their links, links to capacity slots.
+
+Work is split into groups (a canonical block x a region for IPs; a canonical block x a
+country for households) that never look at each other, so one group can be computed
+alone and the result does not depend on how groups are scheduled.
+
+IP capacities: IP ``k`` of type ``t`` in group ``g`` can serve
+``capacity(g, t, k) = bounded_pareto_inverse(alpha[t], low[t], high[t], prf(g * 2**32 + k, t))``
+devices, a pure function of its coordinates. A group with ``L`` links gets the smallest
+number of IPs ``n`` (types split by largest remainder of the region's mix) whose total
+capacity reaches ``L``; links then fill capacity slots through keyed permutations, so no
+IP ever serves more devices than its capacity, and every IP serves at least one.
+"""
+import numpy as np
+
+from ._jit import njit, njit_parallel, prange
+from .allocate import largest_remainder
+from .permute import feistel_index
+from .prf import prf_u64, prf_unit
+from .sample import bounded_pareto_inverse
+
+_GROUP_STRIDE = 2**32  # entity id of an IP's capacity draw: group * 2**32 + index in type
+_INITIAL_IPS = 64
+
+
+@njit_parallel
+def household_links(key, primary, party_country, country_ptr, block_size, share_probability,
+                    max_parties):
+    """Parties using each device: its primary party, then co-users of the same household.
+
+    A device is shared with probability ``share_probability`` (draw 0); a shared device has
+    ``1 + floor(u * (max_parties - 1))`` co-users (draw 1), taken as consecutive parties
+    after a random offset (draw 2) within the primary's country and canonical block
+    (wrapping around, never the primary itself, never more than the group holds).
+
+    Returns ``(ptr, parties)``: the CSR ``device -> parties``, primary first.
+    """
+    n = primary.shape[0]
+    k = np.uint64(key)
+    n_parties = party_country.shape[0]
+    lo = np.empty(n, dtype=np.int64)
+    size = np.empty(n, dtype=np.int64)
+    extra = np.zeros(n, dtype=np.int64)
+    for d in prange(n):
+        p = primary[d]
+        c = party_country[p]
+        block_lo = (p // block_size) * block_size
+        block_hi = min(block_lo + block_size, n_parties)
+        lo[d] = max(country_ptr[c], block_lo)
+        size[d] = min(country_ptr[c + 1], block_hi) - lo[d]
+        if prf_unit(k, np.uint64(d), np.uint64(0)) < share_probability:
+            wanted = 1 + np.int64(prf_unit(k, np.uint64(d), np.uint64(1)) * (max_parties - 1))
+            extra[d] = min(wanted, size[d] - 1)
+    ptr = np.empty(n + 1, dtype=np.int64)
+    ptr[0] = 0
+    for d in range(n):
+        ptr[d + 1] = ptr[d] + 1 + extra[d]
+    parties = np.empty(ptr[n], dtype=np.int64)
+    for d in prange(n):
+        p = primary[d]
+        parties[ptr[d]] = p
+        if extra[d] > 0:
+            others = size[d] - 1
+            start = np.int64(prf_unit(k, np.uint64(d), np.uint64(2)) * others)
+            position = p - lo[d]
+            for j in range(extra[d]):
+                step = 1 + (start + j) % others
+                parties[ptr[d] + 1 + j] = lo[d] + (position + step) % size[d]
+    return ptr, parties
+
+
+@njit
+def ip_capacity(key, group, ip_type, index, alpha, low, high):
+    """Devices IP ``index`` of type ``ip_type`` in ``group`` can serve (see module docstring)."""
+    u = prf_unit(key, np.uint64(group * _GROUP_STRIDE + index), np.uint64(ip_type))
+    return bounded_pareto_inverse(alpha[ip_type], low[ip_type], high[ip_type], u)
+
+
+@njit
+def _total_capacity(key, group, n_ips, mix, alpha, low, high, touched):
+    """Capacity of the first ``n_ips`` IPs of a group; ``touched[t]`` tracks draws read."""
+    per_type = largest_remainder(n_ips, mix, np.zeros(mix.shape[0]))
+    total = 0
+    for t in range(mix.shape[0]):
+        touched[t] = max(touched[t], per_type[t])
+        for index in range(per_type[t]):
+            total += ip_capacity(key, group, t, index, alpha, low, high)
+    return total
+
+
+@njit_parallel
+def ips_per_group(key, links, group_region, mix, alpha, low, high):
+    """The number of IPs of each group: the smallest ``n`` whose capacity reaches its links.
+
+    ``links[g]`` is the number of device -> IP links of group ``g``, ``mix[group_region[g]]``
+    its region's ip_type mix. Every capacity is at least 1, so ``n <= links[g]``. The search
+    keeps ``capacity(lo) < links <= capacity(hi)`` and returns ``hi``, so the chosen ``n``
+    always has enough slots and ``n - 1`` IPs would not.
+
+    Returns ``(n_ips, draws)``: per group, the IP count and the number of distinct capacity
+    draws the search read (for the RNG audit).
+    """
+    n_groups = links.shape[0]
+    out = np.zeros(n_groups, dtype=np.int64)
+    draws = np.zeros(n_groups, dtype=np.int64)
+    for g in prange(n_groups):
+        need = links[g]
+        if need == 0:
+            continue
+        row = mix[group_region[g]]
+        touched = np.zeros(row.shape[0], dtype=np.int64)
+        lo = 0
+        hi = min(need, _INITIAL_IPS)
+        while _total_capacity(key, g, hi, row, alpha, low, high, touched) < need:
+            lo = hi
+            hi = min(need, 2 * hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if _total_capacity(key, g, mid, row, alpha, low, high, touched) >= need:
+                hi = mid
+            else:
+                lo = mid
+        out[g] = hi
+        draws[g] = touched.sum()
+    return out, draws
+
+
+@njit_parallel
+def ip_types_and_capacities(key, ip_ptr, group_region, mix, alpha, low, high):
+    """Type code and capacity of every IP; the IPs of a group are laid out type by type."""
+    n_ips = ip_ptr[-1]
+    ip_type = np.empty(n_ips, dtype=np.int16)
+    capacity = np.empty(n_ips, dtype=np.int64)
+    n_types = mix.shape[1]
+    for g in prange(ip_ptr.shape[0] - 1):
+        per_type = largest_remainder(ip_ptr[g + 1] - ip_ptr[g], mix[group_region[g]],
+                                     np.zeros(n_types))
+        j = ip_ptr[g]
+        for t in range(n_types):
+            for index in range(per_type[t]):
+                ip_type[j] = t
+                capacity[j] = ip_capacity(key, g, t, index, alpha, low, high)
+                j += 1
+    return ip_type, capacity
+
+
+@njit_parallel
+def assign_links(position_key, slot_key, group_device_ptr, group_devices, device_link_ptr, ip_ptr,
+                 capacity):
+    """The IP of every link, filling capacity slots through two keyed permutations.
+
+    The links of group ``g`` (its devices ``group_devices[group_device_ptr[g]:...]`` in order,
+    each with its links ``device_link_ptr[d]:device_link_ptr[d+1]``) get positions by a
+    permutation of ``[0, L)``. Positions below ``n`` (the group's IP count) take the first
+    slot of IP ``position``; the others take one of the remaining ``C - n`` slots through a
+    permutation of ``[0, C - n)``. Group ``g`` keys them with ``prf_u64(position_key, g, 0)``
+    and ``prf_u64(slot_key, g, 0)``. Each slot takes at most one link, so IP ``j`` serves
+    at most ``capacity[j]`` links, and at least one because ``L >= n``.
+
+    Returns ``(ip_of_link, first_link)``: the IP id of each link (indexed like
+    ``device_link_ptr``) and, for each IP, the link that took its first slot.
+    """
+    ip_of_link = np.empty(device_link_ptr[-1], dtype=np.int64)
+    first_link = np.empty(ip_ptr[-1], dtype=np.int64)
+    for g in prange(group_device_ptr.shape[0] - 1):
+        n = ip_ptr[g + 1] - ip_ptr[g]
+        if n == 0:
+            continue
+        n_links = 0
+        for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
+            d = group_devices[m]
+            n_links += device_link_ptr[d + 1] - device_link_ptr[d]
+        # Slots beyond each IP's first, as a CSR over the group's IPs.
+        extra_ptr = np.empty(n + 1, dtype=np.int64)
+        extra_ptr[0] = 0
+        for j in range(n):
+            extra_ptr[j + 1] = extra_ptr[j] + capacity[ip_ptr[g] + j] - 1
+        group_position_key = prf_u64(np.uint64(position_key), np.uint64(g), np.uint64(0))
+        group_slot_key = prf_u64(np.uint64(slot_key), np.uint64(g), np.uint64(0))
+        i = 0
+        for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
+            d = group_devices[m]
+            for link in range(device_link_ptr[d], device_link_ptr[d + 1]):
+                position = feistel_index(group_position_key, n_links, i)
+                if position < n:
+                    j = position
+                    first_link[ip_ptr[g] + j] = link
+                else:
+                    slot = feistel_index(group_slot_key, extra_ptr[n], position - n)
+                    j = np.searchsorted(extra_ptr, slot, side="right") - 1
+                ip_of_link[link] = ip_ptr[g] + j
+                i += 1
+    return ip_of_link, first_link

@@ -1,0 +1,271 @@
+"""S4 — devices and IPs: a device graph with prior-aligned IP mix and bounded reuse.
+
+Devices: each party owns ``min_count + Poisson(mean - min_count)`` devices (mean by party
+type times a segment factor), capped at ``max_count``; device type by party type, OS family
+by device type. A shared device also serves co-users of its primary's household (country
+and canonical block), at most ``max_parties_per_device`` parties in all.
+
+IPs: a device is linked with probability ``coverage_target`` and then has
+``1 + Poisson(mean - 1)`` links (capped). IPs live in groups of (canonical block, region):
+a group's IP count is the smallest whose total capacity (bounded Pareto per ip_type) holds
+its links, ip types are split by largest remainder of the region's ``ip_type_mix`` (so the
+realised mix is the prior up to rounding), and links fill capacity slots through keyed
+Feistel permutations. Devices per IP therefore never exceed the capacity law's bound, the
+tail follows the law instead of being clipped, and every IP serves at least one device.
+An IP's country is that of the device that took its first slot.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import Seg6aError
+from ..kernels.csr import drop_repeats_within_rows, owners_from_ptr, ptr_from_counts, transpose
+from ..kernels.csr import csr_from_owners
+from ..kernels.graph import (assign_links, household_links, ip_types_and_capacities,
+                             ips_per_group)
+from ..kernels.prf import uniform_range
+from ..kernels.sample import categorical_range, normalised_cdf, poisson_range
+from ..rng import Substreams
+from ..tables import Dataset, block_offsets_for, dictionary_column
+
+STATE = "S4"
+DEVICE_IP_PRIORS = "device_ip_priors_6A.v1.yaml"
+VALIDATION_POLICY = "validation_policy_6A.v1.yaml"
+DATASETS = ("s4_device_base_6A", "s4_device_party_links_6A", "s4_ip_base_6A",
+            "s4_device_ip_links_6A")
+PARTY_LINK_ROLES = ("PRIMARY_OWNER", "SHARED_USER")
+IP_LINK_ROLES = ("PRIMARY", "SECONDARY")
+_COUNT, _TYPE, _OS = "s4.device.count", "s4.device.type", "s4.device.os"
+_SHARE, _COVER, _LINKS = "s4.device.share", "s4.ip.coverage", "s4.ip.links"
+_CAPACITY, _POSITION, _SLOT = "s4.ip.capacity", "s4.ip.position", "s4.ip.slot"
+
+
+@dataclass(frozen=True)
+class DeviceGraph:
+    """Devices, IPs and their links as arrays; ids are row indices.
+
+    Attributes
+    ----------
+    primary_party_id : int64 array
+        Owner of each device; devices are in owner order.
+    device_type, os_family, device_region : int16 codes per device.
+    party_device_ptr : int64 array
+        CSR ``party -> devices`` (owned devices).
+    device_party_ptr, device_party_ids : int64 arrays
+        CSR ``device -> parties`` (primary first, then household co-users).
+    ip_type, ip_region, ip_country, ip_asn_class : int16 codes per IP.
+    device_ip_ptr, device_ip_ids : int64 arrays
+        CSR ``device -> ips``.
+    ip_device_ptr, ip_device_ids : int64 arrays
+        CSR ``ip -> devices``, the transpose.
+    device_ip_primary : bool array
+        Per ``device -> ips`` entry: whether it is the device's primary IP.
+    counters : dict
+        Construction evidence for the receipt (links drawn, repeats dropped, slots unused).
+    """
+
+    primary_party_id: np.ndarray
+    device_type: np.ndarray
+    os_family: np.ndarray
+    device_region: np.ndarray
+    party_device_ptr: np.ndarray
+    device_party_ptr: np.ndarray
+    device_party_ids: np.ndarray
+    ip_type: np.ndarray
+    ip_region: np.ndarray
+    ip_country: np.ndarray
+    ip_asn_class: np.ndarray
+    device_ip_ptr: np.ndarray
+    device_ip_ids: np.ndarray
+    ip_device_ptr: np.ndarray
+    ip_device_ids: np.ndarray
+    device_ip_primary: np.ndarray
+    device_types: tuple
+    os_families: tuple
+    ip_types: tuple
+    asn_classes: tuple
+    counters: dict
+
+    @property
+    def n_devices(self):
+        return self.primary_party_id.shape[0]
+
+    @property
+    def n_ips(self):
+        return self.ip_type.shape[0]
+
+
+def _mix_rows(mixes, rows, columns):
+    """A 2-D table ``mixes[row][column]`` in vocabulary order."""
+    return np.array([[float(mixes[row][col]) for col in columns] for row in rows])
+
+
+def run(sealed, parties, perf):
+    """Build the device graph. Returns ``(DeviceGraph, [Dataset], Substreams)``."""
+    rng = Substreams(STATE, sealed.manifest_fingerprint, sealed.parameter_hashes[STATE], sealed.seed)
+    with perf.substep(STATE, "load_contracts_inputs"):
+        priors = sealed.config[DEVICE_IP_PRIORS]
+        ceiling = sealed.config[VALIDATION_POLICY]["linkage_checks"]["ip_links"]["max_devices_per_ip"]
+        device_types, os_families = tuple(priors["device_types"]), tuple(priors["os_families"])
+        ip_types, asn_classes = tuple(priors["ip_types"]), tuple(priors["asn_classes"])
+        per_type = [priors["devices_per_party"][t] for t in parties.party_types]
+        multiplier = priors.get("segment_mean_multiplier", {})
+        segment_mean = np.array([
+            per_type[parties.segment_party_type[s]]["mean_count"] * multiplier.get(name, 1.0)
+            for s, name in enumerate(parties.segments)])
+        min_count = np.array([spec["min_count"] for spec in per_type], dtype=np.int64)
+        max_count = np.array([spec["max_count"] for spec in per_type], dtype=np.int64)
+        type_cdf = normalised_cdf(_mix_rows({t: s["device_type_mix"] for t, s in
+                                             zip(parties.party_types, per_type)},
+                                            parties.party_types, device_types))
+        os_cdf = normalised_cdf(_mix_rows(priors["os_mix_by_device_type"], device_types,
+                                          os_families))
+        ip_mix = _mix_rows(priors["ip_type_mix"], parties.regions, ip_types)
+        asn_of_type = np.array([asn_classes.index(priors["asn_class_by_ip_type"][t])
+                                for t in ip_types], dtype=np.int16)
+        linkage = priors["linkage"]
+        laws = [linkage["capacity_law"][t] for t in ip_types]
+        alpha = np.array([law["alpha"] for law in laws], dtype=np.float64)
+        low = np.array([law["min"] for law in laws], dtype=np.float64)
+        high = np.array([law["max"] for law in laws], dtype=np.float64)
+        links_spec = linkage["ip_links_per_linked_device"]
+        sharing = priors["sharing"]
+
+    with perf.substep(STATE, "load_party_base") as event:
+        n_parties = parties.n_parties
+        block_size = sealed.scale.block_size
+        party_type = parties.party_type
+        event["rows"] = n_parties
+
+    with perf.substep(STATE, "plan_device_counts") as event:
+        lam = np.maximum(segment_mean[parties.segment] - min_count[party_type], 0.0)
+        drawn = poisson_range(rng.key(_COUNT), 0, 0, lam)
+        rng.record(_COUNT, n_parties)
+        counts = np.minimum(min_count[party_type] + drawn, max_count[party_type])
+        party_device_ptr = ptr_from_counts(counts)
+        primary = owners_from_ptr(party_device_ptr)
+        n_devices = primary.shape[0]
+        device_type = categorical_range(rng.key(_TYPE), 0, 0, type_cdf, party_type[primary])
+        rng.record(_TYPE, n_devices)
+        os_family = categorical_range(rng.key(_OS), 0, 0, os_cdf, device_type)
+        rng.record(_OS, n_devices)
+        device_party_ptr, device_party_ids = household_links(
+            rng.key(_SHARE), primary, parties.country, parties.country_ptr, block_size,
+            float(sharing["shared_device_probability"]), int(sharing["max_parties_per_device"]))
+        rng.record(_SHARE, n_devices, 3)
+        device_region = parties.region[primary]
+        event["rows"] = n_devices
+
+    n_regions = len(parties.regions)
+    with perf.substep(STATE, "plan_ip_counts") as event:
+        linked = uniform_range(rng.key(_COVER), 0, n_devices, 0) < linkage["coverage_target"]
+        rng.record(_COVER, n_devices)
+        extra = poisson_range(rng.key(_LINKS), 0, 0,
+                              np.full(n_devices, links_spec["mean_count"] - 1.0))
+        rng.record(_LINKS, n_devices)
+        device_links = np.where(linked, np.minimum(1 + extra, links_spec["max_count"]), 0)
+        device_link_ptr = ptr_from_counts(device_links)
+        n_groups = block_offsets_for(n_parties, block_size).shape[0] - 1
+        n_groups *= n_regions
+        group = (primary // block_size) * n_regions + device_region
+        group_links = np.bincount(group, weights=device_links, minlength=n_groups).astype(np.int64)
+        group_region = (np.arange(n_groups) % n_regions).astype(np.int64)
+        capacity_key = rng.key(_CAPACITY)
+        n_ips_per_group, capacity_draws = ips_per_group(capacity_key, group_links, group_region,
+                                                        ip_mix, alpha, low, high)
+        # Capacities are pure functions of (group, type, index): the search and the final
+        # pools read the same values, counted once.
+        rng.record(_CAPACITY, int(capacity_draws.sum()))
+        ip_ptr = ptr_from_counts(n_ips_per_group)
+        event["rows"] = int(ip_ptr[-1])
+
+    with perf.substep(STATE, "emit_ip_base") as event:
+        ip_type, capacity = ip_types_and_capacities(capacity_key, ip_ptr, group_region, ip_mix,
+                                                    alpha, low, high)
+        ip_region = np.repeat(group_region, n_ips_per_group).astype(np.int16)
+        event["rows"] = int(ip_ptr[-1])
+
+    with perf.substep(STATE, "emit_regions") as event:
+        group_device_ptr, group_devices = csr_from_owners(group, n_groups)
+        ip_of_link, first_link = assign_links(rng.key(_POSITION), rng.key(_SLOT), group_device_ptr,
+                                              group_devices, device_link_ptr, ip_ptr, capacity)
+        # A permutation evaluation counts as one draw: a position per link, and a slot per
+        # link beyond the first slots.
+        rng.record(_POSITION, device_link_ptr[-1])
+        rng.record(_SLOT, device_link_ptr[-1] - ip_ptr[-1])
+        link_device = owners_from_ptr(device_link_ptr)
+        ip_country = parties.country[primary[link_device[first_link]]]
+        event["rows"] = int(device_link_ptr[-1])
+
+    with perf.substep(STATE, "merge_parts") as event:
+        device_ip_ptr, device_ip_ids, kept = drop_repeats_within_rows(device_link_ptr, ip_of_link)
+        ip_device_ptr, ip_device_ids = transpose(device_ip_ptr, device_ip_ids, ip_ptr[-1])
+        devices_per_ip = np.diff(ip_device_ptr)
+        if devices_per_ip.size and int(devices_per_ip.max()) > ceiling:
+            raise Seg6aError(f"S4: an IP serves {int(devices_per_ip.max())} devices, above "
+                             f"linkage_checks.ip_links.max_devices_per_ip {ceiling}")
+        # The first link of a device (kept always) is its primary IP.
+        link_rank = np.arange(device_link_ptr[-1]) - device_link_ptr[link_device]
+        device_ip_primary = (link_rank == 0)[kept]
+        counters = {
+            "devices": int(n_devices),
+            "shared_devices": int(np.count_nonzero(np.diff(device_party_ptr) > 1)),
+            "linked_devices": int(np.count_nonzero(device_links)),
+            "ips": int(ip_ptr[-1]),
+            "ip_links_drawn": int(device_link_ptr[-1]),
+            "ip_links_repeated_dropped": int(device_link_ptr[-1] - device_ip_ptr[-1]),
+            "capacity_slots_unused": int(capacity.sum() - device_link_ptr[-1]),
+            "max_devices_per_ip": int(devices_per_ip.max()) if devices_per_ip.size else 0,
+        }
+        graph = DeviceGraph(
+            primary, device_type, os_family, device_region, party_device_ptr, device_party_ptr,
+            device_party_ids, ip_type, ip_region, ip_country, asn_of_type[ip_type],
+            device_ip_ptr, device_ip_ids, ip_device_ptr, ip_device_ids, device_ip_primary,
+            device_types, os_families, ip_types, asn_classes, counters)
+        datasets = _datasets(graph, parties, sealed, ip_ptr, n_regions)
+        event["rows"] = int(device_ip_ptr[-1])
+    return graph, datasets, rng
+
+
+def _datasets(graph, parties, sealed, ip_ptr, n_regions):
+    ph = sealed.parameter_hashes[STATE]
+    party_blocks = block_offsets_for(parties.n_parties, sealed.scale.block_size)
+    device_blocks = graph.party_device_ptr[party_blocks]
+    device_ids = pa.array(np.arange(graph.n_devices, dtype=np.int64))
+    device_base = pa.table({
+        "device_id": device_ids,
+        "primary_party_id": pa.array(graph.primary_party_id),
+        "device_type": dictionary_column(graph.device_type, graph.device_types),
+        "os_family": dictionary_column(graph.os_family, graph.os_families),
+        "region_id": dictionary_column(graph.device_region, parties.regions),
+    })
+    party_link_device = owners_from_ptr(graph.device_party_ptr)
+    shared = np.ones(graph.device_party_ids.shape[0], dtype=np.int16)
+    shared[graph.device_party_ptr[:-1]] = 0  # every device's first party is its primary
+    party_links = pa.table({
+        "device_id": pa.array(party_link_device),
+        "party_id": pa.array(graph.device_party_ids),
+        "link_role": dictionary_column(shared, PARTY_LINK_ROLES),
+    })
+    ip_base = pa.table({
+        "ip_id": pa.array(np.arange(graph.n_ips, dtype=np.int64)),
+        "ip_type": dictionary_column(graph.ip_type, graph.ip_types),
+        "region_id": dictionary_column(graph.ip_region, parties.regions),
+        "country_iso": dictionary_column(graph.ip_country.astype(np.int16), parties.countries),
+        "asn_class": dictionary_column(graph.ip_asn_class, graph.asn_classes),
+    })
+    ip_links = pa.table({
+        "device_id": pa.array(owners_from_ptr(graph.device_ip_ptr)),
+        "ip_id": pa.array(graph.device_ip_ids),
+        "link_role": dictionary_column(np.where(graph.device_ip_primary, 0, 1).astype(np.int16),
+                                       IP_LINK_ROLES),
+    })
+    # IP groups are (block, region), block-major: block b's IPs start at group b * n_regions.
+    ip_blocks = ip_ptr[np.arange(party_blocks.shape[0]) * n_regions]
+    return [
+        Dataset(DATASETS[0], STATE, device_base, device_blocks, ph),
+        Dataset(DATASETS[1], STATE, party_links, graph.device_party_ptr[device_blocks], ph),
+        Dataset(DATASETS[2], STATE, ip_base, ip_blocks, ph),
+        Dataset(DATASETS[3], STATE, ip_links, graph.device_ip_ptr[device_blocks], ph),
+    ]
