@@ -5,7 +5,7 @@ sorts, so members keep their input order within an owner and the result is deter
 """
 import numpy as np
 
-from ._jit import njit
+from ._jit import njit, njit_parallel, prange
 
 
 @njit
@@ -111,3 +111,17 @@ def drop_repeats_within_rows(ptr, indices):
             new_indices[w] = indices[j]
             w += 1
     return new_ptr, new_indices, kept
+
+
+@njit_parallel
+def count_flagged(ptr, indices, flag):
+    """Per row, how many of its columns are flagged (e.g. risky devices per IP)."""
+    n_rows = ptr.shape[0] - 1
+    out = np.zeros(n_rows, dtype=np.int64)
+    for r in prange(n_rows):
+        total = 0
+        for j in range(ptr[r], ptr[r + 1]):
+            if flag[indices[j]]:
+                total += 1
+        out[r] = total
+    return out

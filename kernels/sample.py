@@ -35,7 +35,7 @@ def normalised_cdf(weights):
 
 
 @njit
-def _invert_cdf(cdf, row, u):
+def invert_cdf(cdf, row, u):
     n_cats = cdf.shape[1]
     for j in range(n_cats):
         if u < cdf[row, j]:
@@ -57,7 +57,7 @@ def categorical_range(key, id_start, draw_index, cdf, rows):
     base = np.uint64(id_start)
     for i in prange(n):
         u = prf_unit(k, base + np.uint64(i), d)
-        out[i] = _invert_cdf(cdf, rows[i], u)
+        out[i] = invert_cdf(cdf, rows[i], u)
     return out
 
 

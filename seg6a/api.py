@@ -6,7 +6,7 @@ from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
 from .runs import layout
 from .runs.publish import json_bytes, jsonl_bytes, parquet_bytes, publish_all, sha256_hex
-from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices
+from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
 from .errors import ParameterError
 
 ENGINES = ("local",)
@@ -30,6 +30,8 @@ class SimulationResult:
     devices : seg6a.states.s4_devices.DeviceGraph
         Devices and IPs as arrays, with the CSRs ``device -> parties``, ``device -> ips``
         and ``ip -> devices``.
+    fraud : seg6a.states.s5_fraud_roles.FraudPosture
+        Roles per entity kind, S5's validation report and the uplift evidence.
     datasets : dict
         Dataset name -> ``seg6a.tables.Dataset``.
     perf : list of dict
@@ -38,8 +40,8 @@ class SimulationResult:
         Where the run was published, if it was.
     """
 
-    def __init__(self, sealed, parties, accounts, instruments, devices, datasets, substreams,
-                 perf):
+    def __init__(self, sealed, parties, accounts, instruments, devices, fraud, datasets,
+                 substreams, perf):
         self.sealed = sealed
         self.seed = sealed.seed
         self.scale = sealed.scale
@@ -47,6 +49,7 @@ class SimulationResult:
         self.accounts = accounts
         self.instruments = instruments
         self.devices = devices
+        self.fraud = fraud
         self.datasets = {d.name: d for d in datasets}
         self._substreams = substreams
         self._perf = perf
@@ -104,7 +107,19 @@ class SimulationResult:
             {"prf_version": PRF_VERSION, "substreams": audit_rows}
         )
         files[rng_dir / "rng_trace_6A.jsonl"] = jsonl_bytes(rng_rows)
-        counters = {"S2": self.accounts.counters, "S4": self.devices.counters}
+        s5_dir = layout.partition_dir(run_dir, "s5_validation_report_6A", seed,
+                                      sealed.parameter_hashes["S5"], mf)
+        files[s5_dir / s5_fraud_roles.REPORT] = json_bytes(self.fraud.report)
+        if self.fraud.passed:
+            # Fail-closed: consumers read the segment only where this flag exists.
+            files[s5_dir / s5_fraud_roles.PASSED_FLAG] = json_bytes(
+                {"state": "S5", "overall_status": "PASS",
+                 "report_sha256": sha256_hex(files[s5_dir / s5_fraud_roles.REPORT])})
+        for path in (s5_dir / s5_fraud_roles.REPORT, s5_dir / s5_fraud_roles.PASSED_FLAG):
+            if path in files:
+                outputs["S5"][path.relative_to(run_dir).as_posix()] = sha256_hex(files[path])
+        counters = {"S2": self.accounts.counters, "S4": self.devices.counters,
+                    "S5": self.fraud.counters}
         # A state's inputs: the sealed world and every upstream state's published outputs.
         upstream = {s0_dir.joinpath("sealed_inputs_6A.json").relative_to(run_dir).as_posix():
                     sha256_hex(files[s0_dir / "sealed_inputs_6A.json"])}
@@ -185,10 +200,12 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
     _report(progress, perf, "S3")
     devices, s4_datasets, s4_rng = s4_devices.run(sealed, parties, perf)
     _report(progress, perf, "S4")
+    fraud, s5_datasets, s5_rng = s5_fraud_roles.run(sealed, parties, accounts, devices, perf)
+    _report(progress, perf, "S5")
     result = SimulationResult(
-        sealed, parties, accounts, instruments, devices,
-        s1_datasets + s2_datasets + s3_datasets + s4_datasets, [s1_rng, s2_rng, s3_rng, s4_rng],
-        perf,
+        sealed, parties, accounts, instruments, devices, fraud,
+        s1_datasets + s2_datasets + s3_datasets + s4_datasets + s5_datasets,
+        [s1_rng, s2_rng, s3_rng, s4_rng, s5_rng], perf,
     )
     if out is not None:
         result.write(Path(out) / run_id)

@@ -1,6 +1,7 @@
 """The ``seg6a`` command line: parse, call the API, print.
 
-Exit codes (SPEC §10): 0 success, 2 bad usage or bad input, 1 anything else.
+Exit codes (SPEC §10): 0 success, 3 published but held for remediation (S5's fail-closed
+validation failed: no ``_passed.flag``), 2 bad usage or bad input, 1 anything else.
 The run id goes to standard output (so scripts can capture it); progress and the summary
 table go to standard error.
 """
@@ -9,7 +10,7 @@ import os
 import sys
 import time
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_HOLD = 0, 1, 2, 3
 
 
 def build_parser():
@@ -98,8 +99,13 @@ def _run(args):
     _err(_table(("dataset", "rows", "parts"), rows))
     _err(f"\nrun {run_id}: seed {result.seed}, scale {result.scale.name}, "
          f"{wall:.2f} s -> {result.run_dir}")
+    report = result.fraud.report
+    _err(f"S5 validation: {report['overall_status']}")
+    for failure in report["failures"]:
+        _err(f"  {failure['check_id']} failed ({failure['reason']}): owner {failure['owner_state']},"
+             f" rerun {failure['rerun']}")
     print(run_id)
-    return EXIT_OK
+    return EXIT_OK if result.fraud.passed else EXIT_HOLD
 
 
 def _config_validate(args):

@@ -372,8 +372,6 @@ def _check_risk_propagation(doc: Mapping) -> list[Problem]:
     if not clamp["min"] < clamp["max"]:
         problems.append(("logit_clamp",
                          f"min {_fmt(clamp['min'])} is not below max {_fmt(clamp['max'])}"))
-    ring = doc["rings"]["ring_size"]
-    problems += _order_problems("rings.ring_size", "min", ring["min"], "max", ring["max"])
     return problems
 
 

@@ -180,7 +180,11 @@ def validate_contract(name, doc, shown_as):
     error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if error is not None:
         key = config_checks.key_path(*error.absolute_path)
-        raise ConfigError(f"violates its contract: {error.message}", file=shown_as, key=key)
+        message = f"violates its contract: {error.message}"
+        # A list entry that names itself (a raw role, a rule) is named in the message too.
+        if isinstance(error.instance, dict) and "raw_role" in error.instance:
+            message += f" (raw role {error.instance['raw_role']})"
+        raise ConfigError(message, file=shown_as, key=key)
 
 
 def check_against_world(config, regions):

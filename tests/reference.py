@@ -395,3 +395,44 @@ def drop_repeats_within_rows(ptr, indices):
         rows.append(seen)
     new_ptr, new_indices = csr_from_rows(rows)
     return new_ptr, new_indices, np.array(kept, dtype=bool)
+
+
+def count_flagged(ptr, indices, flag):
+    return np.array([sum(bool(flag[c]) for c in row) for row in csr_rows(ptr, indices)],
+                    dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------
+# Risk uplift (kernels/uplift.py)
+# ---------------------------------------------------------------------------------------
+
+
+def sigmoid(x):
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def clamped_logits(base, shift, low, high):
+    return np.array([min(max(base + s, low), high) for s in np.asarray(shift).tolist()])
+
+
+def expected_prevalence(base, shift, counts, low, high):
+    logits = clamped_logits(base, shift, low, high)
+    total, n = 0.0, 0.0
+    for c, logit in enumerate(logits.tolist()):
+        total += float(counts[c]) * sigmoid(logit)
+        n += float(counts[c])
+    return total / n
+
+
+def draw_roles(key, code, logit_of_code, risky_roles, risky_cdf, clean_roles, clean_cdf):
+    out = []
+    for i, c in enumerate(np.asarray(code).tolist()):
+        pick = prf_unit(key, i, 1)
+        if prf_unit(key, i, 0) < sigmoid(float(logit_of_code[c])):
+            out.append(int(risky_roles[invert_cdf(risky_cdf[0], pick)]))
+        else:
+            out.append(int(clean_roles[invert_cdf(clean_cdf[0], pick)]))
+    return np.array(out, dtype=np.int16)

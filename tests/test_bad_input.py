@@ -156,7 +156,7 @@ def raw_role_without_family(cfg):
     doc = embedded_doc(TAXONOMY)
     del doc["entity_kinds"]["party"][1]["family"]
     write(cfg, TAXONOMY, yaml.safe_dump(doc))
-    return {}, [TAXONOMY, "entity_kinds.party[1]", "family"]
+    return {}, [TAXONOMY, "entity_kinds.party[1]", "family", "raw role MULE"]
 
 
 def raw_role_with_unknown_family(cfg):

@@ -1,16 +1,24 @@
-"""Evidence read back from the published Parquet of a `small` run with DuckDB (S2-S4)."""
+"""Evidence read back from the published Parquet of a `small` run with DuckDB (S2-S5)."""
 import json
 
 import duckdb
 import pytest
 
 import seg6a
+from seg6a.gates import jsd, odds_ratio
+
+KINDS = ("party", "account", "merchant", "device", "ip")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def result(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    return seg6a.simulate(42, scale="small", out=root, run_id="small42").run_dir
+    return seg6a.simulate(42, scale="small", out=root, run_id="small42")
+
+
+@pytest.fixture(scope="module")
+def run_dir(result):
+    return result.run_dir
 
 
 def scan(run_dir, dataset):
@@ -22,7 +30,8 @@ def sql(run_dir):
     con = duckdb.connect()
     for name in ("s1_party_base_6A", "s2_account_base_6A", "s2_party_product_holdings_6A",
                  "s2_account_summary_6A", "s3_instrument_base_6A", "s4_device_base_6A",
-                 "s4_device_party_links_6A", "s4_ip_base_6A", "s4_device_ip_links_6A"):
+                 "s4_device_party_links_6A", "s4_ip_base_6A", "s4_device_ip_links_6A",
+                 *(f"s5_{kind}_fraud_roles_6A" for kind in KINDS)):
         con.execute(f"create view {name} as select * from {scan(run_dir, name)}")
     return lambda query: con.execute(query).fetchall()
 
@@ -135,3 +144,68 @@ def test_s4_references_resolve(sql):
     assert sql("""select count(*) from s4_device_ip_links_6A l join s4_device_base_6A d
                   using (device_id) join s4_ip_base_6A i using (ip_id)
                   where d.region_id <> i.region_id""") == [(0,)]
+
+
+# --- S5 (T6-T8 at B+) ---------------------------------------------------------------------------
+
+
+def published_odds_ratio(sql, kind, entity_base, owner_column):
+    (a, b, c, d), = sql(f"""
+        select count(*) filter (where o.is_risky and e.is_risky),
+               count(*) filter (where o.is_risky and not e.is_risky),
+               count(*) filter (where not o.is_risky and e.is_risky),
+               count(*) filter (where not o.is_risky and not e.is_risky)
+        from s5_{kind}_fraud_roles_6A e join {entity_base} x using ({kind}_id)
+        join s5_party_fraud_roles_6A o on o.party_id = x.{owner_column}""")
+    assert min(a, b, c, d) >= 20  # support for an odds ratio
+    return odds_ratio(a, b, c, d)
+
+
+def test_risk_propagates_to_accounts_and_devices(sql):
+    ceiling = 20.0  # validation_policy role_distribution_checks.propagation.max_odds_ratio
+    or_account = published_odds_ratio(sql, "account", "s2_account_base_6A",
+                                      "owner_party_id")
+    or_device = published_odds_ratio(sql, "device", "s4_device_base_6A",
+                                     "primary_party_id")
+    for value in (or_account, or_device):
+        assert 2.0 * 1.5 <= value <= ceiling  # T7 at B+ (2.0), with margin, not separable
+
+
+def test_every_role_row_is_mapped_once(sql):
+    for kind, base in (("party", "s1_party_base_6A"), ("account", "s2_account_base_6A"),
+                       ("device", "s4_device_base_6A"), ("ip", "s4_ip_base_6A")):
+        roles = f"s5_{kind}_fraud_roles_6A"
+        assert sql(f"""select count(*), count(distinct {kind}_id), count(canonical_role_family)
+                       from {roles}""")[0] == (sql(f"select count(*) from {base}")[0][0],) * 3
+        assert sql(f"select count(*) from {base} anti join {roles} using ({kind}_id)") == [(0,)]
+
+
+def test_role_prevalence_matches_the_taxonomy(sql):
+    from importlib import resources
+
+    import yaml
+    taxonomy = yaml.safe_load(resources.files("seg6a.config").joinpath(
+        "policy/fraud_role_taxonomy_6A.v1.yaml").read_text())
+    for kind in KINDS:
+        counts = dict(sql(f"select raw_role::varchar, count(*) from s5_{kind}_fraud_roles_6A "
+                          "group by 1"))
+        spec = taxonomy["entity_kinds"][kind]
+        realised = [counts.get(r["raw_role"], 0) for r in spec]
+        assert sum(realised) == sum(counts.values())  # no role outside the taxonomy
+        assert jsd(realised, [r["target_prevalence"] for r in spec]) <= 0.05 / 10, kind
+    (risky_ips,), = sql("select avg(is_risky::int) from s5_ip_fraud_roles_6A")
+    assert risky_ips <= 0.25
+
+
+def test_calibration_hits_the_target_prevalence(result):
+    for kind, roles in result.fraud.roles.items():
+        target = roles.target[roles.role_is_risky].sum()
+        realised = roles.is_risky.mean()
+        # Expected prevalence is the target to the calibration tolerance; the draw adds
+        # binomial noise only.
+        assert abs(realised - target) <= 4 * (target * (1 - target) / roles.role.size) ** 0.5, kind
+
+
+def test_validation_passed(result, run_dir):
+    assert result.fraud.report["overall_status"] == "PASS"
+    assert len(list(run_dir.rglob("_passed.flag"))) == 1

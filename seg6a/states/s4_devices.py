@@ -59,6 +59,8 @@ class DeviceGraph:
         CSR ``device -> ips``.
     ip_device_ptr, ip_device_ids : int64 arrays
         CSR ``ip -> devices``, the transpose.
+    ip_block_ptr : int64 array
+        IPs of canonical block ``b`` are ids ``ip_block_ptr[b]:ip_block_ptr[b+1]``.
     device_ip_primary : bool array
         Per ``device -> ips`` entry: whether it is the device's primary IP.
     counters : dict
@@ -80,6 +82,7 @@ class DeviceGraph:
     device_ip_ids: np.ndarray
     ip_device_ptr: np.ndarray
     ip_device_ids: np.ndarray
+    ip_block_ptr: np.ndarray
     device_ip_primary: np.ndarray
     device_types: tuple
     os_families: tuple
@@ -221,14 +224,16 @@ def run(sealed, parties, perf):
         graph = DeviceGraph(
             primary, device_type, os_family, device_region, party_device_ptr, device_party_ptr,
             device_party_ids, ip_type, ip_region, ip_country, asn_of_type[ip_type],
-            device_ip_ptr, device_ip_ids, ip_device_ptr, ip_device_ids, device_ip_primary,
+            device_ip_ptr, device_ip_ids, ip_device_ptr, ip_device_ids,
+            # IP groups are (block, region), block-major: block b starts at group b * n_regions.
+            ip_ptr[np.arange(0, n_groups + 1, n_regions)], device_ip_primary,
             device_types, os_families, ip_types, asn_classes, counters)
-        datasets = _datasets(graph, parties, sealed, ip_ptr, n_regions)
+        datasets = _datasets(graph, parties, sealed)
         event["rows"] = int(device_ip_ptr[-1])
     return graph, datasets, rng
 
 
-def _datasets(graph, parties, sealed, ip_ptr, n_regions):
+def _datasets(graph, parties, sealed):
     ph = sealed.parameter_hashes[STATE]
     party_blocks = block_offsets_for(parties.n_parties, sealed.scale.block_size)
     device_blocks = graph.party_device_ptr[party_blocks]
@@ -261,11 +266,9 @@ def _datasets(graph, parties, sealed, ip_ptr, n_regions):
         "link_role": dictionary_column(np.where(graph.device_ip_primary, 0, 1).astype(np.int16),
                                        IP_LINK_ROLES),
     })
-    # IP groups are (block, region), block-major: block b's IPs start at group b * n_regions.
-    ip_blocks = ip_ptr[np.arange(party_blocks.shape[0]) * n_regions]
     return [
         Dataset(DATASETS[0], STATE, device_base, device_blocks, ph),
         Dataset(DATASETS[1], STATE, party_links, graph.device_party_ptr[device_blocks], ph),
-        Dataset(DATASETS[2], STATE, ip_base, ip_blocks, ph),
+        Dataset(DATASETS[2], STATE, ip_base, graph.ip_block_ptr, ph),
         Dataset(DATASETS[3], STATE, ip_links, graph.device_ip_ptr[device_blocks], ph),
     ]
