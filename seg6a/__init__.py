@@ -8,11 +8,11 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # The API imports numba; importing it lazily lets the CLI set NUMBA_NUM_THREADS first.
-    if name == "simulate":
-        from .api import simulate
+    if name in ("simulate", "certify"):
+        from . import api
 
-        return simulate
+        return getattr(api, name)
     raise AttributeError(f"module 'seg6a' has no attribute {name!r}")
 
 
-__all__ = ["simulate", "__version__"]
+__all__ = ["certify", "simulate", "__version__"]

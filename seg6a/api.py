@@ -60,6 +60,13 @@ class SimulationResult:
         return list(self._perf.events)
 
     @property
+    def gates(self):
+        """The gateboard T1-T10 of this seed as an ``xarray.Dataset`` (dim ``test``)."""
+        from .gates import to_xarray
+
+        return to_xarray(self.fraud.gates)
+
+    @property
     def tables(self):
         """Dataset name -> ``pyarrow.Table``."""
         return {name: d.table for name, d in self.datasets.items()}
@@ -115,7 +122,9 @@ class SimulationResult:
             files[s5_dir / s5_fraud_roles.PASSED_FLAG] = json_bytes(
                 {"state": "S5", "overall_status": "PASS",
                  "report_sha256": sha256_hex(files[s5_dir / s5_fraud_roles.REPORT])})
-        for path in (s5_dir / s5_fraud_roles.REPORT, s5_dir / s5_fraud_roles.PASSED_FLAG):
+        board = layout.validation_dir(run_dir, seed) / layout.GATEBOARD
+        files[board] = json_bytes(self.fraud.gates)
+        for path in (s5_dir / s5_fraud_roles.REPORT, s5_dir / s5_fraud_roles.PASSED_FLAG, board):
             if path in files:
                 outputs["S5"][path.relative_to(run_dir).as_posix()] = sha256_hex(files[path])
         counters = {"S2": self.accounts.counters, "S4": self.devices.counters,
@@ -200,7 +209,9 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
     _report(progress, perf, "S3")
     devices, s4_datasets, s4_rng = s4_devices.run(sealed, parties, perf)
     _report(progress, perf, "S4")
-    fraud, s5_datasets, s5_rng = s5_fraud_roles.run(sealed, parties, accounts, devices, perf)
+    upstream = {d.name: d.table for d in s1_datasets + s2_datasets + s3_datasets + s4_datasets}
+    fraud, s5_datasets, s5_rng = s5_fraud_roles.run(sealed, parties, accounts, devices, upstream,
+                                                    perf)
     _report(progress, perf, "S5")
     result = SimulationResult(
         sealed, parties, accounts, instruments, devices, fraud,
@@ -215,3 +226,74 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
 def _report(progress, perf, state):
     if progress is not None:
         progress(state, perf.state_seconds().get(state, 0.0))
+
+
+class CertificationResult:
+    """The outcome of ``certify``: the decision, the summary and where it was published.
+
+    Attributes
+    ----------
+    decision : str
+        ``PASS_BPLUS``, ``PASS_B`` or ``HOLD_REMEDIATE``.
+    summary : dict
+        The content of ``realism_gate_summary_6A.json``.
+    run_dir : pathlib.Path or None
+    """
+
+    def __init__(self, summary, run_dir):
+        self.summary = summary
+        self.decision = summary["decision"]
+        self.run_dir = run_dir
+
+    @property
+    def gates(self):
+        """Every seed's gateboard as an ``xarray.Dataset`` with dims ``seed, test``."""
+        from .gates import to_xarray
+
+        return to_xarray(self.summary["per_seed"])
+
+
+def certify(seeds=None, scale="small", config=None, out=None, run_id=None, progress=None):
+    """Run the witness seeds and decide PASS_BPLUS, PASS_B or HOLD_REMEDIATE (SPEC section 6).
+
+    Parameters
+    ----------
+    seeds : sequence of int, optional
+        Default: ``certification.required_seeds`` of the validation policy (42, 7, 101, 202).
+    scale, config : as for ``simulate``
+    out : str or os.PathLike, optional
+        A runs root: every seed is published into ``out/<run_id>/`` (seed partitions) with
+        ``layer3/6A/validation/realism_gate_summary_6A.json``.
+    run_id : str, optional
+    progress : callable, optional
+        Called as ``progress(seed, state, seconds)`` after each state of each seed.
+
+    Returns
+    -------
+    CertificationResult
+    """
+    from .gates.certification import decide
+
+    if out is not None:
+        run_id = layout.check_run_id(run_id) if run_id is not None else layout.new_run_id()
+    sealed = s0_gate.run(0, scale, config, PerfRecorder())
+    policy = sealed.config["validation_policy_6A.v1.yaml"]
+    seeds = list(policy["certification"]["required_seeds"] if seeds is None else seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ParameterError(f"certification needs distinct seeds, got {seeds}")
+    boards = []
+    for seed in seeds:
+        report = None if progress is None else (lambda state, s, seed=seed: progress(seed, state, s))
+        result = simulate(seed, scale=scale, config=config, out=out, run_id=run_id,
+                          progress=report)
+        boards.append(result.fraud.gates)
+        del result  # one seed's arrays at a time
+    summary = decide(policy, boards)
+    summary.update(scale=sealed.scale.name, parameter_hash=sealed.parameter_hash,
+                   manifest_fingerprint=sealed.manifest_fingerprint)
+    run_dir = None
+    if out is not None:
+        run_dir = Path(out) / run_id
+        path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
+        publish_all({path: json_bytes(summary)})
+    return CertificationResult(summary, run_dir)

@@ -40,6 +40,30 @@ def build_parser():
     run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                      help="Numba threads (default: all cores); outputs do not depend on it")
 
+    certify = commands.add_parser(
+        "certify",
+        help="run the witness seeds and decide PASS_BPLUS, PASS_B or HOLD_REMEDIATE",
+        description="Run every seed into one run folder, evaluate T1-T10 per seed and T9 "
+        "across seeds, write realism_gate_summary_6A.json and print the decision. "
+        "Exit 0 on PASS_B or PASS_BPLUS, 3 on HOLD_REMEDIATE.",
+    )
+    certify.add_argument("--seeds", type=_seed_list, default=None, metavar="S,S,...",
+                         help="comma-separated seeds (default: the policy's required seeds "
+                         "42,7,101,202)")
+    certify.add_argument("--scale", default=None, help="scale preset (default: small)")
+    certify.add_argument("--out", default="runs", metavar="ROOT",
+                         help="runs root folder (default: ./runs)")
+    certify.add_argument("--run-id", default=None, metavar="ID",
+                         help="run folder name under ROOT (default: a fresh id)")
+    certify.add_argument("--config", default=None, metavar="DIR",
+                         help="folder of YAML files overlaying the embedded defaults")
+
+    gates = commands.add_parser(
+        "gates", help="print the gateboards of a run",
+        description="Print T1-T10 of every seed of RUN_DIR (and the certification decision "
+        "if the run was certified).")
+    gates.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, ROOT/<run_id>")
+
     config = commands.add_parser("config", help="inspect and validate configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     validate = config_commands.add_parser(
@@ -65,10 +89,18 @@ def main(argv=None):
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "certify":
+            return _certify(args)
+        if args.command == "gates":
+            return _gates(args)
         return _config_validate(args)
     except InputError as exc:
         _err(f"seg6a: error: {exc}")
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # The reader went away (e.g. `seg6a gates RUN | head`): not an error of ours.
+        sys.stdout = open(os.devnull, "w")
+        return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the CLI reports every failure and exits 1
         _err(f"seg6a: failed: {type(exc).__name__}: {exc}")
         return EXIT_FAILURE
@@ -108,6 +140,62 @@ def _run(args):
     return EXIT_OK if result.fraud.passed else EXIT_HOLD
 
 
+def _certify(args):
+    from .api import certify
+    from .runs.layout import new_run_id
+
+    run_id = args.run_id if args.run_id is not None else new_run_id()
+    started = time.perf_counter()
+    outcome = certify(
+        seeds=args.seeds, scale=args.scale, config=args.config, out=args.out, run_id=run_id,
+        progress=lambda seed, state, seconds: _err(f"  seed {seed}: {state} done in {seconds:.2f} s"),
+    )
+    summary = outcome.summary
+    rows = [(r["test_id"], _number(r["value"]), "B+" if r["pass_Bplus"] else
+             ("B" if r["pass_B"] else "FAIL"), ",".join(map(str, r["failing_seeds"])) or "-")
+            for r in summary["pooled"]]
+    t9 = summary["T9"]
+    rows.insert(8, (t9["test_id"], _number(t9["value"]),
+                    "B+" if t9["pass_Bplus"] else ("B" if t9["pass_B"] else "FAIL"),
+                    t9["worst_metric"] or "-"))
+    _err("")
+    _err(_table(("test", "worst value", "pass", "failing seeds / worst metric"), rows))
+    for failure in summary["failures"]:
+        _err(f"  {failure['test_id']} (seed {failure['seed']}): owner {failure['owner_state']}, "
+             f"rerun {failure['rerun']}")
+    _err(f"\ncertify {run_id}: seeds {','.join(map(str, summary['seeds']))}, scale "
+         f"{summary['scale']}, {time.perf_counter() - started:.1f} s -> {outcome.run_dir}")
+    print(outcome.decision)
+    return EXIT_HOLD if outcome.decision == "HOLD_REMEDIATE" else EXIT_OK
+
+
+def _gates(args):
+    import json
+    from pathlib import Path
+
+    from .errors import InputError
+    from .gates import format_board
+    from .runs import layout
+
+    run_dir = Path(args.run_dir)
+    boards = sorted(layout.validation_dir(run_dir).glob(f"seed=*/{layout.GATEBOARD}"),
+                    key=lambda path: int(path.parent.name.split("=", 1)[1]))
+    if not boards:
+        raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
+                         "is this a run folder?")
+    for path in boards:
+        records = json.loads(path.read_text(encoding="utf-8"))
+        print(f"{path.parent.name}")
+        print(format_board(records))
+        print()
+    summary = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
+    if summary.exists():
+        content = json.loads(summary.read_text(encoding="utf-8"))
+        print(f"certification: {content['decision']} over seeds "
+              f"{','.join(map(str, content['seeds']))}")
+    return EXIT_OK
+
+
 def _config_validate(args):
     from .states import s0_gate
 
@@ -139,6 +227,22 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def _seed_list(text):
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if not seeds:
+        raise argparse.ArgumentTypeError("expected at least one seed")
+    return seeds
+
+
+def _number(value):
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _table(header, rows):

@@ -48,3 +48,13 @@ def rng_dir(run_dir, seed):
 def receipts_dir(run_dir, seed):
     """``RUN/layer3/6A/receipts/seed=<seed>``: one receipt per state."""
     return Path(run_dir).joinpath(*SEGMENT_ROOT, "receipts", f"seed={seed}")
+
+
+def validation_dir(run_dir, seed=None):
+    """``RUN/layer3/6A/validation[/seed=<seed>]``: gateboards, and the certification summary."""
+    folder = Path(run_dir).joinpath(*SEGMENT_ROOT, "validation")
+    return folder if seed is None else folder / f"seed={seed}"
+
+
+GATEBOARD = "realism_gate_6A.json"
+CERTIFICATION_SUMMARY = "realism_gate_summary_6A.json"

@@ -81,8 +81,8 @@ def parquet_bytes(table):
 
 
 def json_bytes(obj):
-    """Canonical JSON bytes (sorted keys, two-space indent, trailing newline)."""
-    return (json.dumps(obj, sort_keys=True, indent=2) + "\n").encode("utf-8")
+    """Canonical JSON bytes (sorted keys, two-space indent, trailing newline); NaN refused."""
+    return (json.dumps(obj, sort_keys=True, indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
 def jsonl_bytes(rows):

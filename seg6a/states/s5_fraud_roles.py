@@ -23,7 +23,8 @@ import pyarrow as pa
 from scipy.optimize import brentq
 
 from ..errors import ParameterError
-from ..gates import metrics
+from ..gates import board
+from ..gates import data as gate_data
 from ..kernels.csr import count_flagged, transpose
 from ..kernels.sample import normalised_cdf
 from ..kernels.uplift import draw_roles, expected_prevalence
@@ -34,8 +35,6 @@ STATE = "S5"
 TAXONOMY = "fraud_role_taxonomy_6A.v1.yaml"
 PROPAGATION = "risk_propagation_coeffs_6A.v1.yaml"
 VALIDATION_POLICY = "validation_policy_6A.v1.yaml"
-ACCOUNT_PRIORS = "account_per_party_priors_6A.v1.yaml"
-DEVICE_IP_PRIORS = "device_ip_priors_6A.v1.yaml"
 KINDS = ("party", "account", "merchant", "device", "ip")
 DATASETS = {kind: f"s5_{kind}_fraud_roles_6A" for kind in KINDS}
 REPORT = "s5_validation_report_6A.json"
@@ -89,11 +88,13 @@ class Roles:
 
 @dataclass(frozen=True)
 class FraudPosture:
-    """S5's outcome: the roles per kind, the validation report and the uplift evidence."""
+    """S5's outcome: the roles per kind, the validation report, the uplift evidence and the
+    gateboard records (T1-T10 of this seed, computed from the tables as published)."""
 
     roles: dict
     report: dict
     counters: dict
+    gates: list
 
     @property
     def passed(self):
@@ -140,8 +141,12 @@ def assign(kind, rng, code, shift, taxonomy, families_vocab, propagation):
     return Roles(kind, role, code, shift, logit_of_code, raw_roles, families, role_is_risky, target, base)
 
 
-def run(sealed, parties, accounts, devices, perf):
-    """Assign fraud roles and validate. Returns ``(FraudPosture, [Dataset], Substreams)``."""
+def run(sealed, parties, accounts, devices, upstream_tables, perf):
+    """Assign fraud roles and validate. Returns ``(FraudPosture, [Dataset], Substreams)``.
+
+    ``upstream_tables`` maps the S1-S4 dataset names to their tables, which the validation
+    reads exactly as they are published.
+    """
     rng = Substreams(STATE, sealed.manifest_fingerprint, sealed.parameter_hashes[STATE], sealed.seed)
     with perf.substep(STATE, "load_contracts_inputs"):
         taxonomy = sealed.config[TAXONOMY]
@@ -213,8 +218,11 @@ def run(sealed, parties, accounts, devices, perf):
         event["rows"] = code.shape[0]
 
     with perf.substep(STATE, "validation_checks") as event:
-        tables = {kind: role_table(roles[kind], families_vocab) for kind in KINDS}
-        report = validate(sealed, parties, accounts, devices, roles, tables)
+        tables = dict(upstream_tables)
+        tables.update({DATASETS[kind]: role_table(roles[kind], families_vocab) for kind in KINDS})
+        data = gate_data.from_tables(tables, merchants.num_rows)
+        gate_records = board.evaluate(data, sealed.config, sealed.seed, rng)
+        report = validate(sealed, tables, gate_records, data)
         event["rows"] = len(report["checks"])
 
     with perf.substep(STATE, "bundle_publish") as event:
@@ -227,11 +235,11 @@ def run(sealed, parties, accounts, devices, perf):
             "ip": devices.ip_block_ptr,
         }
         ph = sealed.parameter_hashes[STATE]
-        datasets = [Dataset(DATASETS[kind], STATE, tables[kind], offsets[kind], ph)
+        datasets = [Dataset(DATASETS[kind], STATE, tables[DATASETS[kind]], offsets[kind], ph)
                     for kind in KINDS]
         counters = uplift_evidence(roles, accounts, devices)
         event["rows"] = sum(t.num_rows for t in tables.values())
-    return FraudPosture(roles, report, counters), datasets, rng
+    return FraudPosture(roles, report, counters, gate_records), datasets, rng
 
 
 def role_table(roles, families_vocab):
@@ -268,135 +276,47 @@ def uplift_evidence(roles, accounts, devices):
 
 # --- validation -------------------------------------------------------------------------
 
-
-def _passes(value, comparator, threshold):
-    if value is None or not np.isfinite(value):
-        return False
-    return value <= threshold if comparator == "le" else value >= threshold
+# Gates whose B verdict S5 promotes to a fail-closed check (T9 needs several seeds).
+FAIL_CLOSED_GATES = tuple(g for g in board.GATES if g != "T9_CROSS_SEED_STABILITY")
 
 
-class _Checks:
-    """Collects check records; realism checks are judged at the B thresholds (fail-closed)."""
-
-    def __init__(self, policy):
-        self.policy = policy
-        self.records = []
-
-    def add(self, check_id, owner_state, value, comparator, threshold, kind="realism",
-            support_ok=True, detail=None):
-        value = None if value is None or not np.isfinite(value) else float(value)
-        if not support_ok:
-            status, reason = "FAIL", "insufficient_support"
-        elif value is None:
-            status, reason = "FAIL", "not_computable"
-        else:
-            ok = _passes(value, comparator, threshold)
-            status, reason = ("PASS", None) if ok else ("FAIL", "threshold")
-        self.records.append({
-            "check_id": check_id, "kind": kind, "owner_state": owner_state, "status": status,
-            "value": value, "comparator": comparator, "threshold": threshold, "reason": reason,
-            "detail": detail,
-        })
-
-    def gate(self, gate_id, component, value, **kwargs):
-        gate = self.policy["gates"][gate_id]
-        spec = gate["components"][component]
-        self.add(f"{gate_id}.{component}", gate["owner_state"], value, spec["comparator"],
-                 spec["B"], **kwargs)
+def _check(check_id, kind, owner_state, passed, value, threshold, reason):
+    return {"check_id": check_id, "kind": kind, "owner_state": owner_state,
+            "status": "PASS" if passed else "FAIL", "value": value, "threshold": threshold,
+            "reason": None if passed else reason}
 
 
-def validate(sealed, parties, accounts, devices, roles, tables):
-    """The S5 validation report: structural checks and realism checks at the B thresholds."""
+def validate(sealed, tables, gate_records, data):
+    """The S5 validation report: structural checks, the policy's linkage and role ceilings,
+    and every gate's B verdict (CI-judged for rate gates), all fail-closed."""
     policy = sealed.config[VALIDATION_POLICY]
-    support = policy["min_support"]
-    checks = _Checks(policy)
-
-    # Structure: exactly one role row per entity, no nulls, every raw role mapped.
-    n_entities = {"party": parties.n_parties, "account": accounts.owner_party_id.shape[0],
-                  "merchant": sealed.world.merchants.num_rows, "device": devices.n_devices,
-                  "ip": devices.n_ips}
-    for kind, table in tables.items():
+    checks = []
+    sizes = {"party": data.n_parties, "account": data.account_owner.shape[0],
+             "merchant": data.n_merchants, "device": data.n_devices, "ip": data.n_ips}
+    for kind in KINDS:
+        table = tables[DATASETS[kind]]
         ids = table.column(f"{kind}_id").to_numpy()
-        one_row_each = ids.shape[0] == n_entities[kind] and np.array_equal(
-            ids, np.arange(n_entities[kind]))
-        checks.add(f"STRUCT.{kind}.one_row_per_entity", STATE, float(one_row_each), "ge", 1.0,
-                   kind="structural")
+        one_each = ids.shape[0] == sizes[kind] and np.array_equal(ids, np.arange(sizes[kind]))
+        checks.append(_check(f"STRUCT.{kind}.one_row_per_entity", "structural", STATE, one_each,
+                             int(ids.shape[0]), sizes[kind], "keys"))
         nulls = sum(column.null_count for column in table.columns)
-        checks.add(f"STRUCT.{kind}.no_nulls", STATE, nulls, "le", 0, kind="structural")
-
-    # T6: share of role rows with a canonical family, and unmapped rows.
-    rows = sum(t.num_rows for t in tables.values())
-    unmapped = sum(t.column("canonical_role_family").null_count for t in tables.values())
-    checks.gate("T6_ROLE_MAPPING_COVERAGE", "coverage", (rows - unmapped) / rows if rows else None)
-    checks.gate("T6_ROLE_MAPPING_COVERAGE", "unmapped", unmapped)
-
-    # T1, T2: accounts per (party, account type) against K_max.
-    excess, p99_over, max_over = 0, -np.inf, -np.inf
-    holders_ok = True
-    for r, rule in enumerate(accounts.rules):
-        column = accounts.counts[:, r]
-        excess = max(excess, metrics.accounts_above_kmax(column, rule["k_max"]))
-        p99, top = metrics.holder_tail(column)
-        holders_ok &= np.count_nonzero(column) >= support["holders_per_type"]
-        p99_over, max_over = max(p99_over, p99 - rule["k_max"]), max(max_over, top - rule["k_max"])
-    checks.gate("T1_KMAX_HARD_INVARIANT", "max_accounts_above_kmax", excess)
-    checks.gate("T2_KMAX_TAIL_SANITY", "p99_over_kmax", p99_over, support_ok=holders_ok)
-    checks.gate("T2_KMAX_TAIL_SANITY", "max_over_kmax", max_over, support_ok=holders_ok)
-
-    # T3-T5 and the linkage ceiling, from the device graph.
-    mix = _ip_mix(sealed, parties, devices)
-    errors, per_region = metrics.ip_type_share_errors(devices.ip_region, devices.ip_type, mix)
-    checks.gate("T3_IP_PRIOR_ALIGNMENT", "max_abs_error_pp", np.nanmax(errors),
-                support_ok=bool(per_region.min() >= support["ips_per_region"]))
-    checks.gate("T4_DEVICE_IP_COVERAGE", "linked_device_fraction",
-                metrics.linked_fraction(devices.device_ip_ptr),
-                support_ok=devices.n_devices >= support["devices"])
-    p99, top = metrics.devices_per_ip_tail(devices.ip_device_ptr)
-    checks.gate("T5_IP_REUSE_TAIL_BOUNDS", "p99", p99)
-    checks.gate("T5_IP_REUSE_TAIL_BOUNDS", "max", top)
-    checks.add("LINKAGE.max_devices_per_ip", "S4", top, "le",
-               policy["linkage_checks"]["ip_links"]["max_devices_per_ip"])
-    checks.add("ROLES.ip.max_risky_fraction", STATE, float(np.mean(roles["ip"].is_risky)), "le",
-               policy["role_distribution_checks"]["ip_roles"]["max_risky_fraction"])
-
-    # T7: the uplift shows in the odds ratios, and stays below the over-separability ceiling.
-    party_risky = roles["party"].is_risky
-    ceiling = policy["role_distribution_checks"]["propagation"]["max_odds_ratio"]
-    enough_risky = int(party_risky.sum()) >= support["risky_owners"]
-    for component, entity_risky, owner in (
-            ("OR_account", roles["account"].is_risky, accounts.owner_party_id),
-            ("OR_device", roles["device"].is_risky, devices.primary_party_id)):
-        value = metrics.risky_odds_ratio(entity_risky, party_risky[owner])
-        checks.gate("T7_RISK_PROPAGATION_EFFECT", component, value, support_ok=enough_risky)
-        checks.add(f"T7_RISK_PROPAGATION_EFFECT.{component}_ceiling", STATE, value, "le", ceiling,
-                   support_ok=enough_risky)
-
-    # T8: role mix per kind, ip_type mix per region, accounts per holder per rule.
-    divergences = {}
-    for kind, r in roles.items():
-        realised = np.bincount(r.role, minlength=len(r.raw_roles))
-        divergences[f"role_mix.{kind}"] = metrics.jsd(realised, r.target)
-    n_types = len(devices.ip_types)
-    for g, region in enumerate(parties.regions):
-        realised = np.bincount(devices.ip_type[devices.ip_region == g], minlength=n_types)
-        divergences[f"ip_type_mix.{region}"] = metrics.jsd(realised, mix[g])
-    for r, rule in enumerate(accounts.rules):
-        column = accounts.counts[:, r]
-        held = column[column > 0]
-        realised = np.bincount(held, minlength=rule["k_max"] + 1)[1:rule["k_max"] + 1]
-        law = metrics.holder_law(rule["mean_accounts_per_holder"], rule["k_max"])
-        divergences[f"accounts_per_holder.{rule['party_type']}.{rule['account_type']}"] = (
-            metrics.jsd(realised, law))
-    worst = max(divergences, key=lambda k: -1 if np.isnan(divergences[k]) else divergences[k])
-    any_nan = any(np.isnan(v) for v in divergences.values())
-    checks.gate("T8_DISTRIBUTION_ALIGNMENT_JSD", "max_jsd",
-                None if any_nan else divergences[worst], support_ok=holders_ok,
-                detail={"worst": worst, "divergences": {k: round(float(v), 6)
-                                                         for k, v in divergences.items()}})
-
+        checks.append(_check(f"STRUCT.{kind}.no_nulls", "structural", STATE, nulls == 0, nulls, 0,
+                             "nulls"))
+    top = float(np.diff(data.ip_device_ptr).max(initial=0))
+    ceiling = policy["linkage_checks"]["ip_links"]["max_devices_per_ip"]
+    checks.append(_check("LINKAGE.max_devices_per_ip", "realism", "S4", top <= ceiling, top,
+                         ceiling, "threshold"))
+    risky_ips = float(np.mean(data.roles["ip"].is_risky)) if data.n_ips else float("nan")
+    limit = policy["role_distribution_checks"]["ip_roles"]["max_risky_fraction"]
+    checks.append(_check("ROLES.ip.max_risky_fraction", "realism", STATE, risky_ips <= limit,
+                         risky_ips, limit, "threshold"))
+    for gate in gate_records:
+        if gate["test_id"] in FAIL_CLOSED_GATES:
+            checks.append(_check(gate["test_id"], "realism", gate["owner_state"], gate["pass_B"],
+                                 gate["value"], gate["threshold_B"], gate["reason"]))
     failures = [{"check_id": c["check_id"], "owner_state": c["owner_state"],
                  "reason": c["reason"], "rerun": f"--from {c['owner_state']}"}
-                for c in checks.records if c["status"] == "FAIL"]
+                for c in checks if c["status"] == "FAIL"]
     return {
         "state": STATE,
         "seed": sealed.seed,
@@ -404,11 +324,6 @@ def validate(sealed, parties, accounts, devices, roles, tables):
         "manifest_fingerprint": sealed.manifest_fingerprint,
         "band": "B",
         "overall_status": "FAIL" if failures else "PASS",
-        "checks": checks.records,
+        "checks": checks,
         "failures": failures,
     }
-
-
-def _ip_mix(sealed, parties, devices):
-    mixes = sealed.config[DEVICE_IP_PRIORS]["ip_type_mix"]
-    return np.array([[mixes[region][t] for t in devices.ip_types] for region in parties.regions])

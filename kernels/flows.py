@@ -1,0 +1,65 @@
+"""The 6B probe's flow sampler: transactions drawn along the 6A graph and labelled by roles."""
+import numpy as np
+
+from ._jit import njit_parallel, prange
+from .prf import prf_unit
+from .uplift import sigmoid
+
+
+@njit_parallel
+def sample_flows(key, n_flows, payers, party_account_ptr, account_instrument_ptr,
+                 party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, n_merchants):
+    """Entities of each flow ``f`` (draws 0-5 of ``prf(key, f, .)``); -1 where there is none.
+
+    A flow picks a payer among ``payers`` (parties with an account), one of its accounts,
+    one of that account's instruments, one of the devices the payer uses, one of that
+    device's IPs, and a merchant, each uniformly. Returns an ``(n_flows, 6)`` int64 array
+    of party, account, instrument, device, ip and merchant ids.
+    """
+    out = np.full((n_flows, 6), -1, dtype=np.int64)
+    k = np.uint64(key)
+    for f in prange(n_flows):
+        flow = np.uint64(f)
+        p = payers[np.int64(prf_unit(k, flow, np.uint64(0)) * payers.shape[0])]
+        out[f, 0] = p
+        n = party_account_ptr[p + 1] - party_account_ptr[p]
+        a = party_account_ptr[p] + np.int64(prf_unit(k, flow, np.uint64(1)) * n)
+        out[f, 1] = a
+        n = account_instrument_ptr[a + 1] - account_instrument_ptr[a]
+        if n > 0:
+            out[f, 2] = account_instrument_ptr[a] + np.int64(prf_unit(k, flow, np.uint64(2)) * n)
+        n = party_device_ptr[p + 1] - party_device_ptr[p]
+        if n > 0:
+            d = party_device_ids[party_device_ptr[p] + np.int64(prf_unit(k, flow, np.uint64(3)) * n)]
+            out[f, 3] = d
+            n = device_ip_ptr[d + 1] - device_ip_ptr[d]
+            if n > 0:
+                out[f, 4] = device_ip_ids[device_ip_ptr[d] + np.int64(
+                    prf_unit(k, flow, np.uint64(4)) * n)]
+        out[f, 5] = np.int64(prf_unit(k, flow, np.uint64(5)) * n_merchants)
+    return out
+
+
+@njit_parallel
+def label_flows(key, flows, columns, risky, weights, base_logit):
+    """Fraud label per flow by a fixed logistic probe over the roles of its entities.
+
+    ``risky`` holds the is_risky flags of the role-bearing kinds end to end; row ``j`` of
+    ``columns`` is ``(flow column, offset into risky)`` of kind ``j``, so the kind's entity
+    of flow ``f`` is risky when ``risky[columns[j, 1] + flows[f, columns[j, 0]]]``, adding
+    ``weights[j]`` to ``base_logit``. Returns ``(fraud, touches_risky)`` per flow; the label
+    is ``prf(key, f, 6) < sigmoid(logit)``.
+    """
+    n = flows.shape[0]
+    fraud = np.zeros(n, dtype=np.bool_)
+    touches = np.zeros(n, dtype=np.bool_)
+    k = np.uint64(key)
+    for f in prange(n):
+        logit = base_logit
+        for j in range(columns.shape[0]):
+            entity = flows[f, columns[j, 0]]
+            if entity >= 0 and risky[columns[j, 1] + entity]:
+                logit += weights[j]
+                touches[f] = True
+        fraud[f] = prf_unit(k, np.uint64(f), np.uint64(6)) < sigmoid(logit)
+    return fraud, touches

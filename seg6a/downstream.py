@@ -1,0 +1,150 @@
+"""The 6B probe (T10): does segment 6A serve a downstream transaction generator?
+
+Contract: every dataset a 6B consumer reads has its columns and types, unique keys,
+resolvable references and exactly one role row per entity. Sensitivity: flows drawn along
+the 6A graph (payer -> account -> instrument, device -> IP, merchant) and labelled by a
+fixed probe model on the 6A roles must show a fraud-label lift of flows touching a risky
+entity over clean flows.
+
+The probe model is fixed here, not in config: it stands for "a 6B that reads roles", and
+moving it would move the gate. Log-odds of fraud: ``PROBE_BASE_LOGIT`` plus
+``PROBE_WEIGHTS[kind]`` for each risky entity the flow touches.
+"""
+import numpy as np
+import pyarrow as pa
+
+from .kernels.flows import label_flows, sample_flows
+
+PROBE_BASE_LOGIT = -5.5
+# Flow column (party, account, instrument, device, ip, merchant) and weight per role kind.
+PROBE_WEIGHTS = {"party": (0, 1.5), "account": (1, 1.5), "device": (3, 1.0), "ip": (4, 0.8),
+                 "merchant": (5, 1.2)}
+
+_STRING = "string"  # a category: a dictionary of strings or plain strings
+CONTRACT = {
+    "s1_party_base_6A": {"party_id": "int64", "party_type": _STRING, "segment_id": _STRING,
+                         "country_iso": _STRING, "region_id": _STRING},
+    "s2_account_base_6A": {"account_id": "int64", "owner_party_id": "int64",
+                           "account_type": _STRING, "party_type": _STRING,
+                           "country_iso": _STRING, "region_id": _STRING},
+    "s3_instrument_base_6A": {"instrument_id": "int64", "account_id": "int64",
+                              "owner_party_id": "int64", "instrument_type": _STRING,
+                              "scheme": _STRING},
+    "s4_device_base_6A": {"device_id": "int64", "primary_party_id": "int64",
+                          "device_type": _STRING, "os_family": _STRING, "region_id": _STRING},
+    "s4_device_party_links_6A": {"device_id": "int64", "party_id": "int64", "link_role": _STRING},
+    "s4_ip_base_6A": {"ip_id": "int64", "ip_type": _STRING, "region_id": _STRING,
+                      "country_iso": _STRING, "asn_class": _STRING},
+    "s4_device_ip_links_6A": {"device_id": "int64", "ip_id": "int64", "link_role": _STRING},
+    **{f"s5_{kind}_fraud_roles_6A": {f"{kind}_id": "int64", "raw_role": _STRING,
+                                     "canonical_role_family": _STRING, "is_risky": "bool",
+                                     "risk_logit": "float"}
+       for kind in ("party", "account", "merchant", "device", "ip")},
+}
+# (dataset, column) -> (dataset, key): each reference must resolve.
+REFERENCES = {
+    ("s2_account_base_6A", "owner_party_id"): ("s1_party_base_6A", "party_id"),
+    ("s3_instrument_base_6A", "account_id"): ("s2_account_base_6A", "account_id"),
+    ("s3_instrument_base_6A", "owner_party_id"): ("s1_party_base_6A", "party_id"),
+    ("s4_device_base_6A", "primary_party_id"): ("s1_party_base_6A", "party_id"),
+    ("s4_device_party_links_6A", "device_id"): ("s4_device_base_6A", "device_id"),
+    ("s4_device_party_links_6A", "party_id"): ("s1_party_base_6A", "party_id"),
+    ("s4_device_ip_links_6A", "device_id"): ("s4_device_base_6A", "device_id"),
+    ("s4_device_ip_links_6A", "ip_id"): ("s4_ip_base_6A", "ip_id"),
+}
+ROLE_BASES = {"party": "s1_party_base_6A", "account": "s2_account_base_6A",
+              "device": "s4_device_base_6A", "ip": "s4_ip_base_6A"}
+
+
+def _type_ok(arrow_type, expected):
+    if expected == _STRING:
+        value = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+        return pa.types.is_string(value) or pa.types.is_large_string(value)
+    if expected == "float":
+        return pa.types.is_floating(arrow_type)
+    return str(arrow_type) == expected
+
+
+def _ids(table, column):
+    return table.column(column).to_numpy().astype(np.int64, copy=False)
+
+
+def _has_repeats(ids):
+    ordered = np.sort(ids)
+    return bool(np.any(ordered[1:] == ordered[:-1]))
+
+
+def _unresolved(values, keys):
+    """How many ``values`` are not among ``keys`` (sorted search; keys may be unsorted)."""
+    keys = keys if np.all(keys[1:] > keys[:-1]) else np.unique(keys)
+    if keys.size == 0:
+        return int(values.size)
+    found = np.minimum(np.searchsorted(keys, values), keys.size - 1)
+    return int(np.count_nonzero(keys[found] != values))
+
+
+def contract_violations(tables, n_merchants):
+    """Every violation of the 6B contract, as human-readable strings (empty: it holds)."""
+    problems = []
+    for name, columns in CONTRACT.items():
+        table = tables.get(name)
+        if table is None:
+            problems.append(f"{name}: missing")
+            continue
+        for column, expected in columns.items():
+            if column not in table.column_names:
+                problems.append(f"{name}.{column}: missing column")
+            elif not _type_ok(table.schema.field(column).type, expected):
+                problems.append(f"{name}.{column}: type {table.schema.field(column).type}, "
+                                f"expected {expected}")
+            elif table.column(column).null_count:
+                problems.append(f"{name}.{column}: {table.column(column).null_count} nulls")
+    if problems:
+        return problems  # keys and references need the columns
+    for name in ("s1_party_base_6A", "s2_account_base_6A", "s3_instrument_base_6A",
+                 "s4_device_base_6A", "s4_ip_base_6A"):
+        key = next(iter(CONTRACT[name]))
+        if _has_repeats(_ids(tables[name], key)):
+            problems.append(f"{name}.{key}: keys not unique")
+    for (name, column), (target, key) in REFERENCES.items():
+        missing = _unresolved(_ids(tables[name], column), _ids(tables[target], key))
+        if missing:
+            problems.append(f"{name}.{column}: {missing} rows reference no {target}.{key}")
+    sizes = {kind: tables[base].num_rows for kind, base in ROLE_BASES.items()}
+    sizes["merchant"] = n_merchants
+    for kind, n in sizes.items():
+        ids = _ids(tables[f"s5_{kind}_fraud_roles_6A"], f"{kind}_id")
+        if not np.array_equal(np.sort(ids), np.arange(n)):
+            problems.append(f"s5_{kind}_fraud_roles_6A: not exactly one row per {kind}")
+    return problems
+
+
+def probe_flows(data, key, n_flows):
+    """Sample and label ``n_flows`` flows from gate data; returns ``(flows, fraud, touches)``."""
+    payers = np.flatnonzero(np.diff(data.party_account_ptr) > 0)
+    if payers.size == 0 or data.n_merchants == 0:
+        empty = np.zeros(0, dtype=bool)
+        return np.zeros((0, 6), dtype=np.int64), empty, empty
+    flows = sample_flows(key, n_flows, payers, data.party_account_ptr,
+                         data.account_instrument_ptr, data.party_device_ptr,
+                         data.party_device_ids, data.device_ip_ptr, data.device_ip_ids,
+                         data.n_merchants)
+    kinds = list(PROBE_WEIGHTS)
+    flags = [data.roles[kind].is_risky for kind in kinds]
+    offsets = np.concatenate([[0], np.cumsum([f.size for f in flags])[:-1]]).astype(np.int64)
+    columns = np.array([[PROBE_WEIGHTS[k][0], o] for k, o in zip(kinds, offsets)], dtype=np.int64)
+    weights = np.array([PROBE_WEIGHTS[k][1] for k in kinds])
+    fraud, touches = label_flows(key, flows, columns, np.concatenate(flags), weights,
+                                 PROBE_BASE_LOGIT)
+    return flows, fraud, touches
+
+
+def lift(touch_fraud, touch_flows, clean_fraud, clean_flows):
+    """Fraud rate of flows touching a risky entity over that of clean flows (NaN if undefined)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = (np.asarray(touch_fraud, float) / touch_flows) / (
+            np.asarray(clean_fraud, float) / clean_flows)
+    ok = (np.asarray(touch_flows) > 0) & (np.asarray(clean_flows) > 0) & (
+        np.asarray(clean_fraud) > 0)
+    value = np.where(ok, value, np.nan)
+    return float(value) if np.ndim(value) == 0 else value

@@ -1,0 +1,519 @@
+"""The gateboard: T1-T10 of one seed as records, computed from the published tables.
+
+Each gate yields one record (``test_id, metric_name, value, threshold_B, threshold_Bplus,
+pass_B, pass_Bplus, ci_low, ci_high, seed, support, method, owner_state, reason``) and,
+where it has parts, ``components`` with the same fields per part. Rate gates (T3, T4, T7,
+the T10 lift) carry a 95% cluster-bootstrap CI and pass only if the CI lies wholly on the
+passing side; the others are exact. Below the policy's minimum support a gate fails with
+reason ``insufficient_support``; a metric that cannot be computed fails with a reason.
+"""
+import warnings
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from .. import downstream
+from ..kernels.prf import uniform_ids
+from . import metrics
+
+GATES = ("T1_KMAX_HARD_INVARIANT", "T2_KMAX_TAIL_SANITY", "T3_IP_PRIOR_ALIGNMENT",
+         "T4_DEVICE_IP_COVERAGE", "T5_IP_REUSE_TAIL_BOUNDS", "T6_ROLE_MAPPING_COVERAGE",
+         "T7_RISK_PROPAGATION_EFFECT", "T8_DISTRIBUTION_ALIGNMENT_JSD",
+         "T9_CROSS_SEED_STABILITY", "T10_DOWNSTREAM_COMPAT_6B")
+VALIDATION_POLICY = "validation_policy_6A.v1.yaml"
+ACCOUNT_PRIORS = "account_per_party_priors_6A.v1.yaml"
+DEVICE_IP_PRIORS = "device_ip_priors_6A.v1.yaml"
+TAXONOMY = "fraud_role_taxonomy_6A.v1.yaml"
+NOT_EVALUABLE = "not_evaluable_single_run"
+_CLUSTER_KEY = np.uint64(0x6A_C1_05_7E_12_5E_ED_00)
+
+
+def bootstrap_ci(cluster_stats, statistic, *, seed=0, n_resamples=999, confidence_level=0.95,
+                 method="percentile"):
+    """Confidence interval of ``statistic`` by resampling clusters of sufficient statistics.
+
+    Parameters
+    ----------
+    cluster_stats : array_like, shape (n_clusters, k)
+        Per-cluster sufficient statistics (e.g. the four cells of a 2x2 table), which add
+        up over clusters.
+    statistic : callable
+        Maps summed statistics of shape ``(..., k)`` to values of shape ``(...)``.
+    seed : int
+        Seeds the resampling (``numpy.random.default_rng``), so the CI is deterministic.
+    n_resamples, confidence_level, method
+        Passed to ``scipy.stats.bootstrap``.
+
+    Returns
+    -------
+    (float, float)
+        The interval; NaNs when it cannot be computed (fewer than two clusters, or a
+        statistic undefined on the resamples).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> clusters = np.array([[3, 10], [5, 10], [4, 10], [6, 10]])  # (successes, trials)
+    >>> low, high = bootstrap_ci(clusters, lambda s: s[..., 0] / s[..., 1], seed=1)
+    >>> bool(0.3 <= low <= 0.45 <= high <= 0.6)
+    True
+    """
+    data = np.asarray(cluster_stats, dtype=np.float64)
+    if data.ndim != 2 or data.shape[0] < 2:
+        return float("nan"), float("nan")
+
+    def resampled(index, axis=-1):
+        summed = data[np.asarray(index, dtype=np.int64)].sum(axis=-2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return statistic(summed)
+
+    with warnings.catch_warnings():
+        # A constant bootstrap distribution is a valid (zero-width) interval here.
+        warnings.simplefilter("ignore", scipy_stats.DegenerateDataWarning)
+        result = scipy_stats.bootstrap(
+            (np.arange(data.shape[0]),), resampled, vectorized=True, n_resamples=n_resamples,
+            confidence_level=confidence_level, method=method, rng=np.random.default_rng(seed))
+    low, high = result.confidence_interval
+    return float(low), float(high)
+
+
+def _clusters(ids, n_clusters):
+    """Resampling cluster of each id: a keyed hash of the id, so clusters are exchangeable.
+
+    Ids are laid out by country (parties) or by (block, region, type) (IPs); contiguous id
+    ranges would be strata, not exchangeable clusters. All rows of one id (the accounts of
+    a party) share its cluster. The hash key is fixed: clustering is part of the method.
+    """
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    return (uniform_ids(_CLUSTER_KEY, ids, 0) * n_clusters).astype(np.int64)
+
+
+def _cluster_sums(cluster, columns, n_clusters):
+    """Per-cluster sums of the given per-row columns: shape ``(n_clusters, len(columns))``."""
+    return np.stack([np.bincount(cluster, weights=np.asarray(c, dtype=np.float64),
+                                 minlength=n_clusters)[:n_clusters] for c in columns], axis=1)
+
+
+def _passes(value, comparator, threshold):
+    return value <= threshold if comparator == "le" else value >= threshold
+
+
+def judge(name, value, spec, *, ci=None, support_ok=True, ceiling=None):
+    """One component's record: its value against B and B+ (on the CI for rate gates)."""
+    comparator = spec["comparator"]
+    value = float(value) if value is not None else float("nan")
+    low, high = ci if ci is not None else (float("nan"), float("nan"))
+    record = {"name": name, "value": None if np.isnan(value) else value,
+              "threshold_B": spec["B"], "threshold_Bplus": spec["Bplus"],
+              "ci_low": None if np.isnan(low) else low, "ci_high": None if np.isnan(high) else high,
+              "pass_B": False, "pass_Bplus": False, "reason": None}
+    if not support_ok:
+        record["reason"] = "insufficient_support"
+    elif np.isnan(value):
+        record["reason"] = "not_computable"
+    elif ci is not None and (np.isnan(low) or np.isnan(high)):
+        record["reason"] = "ci_not_computable"
+    else:
+        # A rate gate is judged on the CI bound on the failing side.
+        judged = value if ci is None else (low if comparator == "ge" else high)
+        record["pass_B"] = bool(_passes(judged, comparator, spec["B"]))
+        record["pass_Bplus"] = bool(_passes(judged, comparator, spec["Bplus"]))
+        if ceiling is not None and (high if ci is not None else value) > ceiling:
+            record["pass_B"] = record["pass_Bplus"] = False
+            record["reason"] = "over_separable"
+        elif not record["pass_B"]:
+            record["reason"] = "threshold"
+        elif not record["pass_Bplus"]:
+            record["reason"] = "below_Bplus"
+    return record
+
+
+class Context:
+    """What every gate reads: data, config, the seed and its bootstrap settings."""
+
+    def __init__(self, data, config, seed, rng):
+        self.data = data
+        self.config = config
+        self.policy = config[VALIDATION_POLICY]
+        self.seed = seed
+        self.rng = rng  # seg6a.rng.Substreams: keys of the run, and the audit of draws
+        boot = self.policy["bootstrap"]
+        self.n_clusters = int(boot["clusters"])
+        self.support = self.policy["min_support"]
+
+    def spec(self, gate_id, component):
+        return self.policy["gates"][gate_id]["components"][component]
+
+    def ci(self, gate_id, cluster_stats, statistic):
+        boot = self.policy["bootstrap"]
+        label = f"gates.bootstrap.{gate_id}"
+        n_resamples = int(boot["n_resamples"])
+        # numpy's generator, seeded from the run's key, draws the resampled cluster indices.
+        self.rng.record(label, n_resamples, len(cluster_stats))
+        return bootstrap_ci(cluster_stats, statistic, seed=int(self.rng.key(label)),
+                            n_resamples=n_resamples,
+                            confidence_level=float(boot["confidence_level"]), method=boot["method"])
+
+
+# --- the gates ----------------------------------------------------------------------------
+
+
+def _holdings_by_rule(ctx):
+    """Per rule of the account priors: ``(rule, counts of its holders)``; plus orphan counts."""
+    data = ctx.data
+    holder_type = data.party_type[data.holding_party]
+    out, covered = [], np.zeros(data.holding_count.shape[0], dtype=bool)
+    for rule in ctx.config[ACCOUNT_PRIORS]["rules"]:
+        if rule["party_type"] not in data.party_types or rule["account_type"] not in data.account_types:
+            out.append((rule, np.zeros(0, dtype=np.int64)))
+            continue
+        mask = ((holder_type == data.party_types.index(rule["party_type"]))
+                & (data.holding_type == data.account_types.index(rule["account_type"])))
+        covered |= mask
+        out.append((rule, data.holding_count[mask]))
+    return out, data.holding_count[~covered]
+
+
+def gate_t1(ctx):
+    rules, orphans = _holdings_by_rule(ctx)
+    excess = max([metrics.accounts_above_kmax(c, r["k_max"]) for r, c in rules], default=0)
+    # A holding no rule covers has no K_max: every account of it is above the cap.
+    excess = max(excess, int(orphans.max(initial=0)))
+    spec = ctx.spec("T1_KMAX_HARD_INVARIANT", "max_accounts_above_kmax")
+    support = int(sum(c.size for _, c in rules) + orphans.size)
+    return [judge("max_accounts_above_kmax", excess, spec)], support, "exact"
+
+
+def gate_t2(ctx):
+    rules, _ = _holdings_by_rule(ctx)
+    components = []
+    for rule, counts in rules:
+        p99, top = metrics.holder_tail(counts)
+        enough = counts.size >= ctx.support["holders_per_type"]
+        cell = f"{rule['party_type']}.{rule['account_type']}"
+        for part, value in (("p99_over_kmax", p99 - rule["k_max"]),
+                            ("max_over_kmax", top - rule["k_max"])):
+            components.append(judge(f"{cell}.{part}", value,
+                                    ctx.spec("T2_KMAX_TAIL_SANITY", part), support_ok=enough))
+    support = min((c.size for _, c in rules), default=0)
+    return components, support, "exact"
+
+
+def _ip_mix(ctx):
+    mixes = ctx.config[DEVICE_IP_PRIORS]["ip_type_mix"]
+    data = ctx.data
+    return np.array([[mixes.get(region, {}).get(t, np.nan) for t in data.ip_types]
+                     for region in data.regions])
+
+
+def gate_t3(ctx):
+    data = ctx.data
+    mix = _ip_mix(ctx)
+    n_regions, n_types = mix.shape
+    cell = data.ip_region * n_types + data.ip_type
+    cluster = _clusters(np.arange(data.n_ips), ctx.n_clusters)
+    per_cluster = np.zeros((ctx.n_clusters, n_regions * n_types))
+    np.add.at(per_cluster, (cluster, cell), 1.0)
+
+    def max_error(summed):
+        counts = summed.reshape(summed.shape[:-1] + (n_regions, n_types))
+        shares = counts / counts.sum(axis=-1, keepdims=True)
+        return np.max(np.abs(shares - mix) * 100.0, axis=(-2, -1))
+
+    value = max_error(per_cluster.sum(axis=0))
+    per_region = per_cluster.sum(axis=0).reshape(n_regions, n_types).sum(axis=1)
+    support = int(per_region.min()) if per_region.size else 0
+    ci = ctx.ci("T3_IP_PRIOR_ALIGNMENT", per_cluster, max_error)
+    return [judge("max_abs_error_pp", value, ctx.spec("T3_IP_PRIOR_ALIGNMENT", "max_abs_error_pp"),
+                  ci=ci, support_ok=support >= ctx.support["ips_per_region"])], support, \
+        "cluster_bootstrap"
+
+
+def gate_t4(ctx):
+    data = ctx.data
+    linked = np.diff(data.device_ip_ptr) > 0
+    cluster = _clusters(data.device_primary, ctx.n_clusters)
+    per_cluster = _cluster_sums(cluster, [linked, np.ones_like(linked)], ctx.n_clusters)
+
+    def fraction(summed):
+        return summed[..., 0] / summed[..., 1]
+
+    value = metrics.linked_fraction(data.device_ip_ptr)
+    ci = ctx.ci("T4_DEVICE_IP_COVERAGE", per_cluster, fraction)
+    spec = ctx.spec("T4_DEVICE_IP_COVERAGE", "linked_device_fraction")
+    return [judge("linked_device_fraction", value, spec, ci=ci,
+                  support_ok=data.n_devices >= ctx.support["devices"])], data.n_devices, \
+        "cluster_bootstrap"
+
+
+def gate_t5(ctx):
+    p99, top = metrics.devices_per_ip_tail(ctx.data.ip_device_ptr)
+    return [judge("p99", p99, ctx.spec("T5_IP_REUSE_TAIL_BOUNDS", "p99")),
+            judge("max", top, ctx.spec("T5_IP_REUSE_TAIL_BOUNDS", "max"))], ctx.data.n_ips, "exact"
+
+
+def unmapped_roles(data, taxonomy):
+    """``(rows, unmapped)``: role rows, and rows whose raw role has no (or the wrong) family."""
+    rows = unmapped = 0
+    for kind, roles in data.roles.items():
+        expected = {r["raw_role"]: r["family"] for r in taxonomy["entity_kinds"].get(kind, [])}
+        raw_ok = np.array([name in expected for name in roles.raw_roles] + [False])
+        family_of_raw = [expected.get(name) for name in roles.raw_roles]
+        mapped = raw_ok[roles.raw_role] & (roles.family >= 0)
+        if mapped.any():
+            family_names = np.array(roles.families + [""], dtype=object)[roles.family]
+            wanted = np.array(family_of_raw + [None], dtype=object)[roles.raw_role]
+            mapped &= family_names == wanted
+        rows += roles.raw_role.shape[0]
+        unmapped += int(np.count_nonzero(~mapped))
+    return rows, unmapped
+
+
+def gate_t6(ctx):
+    rows, unmapped = unmapped_roles(ctx.data, ctx.config[TAXONOMY])
+    coverage = (rows - unmapped) / rows if rows else float("nan")
+    return [judge("coverage", coverage, ctx.spec("T6_ROLE_MAPPING_COVERAGE", "coverage")),
+            judge("unmapped", unmapped, ctx.spec("T6_ROLE_MAPPING_COVERAGE", "unmapped"))], rows, \
+        "exact"
+
+
+def _odds_ratio_columns(owner_risky, entity_risky):
+    return [owner_risky & entity_risky, owner_risky & ~entity_risky,
+            ~owner_risky & entity_risky, ~owner_risky & ~entity_risky]
+
+
+def _or_statistic(offset):
+    def statistic(summed):
+        a, b, c, d = (summed[..., offset + i] for i in range(4))
+        return metrics.odds_ratio(a, b, c, d)
+    return statistic
+
+
+def gate_t7(ctx):
+    data = ctx.data
+    party_risky = data.roles["party"].is_risky
+    ceiling = ctx.policy["role_distribution_checks"]["propagation"]["max_odds_ratio"]
+    components, supports = [], []
+    for name, owner, entity_risky in (
+            ("OR_account", data.account_owner, data.roles["account"].is_risky),
+            ("OR_device", data.device_primary, data.roles["device"].is_risky)):
+        owner_risky = party_risky[owner]
+        cluster = _clusters(owner, ctx.n_clusters)
+        per_cluster = _cluster_sums(cluster, _odds_ratio_columns(owner_risky, entity_risky),
+                                    ctx.n_clusters)
+        statistic = _or_statistic(0)
+        value = statistic(per_cluster.sum(axis=0))
+        risky_owners = int(np.count_nonzero(np.bincount(owner[owner_risky], minlength=1)))
+        supports.append(risky_owners)
+        ci = ctx.ci(f"T7_RISK_PROPAGATION_EFFECT.{name}", per_cluster, statistic)
+        components.append(judge(name, value, ctx.spec("T7_RISK_PROPAGATION_EFFECT", name), ci=ci,
+                                support_ok=risky_owners >= ctx.support["risky_owners"],
+                                ceiling=ceiling))
+    return components, min(supports), "cluster_bootstrap"
+
+
+def divergences(ctx):
+    """``{distribution: (jsd, support_ok)}`` of T8: role mixes, ip_type mixes, holder laws."""
+    data, out = ctx.data, {}
+    taxonomy = ctx.config[TAXONOMY]
+    for kind, roles in data.roles.items():
+        spec = taxonomy["entity_kinds"].get(kind, [])
+        names = [r["raw_role"] for r in spec]
+        # Null and unknown raw roles land in an extra category with target share 0.
+        index = np.array([names.index(n) if n in names else len(names) for n in roles.raw_roles]
+                         + [len(names)])
+        realised = np.bincount(index[roles.raw_role], minlength=len(names) + 1)
+        target = [r["target_prevalence"] for r in spec] + [0.0]
+        out[f"role_mix.{kind}"] = (metrics.jsd(realised, target), roles.raw_role.size > 0)
+    mix = _ip_mix(ctx)
+    for g, region in enumerate(data.regions):
+        realised = np.bincount(data.ip_type[data.ip_region == g], minlength=len(data.ip_types))
+        out[f"ip_type_mix.{region}"] = (metrics.jsd(realised, mix[g]),
+                                        realised.sum() >= ctx.support["ips_per_region"])
+    rules, _ = _holdings_by_rule(ctx)
+    for rule, counts in rules:
+        k_max = rule["k_max"]
+        realised = np.bincount(np.clip(counts, 1, k_max), minlength=k_max + 1)[1:]
+        law = metrics.holder_law(rule["mean_accounts_per_holder"], k_max)
+        out[f"accounts_per_holder.{rule['party_type']}.{rule['account_type']}"] = (
+            metrics.jsd(realised, law), counts.size >= ctx.support["holders_per_type"])
+    return out
+
+
+def gate_t8(ctx):
+    spec = ctx.spec("T8_DISTRIBUTION_ALIGNMENT_JSD", "max_jsd")
+    components = [judge(name, value, spec, support_ok=ok)
+                  for name, (value, ok) in divergences(ctx).items()]
+    return components, len(components), "exact"
+
+
+def gate_t10(ctx):
+    data = ctx.data
+    violations = downstream.contract_violations(data.tables, data.n_merchants)
+    n_flows = max(int(ctx.support["flows"]), int(round(
+        ctx.policy["downstream_probe"]["flows_per_party"] * data.n_parties)))
+    contract = judge("contract_violations", len(violations),
+                     ctx.spec("T10_DOWNSTREAM_COMPAT_6B", "contract_violations"))
+    contract["detail"] = violations[:20]
+    spec = ctx.spec("T10_DOWNSTREAM_COMPAT_6B", "fraud_label_lift")
+    if violations:
+        lift = judge("fraud_label_lift", None, spec)
+        lift["reason"] = "contract_violated"
+        return [lift, contract], 0, "cluster_bootstrap"
+    flows, fraud, touches = downstream.probe_flows(data, ctx.rng.key("gates.t10.flows"), n_flows)
+    ctx.rng.record("gates.t10.flows", n_flows, 7)
+    cluster = _clusters(flows[:, 0], ctx.n_clusters)
+    per_cluster = _cluster_sums(cluster, [fraud & touches, touches, fraud & ~touches, ~touches],
+                                ctx.n_clusters)
+
+    def statistic(summed):
+        return downstream.lift(summed[..., 0], summed[..., 1], summed[..., 2], summed[..., 3])
+
+    value = statistic(per_cluster.sum(axis=0))
+    ci = ctx.ci("T10_DOWNSTREAM_COMPAT_6B", per_cluster, statistic)
+    lift = judge("fraud_label_lift", value, spec, ci=ci,
+                 support_ok=flows.shape[0] >= ctx.support["flows"])
+    return [lift, contract], int(flows.shape[0]), "cluster_bootstrap"
+
+
+_GATE_FUNCTIONS = {
+    "T1_KMAX_HARD_INVARIANT": gate_t1, "T2_KMAX_TAIL_SANITY": gate_t2,
+    "T3_IP_PRIOR_ALIGNMENT": gate_t3, "T4_DEVICE_IP_COVERAGE": gate_t4,
+    "T5_IP_REUSE_TAIL_BOUNDS": gate_t5, "T6_ROLE_MAPPING_COVERAGE": gate_t6,
+    "T7_RISK_PROPAGATION_EFFECT": gate_t7, "T8_DISTRIBUTION_ALIGNMENT_JSD": gate_t8,
+    "T10_DOWNSTREAM_COMPAT_6B": gate_t10,
+}
+
+
+def _headline(components):
+    """The component a record shows: the first failing one; else the worst of those judged
+    like the first (e.g. the largest JSD of T8, the smallest odds ratio of T7)."""
+    failing = [c for c in components if not c["pass_Bplus"]]
+    if failing:
+        return failing[0]
+    first = components[0]
+    alike = [c for c in components if (c["threshold_B"], c["threshold_Bplus"])
+             == (first["threshold_B"], first["threshold_Bplus"])]
+    larger_is_worse = first["threshold_Bplus"] <= first["threshold_B"]  # comparator "le"
+    return (max if larger_is_worse else min)(alike, key=lambda c: c["value"])
+
+
+def record(gate_id, policy, components, seed, support, method):
+    """The board record of a gate from its components (the first one is its headline)."""
+    gate = policy["gates"][gate_id]
+    if components:
+        headline = _headline(components)
+    else:
+        headline = {"value": None, "threshold_B": None, "threshold_Bplus": None, "ci_low": None,
+                    "ci_high": None, "reason": "not_computable"}
+    out = {
+        "test_id": gate_id,
+        "metric_name": gate["metric_name"],
+        "value": headline["value"],
+        "threshold_B": headline["threshold_B"],
+        "threshold_Bplus": headline["threshold_Bplus"],
+        "pass_B": bool(components) and all(c["pass_B"] for c in components),
+        "pass_Bplus": bool(components) and all(c["pass_Bplus"] for c in components),
+        "ci_low": headline["ci_low"],
+        "ci_high": headline["ci_high"],
+        "seed": seed,
+        "support": support,
+        "method": method,
+        "owner_state": gate["owner_state"],
+        "reason": next((c["reason"] for c in components if c["reason"]), None)
+        if components else headline["reason"],
+    }
+    if len(components) > 1:
+        out["components"] = {c["name"]: {k: v for k, v in c.items() if k != "name"}
+                             for c in components}
+    elif components and components[0].get("detail"):
+        out["detail"] = components[0]["detail"]
+    return out
+
+
+def stability_metrics(data, records):
+    """The per-seed values T9 compares across seeds (SPEC section 5).
+
+    T3 enters through the realised ip_type shares it compares (its error is near zero by
+    construction, so a coefficient of variation of the error would measure rounding noise).
+    """
+    by_id = {r["test_id"]: r for r in records}
+    out = {}
+    n_types = len(data.ip_types)
+    counts = np.bincount(data.ip_region * n_types + data.ip_type,
+                         minlength=len(data.regions) * n_types).reshape(len(data.regions), n_types)
+    for g, region in enumerate(data.regions):
+        for t, ip_type in enumerate(data.ip_types):
+            if counts[g].sum():
+                out[f"T3.share.{region}.{ip_type}"] = float(counts[g, t] / counts[g].sum())
+    out["T4.linked_device_fraction"] = by_id["T4_DEVICE_IP_COVERAGE"]["value"]
+    out["T5.p99"] = by_id["T5_IP_REUSE_TAIL_BOUNDS"]["components"]["p99"]["value"]
+    for name in ("OR_account", "OR_device"):
+        out[f"T7.{name}"] = by_id["T7_RISK_PROPAGATION_EFFECT"]["components"][name]["value"]
+    out["T8.max_jsd"] = by_id["T8_DISTRIBUTION_ALIGNMENT_JSD"]["value"]
+    for kind, roles in data.roles.items():
+        out[f"prevalence.{kind}"] = float(np.mean(roles.is_risky)) if roles.is_risky.size else None
+    return out
+
+
+def evaluate(data, config, seed, rng):
+    """The board of one seed: a record per gate, T9 marked not evaluable (single run).
+
+    Parameters
+    ----------
+    data : seg6a.gates.data.GateData
+        The published tables' arrays.
+    config : Mapping
+        Config documents by file name (validation policy, priors, taxonomy).
+    seed : int
+    rng : seg6a.rng.Substreams
+        Keys of the run (seeding the bootstraps and the 6B probe) and the audit of draws.
+    """
+    ctx = Context(data, config, seed, rng)
+    records = []
+    for gate_id in GATES:
+        if gate_id != "T9_CROSS_SEED_STABILITY":
+            # Empty cells give NaN metrics, which judge() fails with a reason.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                components, support, method = _GATE_FUNCTIONS[gate_id](ctx)
+            records.append(record(gate_id, ctx.policy, components, seed, support, method))
+    t9 = not_evaluable(ctx.policy, seed)
+    # The seed's inputs to T9, which certification compares across seeds.
+    t9["stability_metrics"] = stability_metrics(data, records)
+    records.insert(GATES.index("T9_CROSS_SEED_STABILITY"), t9)
+    return records
+
+
+def cross_seed_stability(policy, boards):
+    """T9 over several seeds' boards: the largest coefficient of variation (sample standard
+    deviation over the absolute mean) of each stability metric across the seeds."""
+    seeds = [board[0]["seed"] for board in boards]
+    per_seed = [next(r for r in board if r["test_id"] == "T9_CROSS_SEED_STABILITY")
+                ["stability_metrics"] for board in boards]
+    names = sorted(set().union(*per_seed))
+    cvs = {}
+    for name in names:
+        values = np.array([m.get(name) if m.get(name) is not None else np.nan for m in per_seed],
+                          dtype=np.float64)
+        mean = np.mean(values)
+        cvs[name] = float(np.std(values, ddof=1) / abs(mean)) if mean and len(values) > 1 \
+            else float("nan")
+    spec = policy["gates"]["T9_CROSS_SEED_STABILITY"]["components"]["max_cv"]
+    computable = bool(cvs) and all(np.isfinite(v) for v in cvs.values())
+    worst = max(cvs, key=cvs.get) if computable else None
+    component = judge("max_cv", cvs[worst] if computable else None, spec,
+                      support_ok=len(seeds) >= 2)
+    out = record("T9_CROSS_SEED_STABILITY", policy, [component], "pooled", len(seeds),
+                 "cross_seed_cv")
+    out["seeds"] = seeds
+    out["worst_metric"] = worst
+    out["coefficients_of_variation"] = {k: (v if np.isfinite(v) else None) for k, v in cvs.items()}
+    return out
+
+
+def not_evaluable(policy, seed):
+    """T9 of a single run: computed only by certification over several seeds."""
+    spec = policy["gates"]["T9_CROSS_SEED_STABILITY"]["components"]["max_cv"]
+    out = record("T9_CROSS_SEED_STABILITY", policy, [], seed, 0, "cross_seed_cv")
+    out.update(threshold_B=spec["B"], threshold_Bplus=spec["Bplus"], reason=NOT_EVALUABLE)
+    return out

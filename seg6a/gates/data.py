@@ -1,0 +1,152 @@
+"""The arrays the gates read, taken from the published tables (or the identical in-memory ones).
+
+Gates never see a state's objects or counters: ``from_tables`` rebuilds the relations they
+need (CSR pointers, codes, role flags) from the dataset tables alone, and ``read_run``
+loads those tables back from a run folder's Parquet.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..kernels.csr import csr_from_owners, transpose
+
+ROLE_KINDS = ("party", "account", "merchant", "device", "ip")
+DATASETS = (
+    "s1_party_base_6A", "s2_account_base_6A", "s2_party_product_holdings_6A",
+    "s3_instrument_base_6A", "s4_device_base_6A", "s4_device_party_links_6A", "s4_ip_base_6A",
+    "s4_device_ip_links_6A", *(f"s5_{kind}_fraud_roles_6A" for kind in ROLE_KINDS),
+)
+
+
+def codes(table, column):
+    """``(codes, vocabulary)`` of a category column; nulls get code -1."""
+    array = table.column(column).combine_chunks()
+    if not pa.types.is_dictionary(array.type):
+        array = pc.dictionary_encode(array)
+    indices = array.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return indices, [str(v) for v in array.dictionary.to_pylist()]
+
+
+def ints(table, column):
+    return table.column(column).to_numpy().astype(np.int64, copy=False)
+
+
+@dataclass
+class Roles:
+    """One role table: raw role and family codes (-1 for null), and the risky flag."""
+
+    raw_role: np.ndarray
+    raw_roles: list
+    family: np.ndarray
+    families: list
+    is_risky: np.ndarray
+    ids: np.ndarray
+    null_cells: int
+
+
+@dataclass
+class GateData:
+    """What T1-T10 read, as arrays (ids are row indices of their base tables)."""
+
+    party_type: np.ndarray
+    party_types: list
+    holding_party: np.ndarray
+    holding_type: np.ndarray
+    account_types: list
+    holding_count: np.ndarray
+    account_owner: np.ndarray
+    party_account_ptr: np.ndarray
+    instrument_account: np.ndarray
+    account_instrument_ptr: np.ndarray
+    device_primary: np.ndarray
+    party_device_ptr: np.ndarray
+    party_device_ids: np.ndarray
+    device_ip_ptr: np.ndarray
+    device_ip_ids: np.ndarray
+    ip_device_ptr: np.ndarray
+    ip_type: np.ndarray
+    ip_types: list
+    ip_region: np.ndarray
+    regions: list
+    n_merchants: int
+    roles: dict
+    tables: dict
+
+    @property
+    def n_parties(self):
+        return self.party_type.shape[0]
+
+    @property
+    def n_devices(self):
+        return self.device_primary.shape[0]
+
+    @property
+    def n_ips(self):
+        return self.ip_type.shape[0]
+
+
+def _ptr_by_sorted_owner(owner, n_owners):
+    counts = np.bincount(owner, minlength=n_owners)[:n_owners] if owner.size else np.zeros(
+        n_owners, dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def from_tables(tables, n_merchants):
+    """Gate inputs from dataset name -> ``pyarrow.Table`` (rows in canonical id order)."""
+    parties = tables["s1_party_base_6A"]
+    party_type, party_types = codes(parties, "party_type")
+    n_parties = parties.num_rows
+    holdings = tables["s2_party_product_holdings_6A"]
+    holding_type, account_types = codes(holdings, "account_type")
+    accounts = tables["s2_account_base_6A"]
+    account_owner = ints(accounts, "owner_party_id")
+    instrument_account = ints(tables["s3_instrument_base_6A"], "account_id")
+    devices = tables["s4_device_base_6A"]
+    device_primary = ints(devices, "primary_party_id")
+    links = tables["s4_device_party_links_6A"]
+    link_device, link_party = ints(links, "device_id"), ints(links, "party_id")
+    device_party_ptr, order = csr_from_owners(link_device, devices.num_rows)
+    party_device_ptr, party_device_ids = transpose(device_party_ptr, link_party[order], n_parties)
+    ip_links = tables["s4_device_ip_links_6A"]
+    ips = tables["s4_ip_base_6A"]
+    ip_link_device, ip_link_ip = ints(ip_links, "device_id"), ints(ip_links, "ip_id")
+    device_ip_ptr, order = csr_from_owners(ip_link_device, devices.num_rows)
+    device_ip_ids = ip_link_ip[order]
+    ip_device_ptr, _ = transpose(device_ip_ptr, device_ip_ids, ips.num_rows)
+    ip_type, ip_types = codes(ips, "ip_type")
+    ip_region, regions = codes(ips, "region_id")
+    roles = {}
+    for kind in ROLE_KINDS:
+        table = tables[f"s5_{kind}_fraud_roles_6A"]
+        raw_role, raw_roles = codes(table, "raw_role")
+        family, families = codes(table, "canonical_role_family")
+        risky = table.column("is_risky").combine_chunks()
+        roles[kind] = Roles(raw_role, raw_roles, family, families,
+                            risky.fill_null(False).to_numpy(zero_copy_only=False).astype(bool),
+                            ints(table, f"{kind}_id"),
+                            sum(column.null_count for column in table.columns))
+    return GateData(
+        party_type, party_types, ints(holdings, "party_id"), holding_type, account_types,
+        ints(holdings, "account_count"), account_owner,
+        _ptr_by_sorted_owner(account_owner, n_parties), instrument_account,
+        _ptr_by_sorted_owner(instrument_account, accounts.num_rows), device_primary,
+        party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, ip_device_ptr,
+        ip_type, ip_types, ip_region, regions, n_merchants, roles, tables)
+
+
+def read_run(run_dir, seed):
+    """Dataset name -> ``pyarrow.Table`` of one seed, read back from a run folder's Parquet."""
+    run_dir = Path(run_dir)
+    tables = {}
+    for name in DATASETS:
+        folder = run_dir / "layer3" / "6A" / name / f"seed={seed}"
+        parts = sorted(folder.glob("parameter_hash=*/manifest_fingerprint=*/part-*.parquet"))
+        if not parts:
+            raise FileNotFoundError(f"no published parts of {name} for seed {seed} in {run_dir}")
+        # Parts are named by canonical block, so sorted names are canonical row order.
+        tables[name] = pa.concat_tables([pq.read_table(p) for p in parts])
+    return tables

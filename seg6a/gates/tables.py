@@ -1,0 +1,62 @@
+"""Views of gate records: an ``xarray.Dataset`` and a plain-text table."""
+import numpy as np
+
+FIELDS = ("value", "threshold_B", "threshold_Bplus", "ci_low", "ci_high", "support")
+FLAGS = ("pass_B", "pass_Bplus")
+LABELS = ("metric_name", "method", "owner_state", "reason")
+
+
+def to_xarray(boards):
+    """Gate records as an ``xarray.Dataset``: dim ``test`` (and ``seed`` for several boards).
+
+    Parameters
+    ----------
+    boards : list of dict, or list of lists of dict
+        One board (records of one seed) or several.
+    """
+    import xarray as xr
+
+    several = bool(boards) and isinstance(boards[0], list)
+    boards = boards if several else [boards]
+    tests = [r["test_id"] for r in boards[0]]
+    seeds = [board[0]["seed"] for board in boards]
+
+    def column(field, dtype):
+        rows = []
+        for board in boards:
+            by_id = {r["test_id"]: r for r in board}
+            rows.append([by_id[t].get(field) for t in tests])
+        if dtype is float:
+            return np.array([[np.nan if v is None else float(v) for v in row] for row in rows])
+        if dtype is bool:
+            return np.array(rows, dtype=bool)
+        return np.array([["" if v is None else str(v) for v in row] for row in rows], dtype=object)
+
+    variables = {f: (("seed", "test"), column(f, float)) for f in FIELDS}
+    variables.update({f: (("seed", "test"), column(f, bool)) for f in FLAGS})
+    variables.update({f: (("seed", "test"), column(f, str)) for f in LABELS})
+    dataset = xr.Dataset(variables, coords={"seed": seeds, "test": tests})
+    return dataset if several else dataset.isel(seed=0, drop=True).assign_attrs(seed=seeds[0])
+
+
+def format_board(records):
+    """A board as an aligned text table, one line per gate."""
+    def number(v):
+        if v is None:
+            return "-"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    def verdict(r):
+        if r["reason"] == "not_evaluable_single_run":
+            return "n/a"
+        return "B+" if r["pass_Bplus"] else ("B" if r["pass_B"] else "FAIL")
+
+    header = ("test", "value", "CI 95%", "B", "B+", "pass", "owner", "reason")
+    rows = [(r["test_id"], number(r["value"]),
+             "-" if r["ci_low"] is None else f"[{number(r['ci_low'])}, {number(r['ci_high'])}]",
+             number(r["threshold_B"]), number(r["threshold_Bplus"]), verdict(r), r["owner_state"],
+             r["reason"] or "") for r in records]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+             for row in (header, tuple("-" * w for w in widths), *rows)]
+    return "\n".join(lines)
