@@ -436,3 +436,43 @@ def draw_roles(key, code, logit_of_code, risky_roles, risky_cdf, clean_roles, cl
         else:
             out.append(int(clean_roles[invert_cdf(clean_cdf[0], pick)]))
     return np.array(out, dtype=np.int16)
+
+
+# ---------------------------------------------------------------------------------------
+# The 6B probe (kernels/flows.py)
+# ---------------------------------------------------------------------------------------
+
+
+def sample_flows(key, n_flows, payers, party_account_ptr, account_instrument_ptr,
+                 party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, n_merchants):
+    def pick(ptr, owner, f, draw):
+        n = int(ptr[owner + 1] - ptr[owner])
+        return None if n == 0 else int(ptr[owner]) + int(prf_unit(key, f, draw) * n)
+
+    rows = []
+    for f in range(n_flows):
+        p = int(payers[int(prf_unit(key, f, 0) * len(payers))])
+        a = pick(party_account_ptr, p, f, 1)
+        i = pick(account_instrument_ptr, a, f, 2)
+        slot = pick(party_device_ptr, p, f, 3)
+        d = None if slot is None else int(party_device_ids[slot])
+        ip_slot = None if d is None else pick(device_ip_ptr, d, f, 4)
+        ip = None if ip_slot is None else int(device_ip_ids[ip_slot])
+        m = int(prf_unit(key, f, 5) * n_merchants)
+        rows.append([p, a, -1 if i is None else i, -1 if d is None else d,
+                     -1 if ip is None else ip, m])
+    return np.array(rows, dtype=np.int64).reshape(n_flows, 6)
+
+
+def label_flows(key, flows, columns, risky, weights, base_logit):
+    fraud, touches = [], []
+    for f, row in enumerate(np.asarray(flows).tolist()):
+        logit, touched = base_logit, False
+        for (column, offset), weight in zip(np.asarray(columns).tolist(), weights):
+            entity = row[column]
+            if entity >= 0 and risky[offset + entity]:
+                logit += float(weight)
+                touched = True
+        fraud.append(prf_unit(key, f, 6) < sigmoid(logit))
+        touches.append(touched)
+    return np.array(fraud, dtype=bool), np.array(touches, dtype=bool)

@@ -1,0 +1,61 @@
+"""The 6B probe's kernels: flows drawn along CSR relations and labelled by risky roles."""
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+import reference as ref
+from seg6a.kernels import flows
+
+keys = st.integers(0, 2**64 - 1).map(np.uint64)
+
+
+@st.composite
+def graphs(draw):
+    """A small random graph: parties with accounts (some with none), instruments, devices, IPs."""
+    n_parties = draw(st.integers(1, 12))
+    accounts = draw(st.lists(st.integers(0, 3), min_size=n_parties, max_size=n_parties))
+    if sum(accounts) == 0:
+        accounts[0] = 1
+    n_accounts = sum(accounts)
+    instruments = draw(st.lists(st.integers(0, 2), min_size=n_accounts, max_size=n_accounts))
+    n_devices = draw(st.integers(0, 8))
+    device_rows = [draw(st.lists(st.integers(0, n_parties - 1), max_size=3))
+                   for _ in range(n_devices)]
+    n_ips = draw(st.integers(1, 6))
+    ip_rows = [draw(st.lists(st.integers(0, n_ips - 1), max_size=3)) for _ in range(n_devices)]
+    party_rows = [[d for d, row in enumerate(device_rows) if p in row] for p in range(n_parties)]
+    party_device_ptr, party_device_ids = ref.csr_from_rows(party_rows)
+    device_ip_ptr, device_ip_ids = ref.csr_from_rows(ip_rows)
+    return (ref.ptr_from_counts(accounts), ref.ptr_from_counts(instruments), party_device_ptr,
+            party_device_ids, device_ip_ptr, device_ip_ids, n_devices, n_ips)
+
+
+@given(keys, graphs(), st.integers(0, 60), st.integers(1, 30))
+def test_sample_flows_matches_reference_and_follows_edges(key, graph, n_flows, n_merchants):
+    (account_ptr, instrument_ptr, party_device_ptr, party_device_ids, device_ip_ptr,
+     device_ip_ids, _, _) = graph
+    payers = np.flatnonzero(np.diff(account_ptr) > 0)
+    args = (n_flows, payers, account_ptr, instrument_ptr, party_device_ptr, party_device_ids,
+            device_ip_ptr, device_ip_ids, n_merchants)
+    got = flows.sample_flows(key, *args)
+    np.testing.assert_array_equal(got, ref.sample_flows(int(key), *args))
+    for p, a, i, d, ip, m in got.tolist():
+        assert account_ptr[p] <= a < account_ptr[p + 1]
+        assert i == -1 or instrument_ptr[a] <= i < instrument_ptr[a + 1]
+        assert d == -1 or d in party_device_ids[party_device_ptr[p]:party_device_ptr[p + 1]]
+        assert ip == -1 or ip in device_ip_ids[device_ip_ptr[d]:device_ip_ptr[d + 1]]
+        assert 0 <= m < n_merchants
+
+
+@given(keys, st.integers(1, 50), st.data())
+def test_label_flows_matches_reference(key, n_flows, data):
+    sizes = [5, 7, 3]
+    risky = np.array(data.draw(st.lists(st.booleans(), min_size=sum(sizes), max_size=sum(sizes))))
+    columns = np.array([[0, 0], [1, 5], [2, 12]], dtype=np.int64)
+    table = np.array([[data.draw(st.integers(-1, n - 1)) for n in sizes] for _ in range(n_flows)],
+                     dtype=np.int64)
+    weights = np.array([1.0, 0.5, 2.0])
+    got = flows.label_flows(key, table, columns, risky, weights, -3.0)
+    expected = ref.label_flows(int(key), table, columns, risky, weights, -3.0)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
