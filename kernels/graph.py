@@ -41,6 +41,7 @@ def household_links(key, primary, party_country, country_ptr, block_size, share_
     lo = np.empty(n, dtype=np.int64)
     size = np.empty(n, dtype=np.int64)
     extra = np.zeros(n, dtype=np.int64)
+    start = np.zeros(n, dtype=np.int64)
     for d in prange(n):
         p = primary[d]
         c = party_country[p]
@@ -48,8 +49,11 @@ def household_links(key, primary, party_country, country_ptr, block_size, share_
         block_hi = min(block_lo + block_size, n_parties)
         lo[d] = max(country_ptr[c], block_lo)
         size[d] = min(country_ptr[c + 1], block_hi) - lo[d]
-        if prf_unit(k, np.uint64(d), np.uint64(0)) < share_probability:
-            wanted = 1 + np.int64(prf_unit(k, np.uint64(d), np.uint64(1)) * (max_parties - 1))
+        # All three draws are made for every device, so the audit counts 3 per device.
+        shared = prf_unit(k, np.uint64(d), np.uint64(0)) < share_probability
+        wanted = 1 + np.int64(prf_unit(k, np.uint64(d), np.uint64(1)) * (max_parties - 1))
+        start[d] = np.int64(prf_unit(k, np.uint64(d), np.uint64(2)) * max(size[d] - 1, 1))
+        if shared:
             extra[d] = min(wanted, size[d] - 1)
     ptr = np.empty(n + 1, dtype=np.int64)
     ptr[0] = 0
@@ -61,10 +65,9 @@ def household_links(key, primary, party_country, country_ptr, block_size, share_
         parties[ptr[d]] = p
         if extra[d] > 0:
             others = size[d] - 1
-            start = np.int64(prf_unit(k, np.uint64(d), np.uint64(2)) * others)
             position = p - lo[d]
             for j in range(extra[d]):
-                step = 1 + (start + j) % others
+                step = 1 + (start[d] + j) % others
                 parties[ptr[d] + 1 + j] = lo[d] + (position + step) % size[d]
     return ptr, parties
 

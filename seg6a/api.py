@@ -4,7 +4,7 @@ from pathlib import Path
 from . import __version__
 from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
-from .runs import layout
+from .runs import layout, receipts
 from .runs.publish import json_bytes, jsonl_bytes, parquet_bytes, publish_all, sha256_hex
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
 from .errors import ParameterError
@@ -79,12 +79,14 @@ class SimulationResult:
             known = ", ".join(self.datasets)
             raise KeyError(f"no dataset {name!r}; datasets: {known}") from None
 
-    def write(self, run_dir):
+    def write(self, run_dir, rerun_from=None):
         """Publish every output into the run folder ``run_dir``; return its path.
 
         Publishing is idempotent: writing the same result again changes nothing. If any
         target already holds different data, ``PublishConflictError`` is raised before
-        anything is written.
+        anything is written. With ``rerun_from`` (a state, e.g. ``"S5"``), the states before
+        it must reproduce exactly the outputs their receipts list, and the evidence of the
+        rerun states (their receipts, the RNG audit, the gateboard) is superseded.
         """
         run_dir = Path(run_dir)
         sealed = self.sealed
@@ -127,11 +129,14 @@ class SimulationResult:
         for path in (s5_dir / s5_fraud_roles.REPORT, s5_dir / s5_fraud_roles.PASSED_FLAG, board):
             if path in files:
                 outputs["S5"][path.relative_to(run_dir).as_posix()] = sha256_hex(files[path])
+        if rerun_from is not None:
+            receipts.check_recomputed(run_dir, seed, rerun_from, outputs)
         counters = {"S2": self.accounts.counters, "S4": self.devices.counters,
                     "S5": self.fraud.counters}
         # A state's inputs: the sealed world and every upstream state's published outputs.
-        upstream = {s0_dir.joinpath("sealed_inputs_6A.json").relative_to(run_dir).as_posix():
-                    sha256_hex(files[s0_dir / "sealed_inputs_6A.json"])}
+        # (The sealed world by name: S0's folder carries the segment hash, which a policy
+        # change of a later state changes, and must not make an earlier receipt differ.)
+        upstream = {"sealed_inputs_6A.json": sha256_hex(files[s0_dir / "sealed_inputs_6A.json"])}
         for state, state_outputs in outputs.items():
             receipt = {
                 "state": state,
@@ -145,17 +150,21 @@ class SimulationResult:
                 "counters": counters.get(state, {}),
             }
             upstream.update(state_outputs)
-            path = layout.receipts_dir(run_dir, seed) / f"{state.lower()}_receipt_6A.json"
-            files[path] = json_bytes(receipt)
+            files[receipts.receipt_path(run_dir, seed, state)] = json_bytes(receipt)
+        superseded = ()
+        if rerun_from is not None:
+            rerun = receipts.STATES[receipts.STATES.index(rerun_from):]
+            superseded = [receipts.receipt_path(run_dir, seed, state) for state in rerun]
+            superseded += [rng_dir / "rng_audit_6A.json", rng_dir / "rng_trace_6A.jsonl", board]
         with self._perf.substep("publish", "publish_files") as event:
-            publish_all(files)
+            publish_all(files, replace=superseded)
             event["rows"] = len(files)
         self.run_dir = run_dir
         return run_dir
 
 
 def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=None,
-             progress=None):
+             progress=None, from_state=None):
     """Generate segment 6A for one seed.
 
     Parameters
@@ -176,6 +185,11 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         The run folder's name under ``out`` (default: a fresh id).
     progress : callable, optional
         Called as ``progress(state, seconds)`` after each state.
+    from_state : {"S1", "S2", "S3", "S4", "S5"}, optional
+        Rerun into the existing run ``out/run_id`` from this state: the states before it
+        are kept only if their receipts match the current config and world and their files
+        are intact (else ``StaleStateError`` names the first stale state, and nothing is
+        published).
 
     Returns
     -------
@@ -198,8 +212,17 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         raise ParameterError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
     if out is not None:
         run_id = layout.check_run_id(run_id) if run_id is not None else layout.new_run_id()
+    if from_state is not None:
+        if from_state not in receipts.STATES:
+            raise ParameterError(f"unknown state {from_state!r} for --from; one of "
+                                 f"{', '.join(receipts.STATES)}")
+        if out is None or not (Path(out) / run_id).is_dir():
+            raise ParameterError("a rerun --from a state needs an existing run: --out ROOT and "
+                                 "--run-id of a run folder under it")
     perf = PerfRecorder()
     sealed = s0_gate.run(seed, scale, config, perf)
+    if from_state is not None:
+        receipts.check_upstream(Path(out) / run_id, sealed, from_state)
     _report(progress, perf, "S0")
     parties, s1_datasets, s1_rng = s1_parties.run(sealed, perf)
     _report(progress, perf, "S1")
@@ -219,7 +242,7 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         [s1_rng, s2_rng, s3_rng, s4_rng, s5_rng], perf,
     )
     if out is not None:
-        result.write(Path(out) / run_id)
+        result.write(Path(out) / run_id, rerun_from=from_state)
     return result
 
 

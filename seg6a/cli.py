@@ -36,6 +36,10 @@ def build_parser():
                      help="run folder name under ROOT (default: a fresh id)")
     run.add_argument("--config", default=None, metavar="DIR",
                      help="folder of YAML files overlaying the embedded defaults by file name")
+    run.add_argument("--from", dest="from_state", default=None, metavar="STATE",
+                     choices=("S1", "S2", "S3", "S4", "S5"),
+                     help="rerun the existing run --run-id from STATE (S1-S5), keeping the "
+                     "earlier states after checking their receipts")
     run.add_argument("--engine", default="local", choices=("local",), help="execution engine")
     run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                      help="Numba threads (default: all cores); outputs do not depend on it")
@@ -63,6 +67,23 @@ def build_parser():
         description="Print T1-T10 of every seed of RUN_DIR (and the certification decision "
         "if the run was certified).")
     gates.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, ROOT/<run_id>")
+
+    runs = commands.add_parser("runs", help="manage a runs root: keep-set and pruning")
+    runs_commands = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    keep = runs_commands.add_parser(
+        "keep", help="record a run in the keep-set",
+        description="Record RUN_ID in ROOT/keep_set.json as baseline, candidate, last_good or "
+        "a witness; prune never removes a kept run.")
+    keep.add_argument("root", metavar="ROOT", help="the runs root")
+    keep.add_argument("run_id", metavar="RUN_ID", help="a run folder under ROOT")
+    keep.add_argument("--as", dest="role", required=True,
+                      choices=("baseline", "candidate", "last_good", "witness"))
+    prune = runs_commands.add_parser(
+        "prune", help="list (or with --yes remove) runs outside the keep-set",
+        description="List the run folders of ROOT that the keep-set does not name; with "
+        "--yes remove them. Nothing else is touched.")
+    prune.add_argument("root", metavar="ROOT", help="the runs root")
+    prune.add_argument("--yes", action="store_true", help="remove them (default: dry run)")
 
     config = commands.add_parser("config", help="inspect and validate configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -93,6 +114,8 @@ def main(argv=None):
             return _certify(args)
         if args.command == "gates":
             return _gates(args)
+        if args.command == "runs":
+            return _runs(args)
         return _config_validate(args)
     except InputError as exc:
         _err(f"seg6a: error: {exc}")
@@ -121,6 +144,7 @@ def _run(args):
         engine=args.engine,
         run_id=run_id,
         progress=lambda state, seconds: _err(f"  {state} done in {seconds:.2f} s"),
+        from_state=args.from_state,
     )
     wall = time.perf_counter() - started
     rows = [
@@ -193,6 +217,24 @@ def _gates(args):
         content = json.loads(summary.read_text(encoding="utf-8"))
         print(f"certification: {content['decision']} over seeds "
               f"{','.join(map(str, content['seeds']))}")
+    return EXIT_OK
+
+
+def _runs(args):
+    from .runs import keep
+
+    if args.runs_command == "keep":
+        keep_set = keep.keep(args.root, args.run_id, args.role)
+        print(_table(("role", "run"), [(role, keep_set[role] or "-")
+                                       for role in keep.SINGLE_ROLES]
+                     + [("witness", w) for w in keep_set["witnesses"]]))
+        return EXIT_OK
+    doomed = keep.prune(args.root, dry_run=not args.yes)
+    verb = "removed" if args.yes else "would remove"
+    for run_id in doomed:
+        print(run_id)
+    _err(f"{verb} {len(doomed)} run(s) outside the keep-set of {args.root}"
+         + ("" if args.yes or not doomed else "; pass --yes to remove them"))
     return EXIT_OK
 
 

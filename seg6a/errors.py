@@ -53,3 +53,13 @@ class ParameterError(InputError):
 
 class PublishConflictError(InputError):
     """A published path already holds different bytes; nothing was changed."""
+
+
+class StaleStateError(InputError):
+    """A ``--from`` rerun found an upstream state whose receipt does not match the current
+    config or the files on disk; the message names the state to rerun from."""
+
+    def __init__(self, state, message, file=None):
+        self.state = state
+        super().__init__(f"{state} is stale: {message}; rerun with --from {state} (or earlier)",
+                         file=file)

@@ -20,15 +20,20 @@ from ..errors import PublishConflictError
 PARQUET_COMPRESSION = "zstd"
 
 
-def publish_bytes(path, data):
-    """Publish ``data`` at ``path``; return True if written, False if already identical."""
+def publish_bytes(path, data, replace=False):
+    """Publish ``data`` at ``path``; return True if written, False if already identical.
+
+    With ``replace`` a different existing file is superseded atomically (the evidence of the
+    states a ``--from`` rerun recomputes); otherwise it is a conflict.
+    """
     path = Path(path)
     if path.exists():
         if _same_bytes(path, data):
             return False
-        raise PublishConflictError(
-            "already holds different data; nothing was changed (use a new run id)", file=path
-        )
+        if not replace:
+            raise PublishConflictError(
+                "already holds different data; nothing was changed (use a new run id)", file=path
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -45,19 +50,27 @@ def publish_bytes(path, data):
     return True
 
 
-def publish_all(files):
+def replace_bytes(path, data):
+    """Atomically write a mutable metadata file (e.g. ``keep_set.json``), whatever it held."""
+    return publish_bytes(path, data, replace=True)
+
+
+def publish_all(files, replace=()):
     """Publish ``{path: bytes}`` after checking every path first.
 
     A conflict at any path raises before anything is written, so a rejected publish
-    changes nothing; identical files are skipped. Returns the number of files written.
+    changes nothing; identical files are skipped; paths in ``replace`` may be superseded.
+    Returns the number of files written.
     """
+    replace = {Path(p) for p in replace}
     for path, data in files.items():
         path = Path(path)
-        if path.exists() and not _same_bytes(path, data):
+        if path not in replace and path.exists() and not _same_bytes(path, data):
             raise PublishConflictError(
-                "already holds different data; nothing was changed (use a new run id)", file=path
+                "already holds different data; nothing was changed (use a new run id, or "
+                "--from STATE to rerun states)", file=path
             )
-    return sum(publish_bytes(path, data) for path, data in files.items())
+    return sum(publish_bytes(path, data, Path(path) in replace) for path, data in files.items())
 
 
 def parquet_bytes(table):

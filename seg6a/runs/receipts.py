@@ -1,0 +1,63 @@
+"""State receipts and the rerun matrix (SPEC section 7).
+
+Each state's receipt records its cumulative parameter hash, the manifest fingerprint, the
+SHA-256 of its inputs and outputs and the PRF and seg6a versions. A ``--from STATE`` rerun
+keeps the states before ``STATE`` only if their receipts match the current config and world
+and every file they list is on disk with its recorded hash. Because parameter hashes are
+cumulative (S1 in S2 in ... in S5), the rerun matrix follows: a change to S2's priors makes
+S2..S5 stale, a change to S4's makes S4..S5 stale, a change to S5's only S5.
+"""
+import json
+
+from ..errors import StaleStateError
+from . import layout
+from .publish import sha256_hex
+
+STATES = ("S1", "S2", "S3", "S4", "S5")
+
+
+def receipt_path(run_dir, seed, state):
+    return layout.receipts_dir(run_dir, seed) / f"{state.lower()}_receipt_6A.json"
+
+
+def load(run_dir, seed, state):
+    """The receipt of ``state`` for ``seed``, or None if there is none."""
+    path = receipt_path(run_dir, seed, state)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def check_upstream(run_dir, sealed, from_state):
+    """Raise ``StaleStateError`` naming the first state before ``from_state`` that cannot be kept."""
+    for state in STATES[:STATES.index(from_state)]:
+        receipt = load(run_dir, sealed.seed, state)
+        path = receipt_path(run_dir, sealed.seed, state)
+        if receipt is None:
+            raise StaleStateError(state, f"no receipt for seed {sealed.seed}", file=path)
+        if receipt["manifest_fingerprint"] != sealed.manifest_fingerprint:
+            raise StaleStateError(state, "the upstream world changed since it was published",
+                                  file=path)
+        if receipt["parameter_hash"] != sealed.parameter_hashes[state]:
+            raise StaleStateError(
+                state, f"its policies changed since it was published (parameter_hash "
+                f"{receipt['parameter_hash'][:12]}... in the receipt, "
+                f"{sealed.parameter_hashes[state][:12]}... now)", file=path)
+        for relative, digest in receipt["outputs"].items():
+            published = run_dir / relative
+            if not published.exists():
+                raise StaleStateError(state, f"its output {relative} is missing", file=path)
+            if sha256_hex(published.read_bytes()) != digest:
+                raise StaleStateError(
+                    state, f"its output {relative} does not match its receipt (changed after "
+                    "publish)", file=published)
+
+
+def check_recomputed(run_dir, seed, from_state, outputs):
+    """The kept states, recomputed in memory, must give exactly the bytes their receipts list."""
+    for state in STATES[:STATES.index(from_state)]:
+        receipt = load(run_dir, seed, state)
+        if receipt["outputs"] != outputs.get(state, {}):
+            raise StaleStateError(state, "recomputing it gives other bytes than its receipt "
+                                  "lists (the code or the engine changed)",
+                                  file=receipt_path(run_dir, seed, state))
