@@ -21,25 +21,28 @@ def sample_flows(key, n_flows, payers, party_account_ptr, account_instrument_ptr
     for f in prange(n_flows):
         flow = np.uint64(f)
         # Every draw is made for every flow, so the audit counts 6 per flow.
-        u = np.empty(6, dtype=np.float64)
-        for j in range(6):
-            u[j] = prf_unit(k, flow, np.uint64(j))
-        p = payers[np.int64(u[0] * payers.shape[0])]
+        u0 = prf_unit(k, flow, np.uint64(0))
+        u1 = prf_unit(k, flow, np.uint64(1))
+        u2 = prf_unit(k, flow, np.uint64(2))
+        u3 = prf_unit(k, flow, np.uint64(3))
+        u4 = prf_unit(k, flow, np.uint64(4))
+        u5 = prf_unit(k, flow, np.uint64(5))
+        p = payers[np.int64(u0 * payers.shape[0])]
         out[f, 0] = p
         n = party_account_ptr[p + 1] - party_account_ptr[p]
-        a = party_account_ptr[p] + np.int64(u[1] * n)
+        a = party_account_ptr[p] + np.int64(u1 * n)
         out[f, 1] = a
         n = account_instrument_ptr[a + 1] - account_instrument_ptr[a]
         if n > 0:
-            out[f, 2] = account_instrument_ptr[a] + np.int64(u[2] * n)
+            out[f, 2] = account_instrument_ptr[a] + np.int64(u2 * n)
         n = party_device_ptr[p + 1] - party_device_ptr[p]
         if n > 0:
-            d = party_device_ids[party_device_ptr[p] + np.int64(u[3] * n)]
+            d = party_device_ids[party_device_ptr[p] + np.int64(u3 * n)]
             out[f, 3] = d
             n = device_ip_ptr[d + 1] - device_ip_ptr[d]
             if n > 0:
-                out[f, 4] = device_ip_ids[device_ip_ptr[d] + np.int64(u[4] * n)]
-        out[f, 5] = np.int64(u[5] * n_merchants)
+                out[f, 4] = device_ip_ids[device_ip_ptr[d] + np.int64(u4 * n)]
+        out[f, 5] = np.int64(u5 * n_merchants)
     return out
 
 

@@ -69,16 +69,25 @@ def _ids(table, column):
     return table.column(column).to_numpy().astype(np.int64, copy=False)
 
 
+def _increasing(ids):
+    return bool(np.all(ids[1:] > ids[:-1]))
+
+
 def _has_repeats(ids):
+    if _increasing(ids):  # the canonical layout: no sort needed
+        return False
     ordered = np.sort(ids)
     return bool(np.any(ordered[1:] == ordered[:-1]))
 
 
 def _unresolved(values, keys):
-    """How many ``values`` are not among ``keys`` (sorted search; keys may be unsorted)."""
-    keys = keys if np.all(keys[1:] > keys[:-1]) else np.unique(keys)
+    """How many ``values`` are not among ``keys``."""
     if keys.size == 0:
         return int(values.size)
+    if keys[0] == 0 and keys[-1] == keys.size - 1 and _increasing(keys):
+        # Dense ids 0..n-1 (the canonical layout): a range check.
+        return int(np.count_nonzero((values < 0) | (values >= keys.size)))
+    keys = keys if _increasing(keys) else np.unique(keys)
     found = np.minimum(np.searchsorted(keys, values), keys.size - 1)
     return int(np.count_nonzero(keys[found] != values))
 

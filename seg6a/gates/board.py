@@ -140,6 +140,7 @@ class Context:
         boot = self.policy["bootstrap"]
         self.n_clusters = int(boot["clusters"])
         self.support = self.policy["min_support"]
+        self.holdings = None  # per-rule holder counts, shared by T1, T2 and T8
 
     def spec(self, gate_id, component):
         return self.policy["gates"][gate_id]["components"][component]
@@ -160,6 +161,12 @@ class Context:
 
 def _holdings_by_rule(ctx):
     """Per rule of the account priors: ``(rule, counts of its holders)``; plus orphan counts."""
+    if ctx.holdings is None:
+        ctx.holdings = _split_holdings(ctx)
+    return ctx.holdings
+
+
+def _split_holdings(ctx):
     data = ctx.data
     holder_type = data.party_type[data.holding_party]
     out, covered = [], np.zeros(data.holding_count.shape[0], dtype=bool)
@@ -257,13 +264,12 @@ def unmapped_roles(data, taxonomy):
     rows = unmapped = 0
     for kind, roles in data.roles.items():
         expected = {r["raw_role"]: r["family"] for r in taxonomy["entity_kinds"].get(kind, [])}
-        raw_ok = np.array([name in expected for name in roles.raw_roles] + [False])
-        family_of_raw = [expected.get(name) for name in roles.raw_roles]
-        mapped = raw_ok[roles.raw_role] & (roles.family >= 0)
-        if mapped.any():
-            family_names = np.array(roles.families + [""], dtype=object)[roles.family]
-            wanted = np.array(family_of_raw + [None], dtype=object)[roles.raw_role]
-            mapped &= family_names == wanted
+        # Per raw-role code, the family code the taxonomy demands (-2: none can match);
+        # the extra last entry serves null raw roles (code -1).
+        wanted = np.array([roles.families.index(expected[name])
+                           if expected.get(name) in roles.families else -2
+                           for name in roles.raw_roles] + [-2], dtype=np.int64)
+        mapped = (roles.family >= 0) & (roles.family == wanted[roles.raw_role])
         rows += roles.raw_role.shape[0]
         unmapped += int(np.count_nonzero(~mapped))
     return rows, unmapped
@@ -350,8 +356,9 @@ def gate_t8(ctx):
 def gate_t10(ctx):
     data = ctx.data
     violations = downstream.contract_violations(data.tables, data.n_merchants)
-    n_flows = max(int(ctx.support["flows"]), int(round(
-        ctx.policy["downstream_probe"]["flows_per_party"] * data.n_parties)))
+    probe = ctx.policy["downstream_probe"]
+    n_flows = max(int(ctx.support["flows"]), min(int(probe["max_flows"]), int(round(
+        probe["flows_per_party"] * data.n_parties))))
     contract = judge("contract_violations", len(violations),
                      ctx.spec("T10_DOWNSTREAM_COMPAT_6B", "contract_violations"))
     contract["detail"] = violations[:20]
