@@ -1,7 +1,9 @@
 """Integer allocation of a total over weighted slots."""
 import numpy as np
 
-from ._jit import njit
+from ._jit import njit, njit_parallel, prange
+from .permute import feistel_index
+from .prf import prf_u64
 
 
 @njit
@@ -38,10 +40,24 @@ def largest_remainder(total, weights, tie_values):
         remainders[i] = quota - base
         assigned += base
     left = total - assigned
-    if left > 0:
+    if left >= n:  # only with degenerate weights; cycle through the full ranking
         order = _rank(-remainders, -tie_values)
         for r in range(left):
             out[order[r % n]] += 1
+    elif left > 0:
+        # The units go to the `left` largest remainders: those above the left-th largest
+        # value, then among the ones equal to it by (tie desc, index asc). Selection is
+        # O(n); only the (usually tiny) set of equal remainders is sorted.
+        threshold = np.partition(remainders, n - left)[n - left]
+        given = 0
+        for i in range(n):
+            if remainders[i] > threshold:
+                out[i] += 1
+                given += 1
+        equal = np.flatnonzero(remainders == threshold)
+        order = _rank(-tie_values[equal], equal.astype(np.float64))
+        for r in range(left - given):
+            out[equal[order[r]]] += 1
     return out
 
 
@@ -52,3 +68,32 @@ def _rank(primary, secondary):
     by_secondary = np.argsort(secondary, kind="mergesort")
     by_primary = np.argsort(primary[by_secondary], kind="mergesort")
     return by_secondary[by_primary]
+
+
+@njit_parallel
+def assign_by_quota(key, group_ptr, members, group_law, laws):
+    """Category of each member such that every group meets its law's quotas exactly.
+
+    Group ``g`` holds ``members[group_ptr[g]:group_ptr[g+1]]``; its category counts are the
+    largest-remainder split of its size over ``laws[group_law[g]]``. Categories are dealt
+    out in a keyed random order: member ``j`` of the group takes the category whose
+    cumulative quota first exceeds ``feistel_index(prf_u64(key, g, 0), n, j)``. A group is
+    computed alone, in O(size), with no sort. Returns codes indexed like ``members``' values.
+    """
+    n_out = 0
+    for i in range(members.shape[0]):
+        n_out = max(n_out, members[i] + 1)
+    out = np.full(n_out, -1, dtype=np.int16)
+    n_cats = laws.shape[1]
+    k = np.uint64(key)
+    for g in prange(group_ptr.shape[0] - 1):
+        n = group_ptr[g + 1] - group_ptr[g]
+        if n == 0:
+            continue
+        quota = largest_remainder(n, laws[group_law[g]], np.zeros(n_cats))
+        cumulative = np.cumsum(quota)
+        group_key = prf_u64(k, np.uint64(g), np.uint64(0))
+        for j in range(n):
+            position = feistel_index(group_key, n, j)
+            out[members[group_ptr[g] + j]] = np.searchsorted(cumulative, position, side="right")
+    return out

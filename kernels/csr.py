@@ -125,3 +125,30 @@ def count_flagged(ptr, indices, flag):
                 total += 1
         out[r] = total
     return out
+
+
+@njit
+def expand_count_matrix(counts):
+    """Rows of a count matrix expanded: one entry per unit, row-major.
+
+    ``counts[r, c]`` units of column ``c`` for row ``r`` become that many entries
+    ``(row=r, column=c)``; ``first`` flags the first entry of each ``(r, c)`` cell. This is
+    ``np.repeat`` of the flat index without materialising it.
+    """
+    n_rows, n_cols = counts.shape
+    total = 0
+    for r in range(n_rows):
+        for c in range(n_cols):
+            total += counts[r, c]
+    row = np.empty(total, dtype=np.int64)
+    column = np.empty(total, dtype=np.int16)
+    first = np.empty(total, dtype=np.bool_)
+    k = 0
+    for r in range(n_rows):
+        for c in range(n_cols):
+            for j in range(counts[r, c]):
+                row[k] = r
+                column[k] = c
+                first[k] = j == 0
+                k += 1
+    return row, column, first

@@ -23,7 +23,7 @@ import pyarrow as pa
 from ..errors import Seg6aError
 from ..kernels.allocate import largest_remainder
 from ..kernels.caps import enforce_cap
-from ..kernels.csr import ptr_from_counts
+from ..kernels.csr import expand_count_matrix, ptr_from_counts
 from ..kernels.prf import uniform_range
 from ..kernels.sample import exponential_range
 from ..rng import Substreams
@@ -165,9 +165,8 @@ def run(sealed, parties, perf):
             "kmax_dropped_rows": int(totals[2]),
             "kmax_postcheck_violations": violations,
         }
-        flat = np.repeat(np.arange(counts.size, dtype=np.int64), counts.ravel())
-        owner = flat // len(rules)
-        account_type = rule_account_type[flat % len(rules)]
+        owner, rule_of_account, _ = expand_count_matrix(counts)
+        account_type = rule_account_type[rule_of_account]
         party_account_ptr = ptr_from_counts(counts.sum(axis=1, dtype=np.int64))
         event["rows"] = owner.shape[0]
 

@@ -5,16 +5,15 @@ For every account and every instrument type its account type allows, the count i
 account), so a current account always has its debit card and a mortgage has nothing, with
 no universal floor inflating low-rate types. Schemes: within each (canonical block, region)
 the scheme-bearing instruments get scheme counts by largest remainder of the region's mix,
-laid out by prefix sums over the instruments in PRF order (no per-row queues).
+dealt out through a keyed Feistel permutation of the group (no sort, no per-row queues).
 """
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from ..kernels.allocate import largest_remainder
-from ..kernels.csr import ptr_from_counts
-from ..kernels.prf import uniform_range
+from ..kernels.allocate import assign_by_quota
+from ..kernels.csr import csr_from_owners, expand_count_matrix, ptr_from_counts
 from ..kernels.sample import poisson_range
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
@@ -93,30 +92,21 @@ def run(sealed, parties, accounts, perf):
         event["rows"] = int(counts.sum())
 
     with perf.substep(STATE, "allocate_instruments") as event:
-        flat = np.repeat(np.arange(counts.size, dtype=np.int64), counts.ravel())
-        account_id = flat // len(instrument_types)
-        instrument_type = (flat % len(instrument_types)).astype(np.int16)
+        account_id, instrument_type, first = expand_count_matrix(counts)
         n = account_id.shape[0]
-        # First instrument of its type on an account is PRIMARY, the rest ADDITIONAL.
-        first = np.ones(n, dtype=bool)
-        first[1:] = flat[1:] != flat[:-1]
         instrument_owner = owner[account_id]
-        region = parties.region[instrument_owner]
-        block = instrument_owner // sealed.scale.block_size
         scheme = np.full(n, len(schemes) - 1, dtype=np.int16)
-        order_key = uniform_range(rng.key(_SCHEME_ORDER), 0, n, 0)
-        rng.record(_SCHEME_ORDER, n)
+        # Scheme-bearing instruments of each (block, region) meet the region's mix exactly,
+        # dealt out in a keyed random order (no sort).
         bearing = np.flatnonzero(~schemeless[instrument_type])
-        # Group scheme-bearing instruments by (block, region), each group in PRF order.
-        groups = np.lexsort((order_key[bearing], region[bearing], block[bearing]))
-        bearing = bearing[groups]
-        group_id = block[bearing] * len(parties.regions) + region[bearing]
-        edges = np.flatnonzero(np.r_[True, group_id[1:] != group_id[:-1], True])
-        for g in range(len(edges) - 1):
-            members = bearing[edges[g]:edges[g + 1]]
-            mix = scheme_mix[region[members[0]]]
-            per_scheme = largest_remainder(members.size, mix, np.zeros_like(mix))
-            scheme[members] = np.repeat(np.arange(len(mix), dtype=np.int16), per_scheme)
+        n_regions = len(parties.regions)
+        bearing_owner = instrument_owner[bearing]
+        group = (bearing_owner // sealed.scale.block_size) * n_regions + parties.region[bearing_owner]
+        n_groups = (parties.n_parties // sealed.scale.block_size + 1) * n_regions
+        group_ptr, members = csr_from_owners(group, n_groups)
+        scheme[bearing] = assign_by_quota(rng.key(_SCHEME_ORDER), group_ptr, members,
+                                          np.arange(n_groups) % n_regions, scheme_mix)
+        rng.record(_SCHEME_ORDER, bearing.shape[0])
         account_instrument_ptr = ptr_from_counts(counts.sum(axis=1))
         event["rows"] = n
 
@@ -142,7 +132,7 @@ def run(sealed, parties, accounts, perf):
             {
                 "account_id": pa.array(account_id),
                 "instrument_id": ids,
-                "link_role": dictionary_column(np.where(first, 0, 1).astype(np.int16), LINK_ROLES),
+                "link_role": dictionary_column((~first).astype(np.int16), LINK_ROLES),
             }
         )
         event["rows"] = n
