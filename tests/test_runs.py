@@ -218,6 +218,7 @@ def test_rng_audit_counts_the_draws_made(monkeypatch):
     counting(s2_accounts, "exponential_range", lambda a, o: a[2])
     for module in (s3_instruments, s4_devices):
         counting(module, "poisson_range", lambda a, o: len(a[3]))
+    counting(s3_instruments, "assign_by_quota", lambda a, o: len(a[2]))
     counting(s4_devices, "household_links", lambda a, o: 3 * len(a[1]))
     counting(s4_devices, "ips_per_group", lambda a, o: int(o[1].sum()))
     s4_assign = s4_devices.assign_links
