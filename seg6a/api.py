@@ -7,7 +7,8 @@ from . import __version__
 from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
 from .runs import layout, receipts
-from .runs.publish import json_bytes, jsonl_bytes, parquet_bytes, publish_all, sha256_hex
+from .runs.publish import (json_bytes, jsonl_bytes, parquet_bytes, publish_all, replace_bytes,
+                           sha256_hex)
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
 from .errors import ParameterError
 
@@ -164,10 +165,34 @@ class SimulationResult:
             superseded = [receipts.receipt_path(run_dir, seed, state) for state in rerun]
             superseded += [rng_dir / "rng_audit_6A.json", rng_dir / "rng_trace_6A.jsonl", board]
         with self._perf.substep("publish", "publish_files") as event:
-            publish_all(files, replace=superseded)
-            event["rows"] = len(files)
+            written = publish_all(files, replace=superseded)
+            event["rows"] = written
+        if written:
+            self._publish_perf(run_dir)
         self.run_dir = run_dir
         return run_dir
+
+
+    def _publish_perf(self, run_dir):
+        """The perf artifacts of the run that produced the data just published."""
+        from . import perf as perf_reports
+
+        sealed = self.sealed
+        folder = layout.perf_dir(run_dir, sealed.seed, sealed.parameter_hash,
+                                 sealed.manifest_fingerprint)
+        summary = perf_reports.summary(self._perf, sealed.scale.name, sealed.seed)
+        check = perf_reports.budget_check(summary, sealed.config[perf_reports.PERF_BUDGET])
+        # Measurements differ from run to run: the latest producing run's replace earlier ones.
+        for name, data in (("perf_events_6A.jsonl", jsonl_bytes(self._perf.events)),
+                           ("perf_summary_6A.json", json_bytes(summary)),
+                           ("perf_budget_check_6A.json", json_bytes(check))):
+            replace_bytes(folder / name, data)
+
+    def perf_summary(self):
+        """The perf summary of this run so far (as ``perf_summary_6A.json``)."""
+        from . import perf as perf_reports
+
+        return perf_reports.summary(self._perf, self.sealed.scale.name, self.sealed.seed)
 
 
 def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=None,

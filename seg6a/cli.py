@@ -68,6 +68,12 @@ def build_parser():
         "if the run was certified).")
     gates.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, ROOT/<run_id>")
 
+    perf = commands.add_parser(
+        "perf", help="print the perf summary and budget check of a run",
+        description="Print, per seed of RUN_DIR, the seconds per state against the scale's "
+        "budgets, the hotspots and the JIT state (cold, cache_load or warm).")
+    perf.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, ROOT/<run_id>")
+
     runs = commands.add_parser("runs", help="manage a runs root: keep-set and pruning")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     keep = runs_commands.add_parser(
@@ -116,6 +122,8 @@ def main(argv=None):
             return _gates(args)
         if args.command == "runs":
             return _runs(args)
+        if args.command == "perf":
+            return _perf(args)
         return _config_validate(args)
     except InputError as exc:
         _err(f"seg6a: error: {exc}")
@@ -217,6 +225,38 @@ def _gates(args):
         content = json.loads(summary.read_text(encoding="utf-8"))
         print(f"certification: {content['decision']} over seeds "
               f"{','.join(map(str, content['seeds']))}")
+    return EXIT_OK
+
+
+def _perf(args):
+    import json
+    from pathlib import Path
+
+    from .errors import InputError
+
+    folder = Path(args.run_dir) / "reports" / "layer3" / "6A" / "perf"
+    summaries = sorted(folder.glob("seed=*/*/*/perf_summary_6A.json"))
+    if not summaries:
+        raise InputError(f"no perf summary under {folder}; is this a run folder?")
+    for path in summaries:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        check = json.loads((path.parent / "perf_budget_check_6A.json").read_text(encoding="utf-8"))
+        budgets = {c["check"]: c for c in check["checks"]}
+        rows = []
+        for state, seconds in summary["state_seconds"].items():
+            limit = budgets.get(f"state.{state}")
+            rows.append((state, f"{seconds:.3f}", "-" if limit is None else f"{limit['budget']:g}",
+                         "-" if limit is None else ("ok" if limit["pass"] else "OVER")))
+        segment = budgets.get("segment")
+        if segment:
+            rows.append(("total", f"{segment['seconds']:.3f}", f"{segment['budget']:g}",
+                         "ok" if segment["pass"] else "OVER"))
+        print(f"{path.parts[-4]} scale {summary['scale']}, jit {summary['jit']['mode']}, "
+              f"peak RSS {summary['peak_rss_gib']:.2f} GiB, budget check {check['status']}")
+        print(_table(("state", "seconds", "budget", ""), rows))
+        print("hotspots: " + ", ".join(f"{h['substep']} {h['seconds']:.2f} s"
+                                       for h in summary["hotspots"][:5]))
+        print()
     return EXIT_OK
 
 

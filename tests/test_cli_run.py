@@ -59,11 +59,16 @@ def run_args(seed, root, run_id, *extra):
 
 
 def published_files(run_dir):
-    """Relative posix path -> sha256 of every file under a run folder."""
+    """Relative posix path -> sha256 of every data and evidence file of a run folder.
+
+    ``reports/`` (perf measurements, different on every run) is left out: determinism is a
+    property of the data.
+    """
     run_dir = Path(run_dir)
     return {
         p.relative_to(run_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(run_dir.rglob("*")) if p.is_file()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and not p.relative_to(run_dir).as_posix().startswith("reports/")
     }
 
 

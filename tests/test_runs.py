@@ -23,10 +23,12 @@ from seg6a.states import s1_parties, s2_accounts, s3_instruments, s4_devices, s5
 SEED = 42
 
 
-def files_of(run_dir):
+def files_of(run_dir, measurements=True):
+    """Path -> sha256 of a run's files; ``measurements=False`` leaves out ``reports/``."""
     run_dir = Path(run_dir)
     return {p.relative_to(run_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+            for p in sorted(run_dir.rglob("*")) if p.is_file()
+            and (measurements or not p.relative_to(run_dir).as_posix().startswith("reports/"))}
 
 
 def overlay(folder, relative, edit):
@@ -193,8 +195,8 @@ def test_a_kill_during_publish_leaves_only_complete_files(tmp_path):
     # The rerun into the same run id completes, and equals a clean run byte for byte.
     assert main([*args, "k"]) == 0
     assert main([*args, "clean"]) == 0
-    ours = {p: d for p, d in files_of(run_dir).items() if not p.endswith(".tmp")}
-    assert ours == files_of(root / "clean")
+    ours = {p: d for p, d in files_of(run_dir, False).items() if not p.endswith(".tmp")}
+    assert ours == files_of(root / "clean", False)
 
 
 def test_rng_audit_counts_the_draws_made(monkeypatch):

@@ -58,3 +58,10 @@ def validation_dir(run_dir, seed=None):
 
 GATEBOARD = "realism_gate_6A.json"
 CERTIFICATION_SUMMARY = "realism_gate_summary_6A.json"
+
+
+def perf_dir(run_dir, seed, parameter_hash, manifest_fingerprint):
+    """``RUN/reports/layer3/6A/perf/seed=/parameter_hash=/manifest_fingerprint=``: measurements."""
+    return Path(run_dir).joinpath("reports", *SEGMENT_ROOT, "perf", f"seed={seed}",
+                                  f"parameter_hash={parameter_hash}",
+                                  f"manifest_fingerprint={manifest_fingerprint}")

@@ -1,0 +1,40 @@
+"""Perf artifacts (SPEC section 8): written with the data, untouched by a no-op rerun,
+budgets judged per scale, and `seg6a perf` prints them. Timings are never asserted here."""
+import json
+from pathlib import Path
+
+from seg6a.cli import main
+from seg6a.perf import STATES
+
+ARTIFACTS = ("perf_events_6A.jsonl", "perf_summary_6A.json", "perf_budget_check_6A.json")
+
+
+def perf_folder(run_dir):
+    folders = list((Path(run_dir) / "reports/layer3/6A/perf").glob("seed=42/*/*"))
+    assert len(folders) == 1
+    return folders[0]
+
+
+def test_artifacts_are_written_with_the_run_and_kept_by_a_noop_rerun(tmp_path, capsys):
+    args = ["run", "--seed", "42", "--scale", "tiny", "--out", str(tmp_path), "--run-id", "p"]
+    assert main(args) == 0
+    folder = perf_folder(tmp_path / "p")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(ARTIFACTS)
+    events = [json.loads(line) for line in (folder / ARTIFACTS[0]).read_text().splitlines()]
+    assert {e["state"] for e in events} >= set(STATES) | {"publish"}
+    assert all(set(e) == {"state", "substep", "seconds", "rows"} for e in events)
+    summary = json.loads((folder / ARTIFACTS[1]).read_text())
+    assert summary["scale"] == "tiny" and summary["jit"]["mode"] in ("cold", "cache_load", "warm")
+    assert summary["total_seconds"] >= summary["segment_seconds"] > 0
+    check = json.loads((folder / ARTIFACTS[2]).read_text())
+    assert {c["check"] for c in check["checks"]} == {f"state.{s}" for s in STATES} | {"segment"}
+    assert check["status"] in ("PASS", "FAIL", "NOT_JUDGED_COLD")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert main(args) == 0  # identical data: nothing published, the measurements stay
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    capsys.readouterr()
+    assert main(["perf", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr().out
+    for state in STATES:
+        assert f"\n{state} " in out
+    assert "hotspots:" in out
