@@ -1,22 +1,35 @@
-"""Time the states that exist, per scale."""
+"""asv benchmarks: every state and the pipeline at `small` (and `medium`), peak memory, and
+the realism gates as tracked values, so the dashboard shows speed next to realism."""
 import numpy as np
 
 import seg6a
 from seg6a.perf import PerfRecorder
 from seg6a.policies import load_config
-from seg6a.states import s0_gate, s1_parties, s2_accounts
+from seg6a.states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
+
+
+def _upstream(scale, config):
+    """S0..S4 of seed 42, with the tables S5 reads."""
+    sealed = s0_gate.run(42, scale, config, PerfRecorder())
+    parties, d1, _ = s1_parties.run(sealed, PerfRecorder())
+    accounts, d2, _ = s2_accounts.run(sealed, parties, PerfRecorder())
+    instruments, d3, _ = s3_instruments.run(sealed, parties, accounts, PerfRecorder())
+    devices, d4, _ = s4_devices.run(sealed, parties, PerfRecorder())
+    tables = {d.name: d.table for d in d1 + d2 + d3 + d4}
+    return sealed, parties, accounts, instruments, devices, tables
 
 
 class States:
-    params = ["tiny", "small"]
+    """Each state alone, on the outputs of the states before it (warm JIT cache)."""
+
+    params = ["small", "medium"]
     param_names = ["scale"]
-    timeout = 300
+    timeout = 600
 
     def setup(self, scale):
         self.config = load_config()
-        self.sealed = s0_gate.run(42, scale, self.config, PerfRecorder())
-        self.parties, _, _ = s1_parties.run(self.sealed, PerfRecorder())
-        s2_accounts.run(self.sealed, self.parties, PerfRecorder())
+        (self.sealed, self.parties, self.accounts, self.instruments, self.devices,
+         self.tables) = _upstream(scale, self.config)
 
     def time_s0_gate(self, scale):
         s0_gate.run(42, scale, self.config, PerfRecorder())
@@ -27,11 +40,70 @@ class States:
     def time_s2_accounts(self, scale):
         s2_accounts.run(self.sealed, self.parties, PerfRecorder())
 
+    def time_s3_instruments(self, scale):
+        s3_instruments.run(self.sealed, self.parties, self.accounts, PerfRecorder())
+
+    def time_s4_devices(self, scale):
+        s4_devices.run(self.sealed, self.parties, PerfRecorder())
+
+    def time_s5_fraud_roles(self, scale):
+        s5_fraud_roles.run(self.sealed, self.parties, self.accounts, self.devices, self.tables,
+                           PerfRecorder())
+
+
+class Pipeline:
+    """The whole segment: S0..S5 with gates, in memory and published."""
+
+    params = ["small", "medium"]
+    param_names = ["scale"]
+    timeout = 900
+
+    def setup(self, scale):
+        self.config = load_config()
+        seg6a.simulate(42, scale="tiny", config=self.config)  # load every kernel
+
     def time_simulate(self, scale):
         seg6a.simulate(42, scale=scale, config=self.config)
 
+    def time_simulate_and_publish(self, scale):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as root:
+            seg6a.simulate(42, scale=scale, config=self.config, out=root, run_id="bench")
+
     def peakmem_simulate(self, scale):
         seg6a.simulate(42, scale=scale, config=self.config)
+
+
+class Gates:
+    """Gate values of seed 42 at `small` as tracked numbers (higher or lower is better per gate)."""
+
+    timeout = 600
+
+    def setup_cache(self):
+        result = seg6a.simulate(42, scale="small")
+        return {r["test_id"]: r for r in result.fraud.gates}
+
+    def track_t3_max_abs_error_pp(self, board):
+        return board["T3_IP_PRIOR_ALIGNMENT"]["value"]
+
+    def track_t4_linked_device_fraction(self, board):
+        return board["T4_DEVICE_IP_COVERAGE"]["value"]
+
+    def track_t5_devices_per_ip_p99(self, board):
+        return board["T5_IP_REUSE_TAIL_BOUNDS"]["components"]["p99"]["value"]
+
+    def track_t7_or_account(self, board):
+        return board["T7_RISK_PROPAGATION_EFFECT"]["components"]["OR_account"]["value"]
+
+    def track_t7_or_device(self, board):
+        return board["T7_RISK_PROPAGATION_EFFECT"]["components"]["OR_device"]["value"]
+
+    def track_t8_max_jsd(self, board):
+        return board["T8_DISTRIBUTION_ALIGNMENT_JSD"]["value"]
+
+    def track_t10_fraud_label_lift(self, board):
+        return board["T10_DOWNSTREAM_COMPAT_6B"]["value"]
 
 
 class Prf:
