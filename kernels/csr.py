@@ -71,12 +71,12 @@ def degrees(ptr):
     return out
 
 
-@njit
+@njit_parallel
 def owners_from_ptr(ptr):
     """Owner of each member position (the inverse of ``ptr_from_counts``)."""
     n = ptr.shape[0] - 1
     out = np.empty(ptr[n], dtype=np.int64)
-    for o in range(n):
+    for o in prange(n):
         for j in range(ptr[o], ptr[o + 1]):
             out[j] = o
     return out
@@ -152,3 +152,23 @@ def expand_count_matrix(counts):
                 first[k] = j == 0
                 k += 1
     return row, column, first
+
+
+@njit
+def is_grouped(owner):
+    """Whether owner ids never decrease (rows already grouped by owner, as published)."""
+    for i in range(1, owner.shape[0]):
+        if owner[i] < owner[i - 1]:
+            return False
+    return True
+
+
+@njit
+def ptr_from_grouped(owner, n_owners):
+    """Pointer array of rows already grouped by owner (non-decreasing ``owner``)."""
+    ptr = np.zeros(n_owners + 1, dtype=np.int64)
+    for i in range(owner.shape[0]):
+        ptr[owner[i] + 1] += 1
+    for o in range(n_owners):
+        ptr[o + 1] += ptr[o]
+    return ptr

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from .. import downstream
+from ..kernels.csr import csr_from_owners
 from ..kernels.prf import uniform_ids
 from . import metrics
 
@@ -141,6 +142,13 @@ class Context:
         self.n_clusters = int(boot["clusters"])
         self.support = self.policy["min_support"]
         self.holdings = None  # per-rule holder counts, shared by T1, T2 and T8
+        self._party_cluster = None
+
+    def party_cluster(self, party_ids):
+        """Resampling cluster of each row by its party (hashed once per party)."""
+        if self._party_cluster is None:
+            self._party_cluster = _clusters(np.arange(self.data.n_parties), self.n_clusters)
+        return self._party_cluster[party_ids]
 
     def spec(self, gate_id, component):
         return self.policy["gates"][gate_id]["components"][component]
@@ -168,17 +176,23 @@ def _holdings_by_rule(ctx):
 
 def _split_holdings(ctx):
     data = ctx.data
-    holder_type = data.party_type[data.holding_party]
-    out, covered = [], np.zeros(data.holding_count.shape[0], dtype=bool)
+    n_accounts = len(data.account_types)
+    cell = data.party_type[data.holding_party].astype(np.int64) * n_accounts + data.holding_type
+    n_cells = len(data.party_types) * n_accounts
+    cell_ptr, rows = csr_from_owners(cell, n_cells)
+    counts = data.holding_count[rows]
+    out, covered = [], np.zeros(n_cells, dtype=bool)
     for rule in ctx.config[ACCOUNT_PRIORS]["rules"]:
         if rule["party_type"] not in data.party_types or rule["account_type"] not in data.account_types:
             out.append((rule, np.zeros(0, dtype=np.int64)))
             continue
-        mask = ((holder_type == data.party_types.index(rule["party_type"]))
-                & (data.holding_type == data.account_types.index(rule["account_type"])))
-        covered |= mask
-        out.append((rule, data.holding_count[mask]))
-    return out, data.holding_count[~covered]
+        c = data.party_types.index(rule["party_type"]) * n_accounts + data.account_types.index(
+            rule["account_type"])
+        covered[c] = True
+        out.append((rule, counts[cell_ptr[c]:cell_ptr[c + 1]]))
+    orphans = np.concatenate([counts[cell_ptr[c]:cell_ptr[c + 1]]
+                              for c in np.flatnonzero(~covered)] + [np.zeros(0, np.int64)])
+    return out, orphans
 
 
 def gate_t1(ctx):
@@ -239,7 +253,7 @@ def gate_t3(ctx):
 def gate_t4(ctx):
     data = ctx.data
     linked = np.diff(data.device_ip_ptr) > 0
-    cluster = _clusters(data.device_primary, ctx.n_clusters)
+    cluster = ctx.party_cluster(data.device_primary)
     per_cluster = _cluster_sums(cluster, [linked, np.ones_like(linked)], ctx.n_clusters)
 
     def fraction(summed):
@@ -304,7 +318,7 @@ def gate_t7(ctx):
             ("OR_account", data.account_owner, data.roles["account"].is_risky),
             ("OR_device", data.device_primary, data.roles["device"].is_risky)):
         owner_risky = party_risky[owner]
-        cluster = _clusters(owner, ctx.n_clusters)
+        cluster = ctx.party_cluster(owner)
         per_cluster = _cluster_sums(cluster, _odds_ratio_columns(owner_risky, entity_risky),
                                     ctx.n_clusters)
         statistic = _or_statistic(0)
@@ -369,7 +383,7 @@ def gate_t10(ctx):
         return [lift, contract], 0, "cluster_bootstrap"
     flows, fraud, touches = downstream.probe_flows(data, ctx.rng.key("gates.t10.flows"), n_flows)
     ctx.rng.record("gates.t10.flows", n_flows, 7)
-    cluster = _clusters(flows[:, 0], ctx.n_clusters)
+    cluster = ctx.party_cluster(flows[:, 0])
     per_cluster = _cluster_sums(cluster, [fraud & touches, touches, fraud & ~touches, ~touches],
                                 ctx.n_clusters)
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..kernels.csr import csr_from_owners, transpose
+from ..kernels.csr import csr_from_owners, is_grouped, ptr_from_grouped, transpose
 
 ROLE_KINDS = ("party", "account", "merchant", "device", "ip")
 DATASETS = (
@@ -27,8 +27,11 @@ def codes(table, column):
     array = table.column(column).combine_chunks()
     if not pa.types.is_dictionary(array.type):
         array = pc.dictionary_encode(array)
-    indices = array.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return indices, [str(v) for v in array.dictionary.to_pylist()]
+    indices = array.indices
+    if indices.null_count:
+        indices = indices.fill_null(-1)
+    # Codes keep their (small) integer type: every use is indexing or a small product.
+    return indices.to_numpy(zero_copy_only=False), [str(v) for v in array.dictionary.to_pylist()]
 
 
 def ints(table, column):
@@ -89,10 +92,11 @@ class GateData:
         return self.ip_type.shape[0]
 
 
-def _ptr_by_sorted_owner(owner, n_owners):
-    counts = np.bincount(owner, minlength=n_owners)[:n_owners] if owner.size else np.zeros(
-        n_owners, dtype=np.int64)
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+def _group_rows(owner, n_owners):
+    """``(ptr, order)`` of rows grouped by owner; the published order when already grouped."""
+    if is_grouped(owner):
+        return ptr_from_grouped(owner, n_owners), slice(None)
+    return csr_from_owners(owner, n_owners)
 
 
 def from_tables(tables, n_merchants):
@@ -109,12 +113,12 @@ def from_tables(tables, n_merchants):
     device_primary = ints(devices, "primary_party_id")
     links = tables["s4_device_party_links_6A"]
     link_device, link_party = ints(links, "device_id"), ints(links, "party_id")
-    device_party_ptr, order = csr_from_owners(link_device, devices.num_rows)
+    device_party_ptr, order = _group_rows(link_device, devices.num_rows)
     party_device_ptr, party_device_ids = transpose(device_party_ptr, link_party[order], n_parties)
     ip_links = tables["s4_device_ip_links_6A"]
     ips = tables["s4_ip_base_6A"]
     ip_link_device, ip_link_ip = ints(ip_links, "device_id"), ints(ip_links, "ip_id")
-    device_ip_ptr, order = csr_from_owners(ip_link_device, devices.num_rows)
+    device_ip_ptr, order = _group_rows(ip_link_device, devices.num_rows)
     device_ip_ids = ip_link_ip[order]
     ip_device_ptr, _ = transpose(device_ip_ptr, device_ip_ids, ips.num_rows)
     ip_type, ip_types = codes(ips, "ip_type")
@@ -132,8 +136,8 @@ def from_tables(tables, n_merchants):
     return GateData(
         party_type, party_types, ints(holdings, "party_id"), holding_type, account_types,
         ints(holdings, "account_count"), account_owner,
-        _ptr_by_sorted_owner(account_owner, n_parties), instrument_account,
-        _ptr_by_sorted_owner(instrument_account, accounts.num_rows), device_primary,
+        _group_rows(account_owner, n_parties)[0], instrument_account,
+        _group_rows(instrument_account, accounts.num_rows)[0], device_primary,
         party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, ip_device_ptr,
         ip_type, ip_types, ip_region, regions, n_merchants, roles, tables)
 

@@ -59,6 +59,16 @@ def jsd(p, q):
     return max(0.0, 0.5 * kl(p) + 0.5 * kl(q))
 
 
+def upper_quantile(values, q):
+    """The ``inverted_cdf`` quantile (the smallest value with at least ``q`` of the mass at or
+    below it), by selection rather than a sort; NaN for no values."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return float("nan")
+    k = max(int(np.ceil(q * values.size)) - 1, 0)
+    return float(np.partition(values, k)[k])
+
+
 def accounts_above_kmax(counts, k_max):
     """Largest excess of accounts over K_max over all parties of one (party type, account type)."""
     counts = np.asarray(counts)
@@ -71,7 +81,7 @@ def holder_tail(counts):
     held = held[held > 0]
     if held.size == 0:
         return float("nan"), float("nan")
-    return float(np.quantile(held, 0.99, method="inverted_cdf")), float(held.max())
+    return upper_quantile(held, 0.99), float(held.max())
 
 
 def holder_law(mean_per_holder, k_max):
@@ -117,7 +127,7 @@ def devices_per_ip_tail(ip_device_ptr):
     per_ip = np.diff(ip_device_ptr)
     if per_ip.size == 0:
         return float("nan"), float("nan")
-    return float(np.quantile(per_ip, 0.99, method="inverted_cdf")), float(per_ip.max())
+    return upper_quantile(per_ip, 0.99), float(per_ip.max())
 
 
 def risky_odds_ratio(entity_risky, owner_risky):

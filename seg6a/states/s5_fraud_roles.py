@@ -64,6 +64,10 @@ class Roles:
         Target prevalence per raw role.
     base_logit : float
         The calibrated base log-odds.
+    is_risky : bool array
+        Per entity.
+    risk_logit : float64 array
+        Per entity, ``logit_of_code[code]``.
     """
 
     kind: str
@@ -77,13 +81,13 @@ class Roles:
     target: np.ndarray
     base_logit: float
 
-    @property
-    def is_risky(self):
-        return self.role_is_risky[self.role]
+    is_risky: np.ndarray = None
+    risk_logit: np.ndarray = None
 
-    @property
-    def risk_logit(self):
-        return self.logit_of_code[self.code]
+    def __post_init__(self):
+        # Per-entity views, computed once (dataclass is frozen: set through object).
+        object.__setattr__(self, "is_risky", self.role_is_risky[self.role])
+        object.__setattr__(self, "risk_logit", self.logit_of_code[self.code])
 
 
 @dataclass(frozen=True)
