@@ -168,6 +168,8 @@ def ptr_from_grouped(owner, n_owners):
     """Pointer array of rows already grouped by owner (non-decreasing ``owner``)."""
     ptr = np.zeros(n_owners + 1, dtype=np.int64)
     for i in range(owner.shape[0]):
+        if owner[i] < 0 or owner[i] >= n_owners:
+            raise ValueError("ptr_from_grouped: owner id out of range")
         ptr[owner[i] + 1] += 1
     for o in range(n_owners):
         ptr[o + 1] += ptr[o]

@@ -92,6 +92,15 @@ class GateData:
         return self.ip_type.shape[0]
 
 
+def _resolvable(*columns_and_sizes):
+    """Rows whose ids all lie in their tables (dangling ones are T10's to report)."""
+    keep = None
+    for ids, n in columns_and_sizes:
+        ok = (ids >= 0) & (ids < n)
+        keep = ok if keep is None else keep & ok
+    return keep
+
+
 def _group_rows(owner, n_owners):
     """``(ptr, order)`` of rows grouped by owner; the published order when already grouped."""
     if is_grouped(owner):
@@ -113,11 +122,23 @@ def from_tables(tables, n_merchants):
     device_primary = ints(devices, "primary_party_id")
     links = tables["s4_device_party_links_6A"]
     link_device, link_party = ints(links, "device_id"), ints(links, "party_id")
+    ips = tables["s4_ip_base_6A"]
+    ip_links = tables["s4_device_ip_links_6A"]
+    ip_link_device, ip_link_ip = ints(ip_links, "device_id"), ints(ip_links, "ip_id")
+    # Relations are built from the rows whose references resolve; T10's contract check
+    # reports the others (a broken dataset must fail a gate, not crash the board).
+    ok = _resolvable((account_owner, n_parties))
+    resolved_owner = account_owner if ok.all() else account_owner[ok]
+    ok = _resolvable((instrument_account, accounts.num_rows))
+    instrument_account = instrument_account if ok.all() else instrument_account[ok]
+    ok = _resolvable((link_device, devices.num_rows), (link_party, n_parties))
+    link_device, link_party = (link_device, link_party) if ok.all() else (link_device[ok],
+                                                                          link_party[ok])
+    ok = _resolvable((ip_link_device, devices.num_rows), (ip_link_ip, ips.num_rows))
+    ip_link_device, ip_link_ip = (ip_link_device, ip_link_ip) if ok.all() else (
+        ip_link_device[ok], ip_link_ip[ok])
     device_party_ptr, order = _group_rows(link_device, devices.num_rows)
     party_device_ptr, party_device_ids = transpose(device_party_ptr, link_party[order], n_parties)
-    ip_links = tables["s4_device_ip_links_6A"]
-    ips = tables["s4_ip_base_6A"]
-    ip_link_device, ip_link_ip = ints(ip_links, "device_id"), ints(ip_links, "ip_id")
     device_ip_ptr, order = _group_rows(ip_link_device, devices.num_rows)
     device_ip_ids = ip_link_ip[order]
     ip_device_ptr, _ = transpose(device_ip_ptr, device_ip_ids, ips.num_rows)
@@ -136,7 +157,7 @@ def from_tables(tables, n_merchants):
     return GateData(
         party_type, party_types, ints(holdings, "party_id"), holding_type, account_types,
         ints(holdings, "account_count"), account_owner,
-        _group_rows(account_owner, n_parties)[0], instrument_account,
+        _group_rows(resolved_owner, n_parties)[0], instrument_account,
         _group_rows(instrument_account, accounts.num_rows)[0], device_primary,
         party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, ip_device_ptr,
         ip_type, ip_types, ip_region, regions, n_merchants, roles, tables)
