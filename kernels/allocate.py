@@ -84,16 +84,19 @@ def assign_by_quota(key, group_ptr, members, group_law, laws):
     for i in range(members.shape[0]):
         n_out = max(n_out, members[i] + 1)
     out = np.full(n_out, -1, dtype=np.int16)
-    n_cats = laws.shape[1]
     k = np.uint64(key)
     for g in prange(group_ptr.shape[0] - 1):
-        n = group_ptr[g + 1] - group_ptr[g]
-        if n == 0:
-            continue
-        quota = largest_remainder(n, laws[group_law[g]], np.zeros(n_cats))
-        cumulative = np.cumsum(quota)
-        group_key = prf_u64(k, np.uint64(g), np.uint64(0))
-        for j in range(n):
-            position = feistel_index(group_key, n, j)
-            out[members[group_ptr[g] + j]] = np.searchsorted(cumulative, position, side="right")
+        _deal_group(k, g, group_ptr, members, laws[group_law[g]], out)
     return out
+
+
+@njit
+def _deal_group(key, g, group_ptr, members, law, out):
+    n = group_ptr[g + 1] - group_ptr[g]
+    if n == 0:
+        return
+    cumulative = np.cumsum(largest_remainder(n, law, np.zeros(law.shape[0])))
+    group_key = prf_u64(key, np.uint64(g), np.uint64(0))
+    for j in range(n):
+        position = feistel_index(group_key, n, j)
+        out[members[group_ptr[g] + j]] = np.searchsorted(cumulative, position, side="right")

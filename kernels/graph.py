@@ -107,25 +107,30 @@ def ips_per_group(key, links, group_region, mix, alpha, low, high):
     out = np.zeros(n_groups, dtype=np.int64)
     draws = np.zeros(n_groups, dtype=np.int64)
     for g in prange(n_groups):
-        need = links[g]
-        if need == 0:
-            continue
-        row = mix[group_region[g]]
-        touched = np.zeros(row.shape[0], dtype=np.int64)
-        lo = 0
-        hi = min(need, _INITIAL_IPS)
-        while _total_capacity(key, g, hi, row, alpha, low, high, touched) < need:
-            lo = hi
-            hi = min(need, 2 * hi)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if _total_capacity(key, g, mid, row, alpha, low, high, touched) >= need:
-                hi = mid
-            else:
-                lo = mid
-        out[g] = hi
-        draws[g] = touched.sum()
+        # The body is a call: Numba then compiles the search once, serially, which keeps
+        # the parallel kernel's compile time short.
+        out[g], draws[g] = _ips_for_group(key, g, links[g], mix[group_region[g]], alpha, low,
+                                          high)
     return out, draws
+
+
+@njit
+def _ips_for_group(key, g, need, row, alpha, low, high):
+    if need == 0:
+        return 0, 0
+    touched = np.zeros(row.shape[0], dtype=np.int64)
+    lo = 0
+    hi = min(need, _INITIAL_IPS)
+    while _total_capacity(key, g, hi, row, alpha, low, high, touched) < need:
+        lo = hi
+        hi = min(need, 2 * hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _total_capacity(key, g, mid, row, alpha, low, high, touched) >= need:
+            hi = mid
+        else:
+            lo = mid
+    return hi, touched.sum()
 
 
 @njit_parallel
@@ -134,17 +139,21 @@ def ip_types_and_capacities(key, ip_ptr, group_region, mix, alpha, low, high):
     n_ips = ip_ptr[-1]
     ip_type = np.empty(n_ips, dtype=np.int16)
     capacity = np.empty(n_ips, dtype=np.int64)
-    n_types = mix.shape[1]
     for g in prange(ip_ptr.shape[0] - 1):
-        per_type = largest_remainder(ip_ptr[g + 1] - ip_ptr[g], mix[group_region[g]],
-                                     np.zeros(n_types))
-        j = ip_ptr[g]
-        for t in range(n_types):
-            for index in range(per_type[t]):
-                ip_type[j] = t
-                capacity[j] = ip_capacity(key, g, t, index, alpha, low, high)
-                j += 1
+        _fill_pool(key, g, ip_ptr[g], ip_ptr[g + 1], mix[group_region[g]], alpha, low, high,
+                   ip_type, capacity)
     return ip_type, capacity
+
+
+@njit
+def _fill_pool(key, g, start, stop, row, alpha, low, high, ip_type, capacity):
+    per_type = largest_remainder(stop - start, row, np.zeros(row.shape[0]))
+    j = start
+    for t in range(row.shape[0]):
+        for index in range(per_type[t]):
+            ip_type[j] = t
+            capacity[j] = ip_capacity(key, g, t, index, alpha, low, high)
+            j += 1
 
 
 @njit_parallel
@@ -166,31 +175,38 @@ def assign_links(position_key, slot_key, group_device_ptr, group_devices, device
     ip_of_link = np.empty(device_link_ptr[-1], dtype=np.int64)
     first_link = np.empty(ip_ptr[-1], dtype=np.int64)
     for g in prange(group_device_ptr.shape[0] - 1):
-        n = ip_ptr[g + 1] - ip_ptr[g]
-        if n == 0:
-            continue
-        n_links = 0
-        for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
-            d = group_devices[m]
-            n_links += device_link_ptr[d + 1] - device_link_ptr[d]
-        # Slots beyond each IP's first, as a CSR over the group's IPs.
-        extra_ptr = np.empty(n + 1, dtype=np.int64)
-        extra_ptr[0] = 0
-        for j in range(n):
-            extra_ptr[j + 1] = extra_ptr[j] + capacity[ip_ptr[g] + j] - 1
-        group_position_key = prf_u64(np.uint64(position_key), np.uint64(g), np.uint64(0))
-        group_slot_key = prf_u64(np.uint64(slot_key), np.uint64(g), np.uint64(0))
-        i = 0
-        for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
-            d = group_devices[m]
-            for link in range(device_link_ptr[d], device_link_ptr[d + 1]):
-                position = feistel_index(group_position_key, n_links, i)
-                if position < n:
-                    j = position
-                    first_link[ip_ptr[g] + j] = link
-                else:
-                    slot = feistel_index(group_slot_key, extra_ptr[n], position - n)
-                    j = np.searchsorted(extra_ptr, slot, side="right") - 1
-                ip_of_link[link] = ip_ptr[g] + j
-                i += 1
+        _assign_group(position_key, slot_key, g, group_device_ptr, group_devices,
+                      device_link_ptr, ip_ptr, capacity, ip_of_link, first_link)
     return ip_of_link, first_link
+
+
+@njit
+def _assign_group(position_key, slot_key, g, group_device_ptr, group_devices, device_link_ptr,
+                  ip_ptr, capacity, ip_of_link, first_link):
+    n = ip_ptr[g + 1] - ip_ptr[g]
+    if n == 0:
+        return
+    n_links = 0
+    for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
+        d = group_devices[m]
+        n_links += device_link_ptr[d + 1] - device_link_ptr[d]
+    # Slots beyond each IP's first, as a CSR over the group's IPs.
+    extra_ptr = np.empty(n + 1, dtype=np.int64)
+    extra_ptr[0] = 0
+    for j in range(n):
+        extra_ptr[j + 1] = extra_ptr[j] + capacity[ip_ptr[g] + j] - 1
+    group_position_key = prf_u64(np.uint64(position_key), np.uint64(g), np.uint64(0))
+    group_slot_key = prf_u64(np.uint64(slot_key), np.uint64(g), np.uint64(0))
+    i = 0
+    for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
+        d = group_devices[m]
+        for link in range(device_link_ptr[d], device_link_ptr[d + 1]):
+            position = feistel_index(group_position_key, n_links, i)
+            if position < n:
+                j = position
+                first_link[ip_ptr[g] + j] = link
+            else:
+                slot = feistel_index(group_slot_key, extra_ptr[n], position - n)
+                j = np.searchsorted(extra_ptr, slot, side="right") - 1
+            ip_of_link[link] = ip_ptr[g] + j
+            i += 1
