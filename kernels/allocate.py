@@ -48,7 +48,7 @@ def largest_remainder(total, weights, tie_values):
         # The units go to the `left` largest remainders: those above the left-th largest
         # value, then among the ones equal to it by (tie desc, index asc). Selection is
         # O(n); only the (usually tiny) set of equal remainders is sorted.
-        threshold = np.partition(remainders, n - left)[n - left]
+        threshold = _select(remainders.copy(), n - left)
         given = 0
         for i in range(n):
             if remainders[i] > threshold:
@@ -59,6 +59,32 @@ def largest_remainder(total, weights, tie_values):
         for r in range(left - given):
             out[equal[order[r]]] += 1
     return out
+
+
+@njit
+def _select(values, k):
+    """The k-th smallest value (0-based) by quickselect, in place; a small loop that compiles
+    in a fraction of the time of ``np.partition``."""
+    lo, hi = 0, values.shape[0] - 1
+    while lo < hi:
+        pivot = values[(lo + hi) // 2]
+        i, j = lo, hi
+        while i <= j:
+            while values[i] < pivot:
+                i += 1
+            while values[j] > pivot:
+                j -= 1
+            if i <= j:
+                values[i], values[j] = values[j], values[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return values[k]
+    return values[k]
 
 
 @njit
@@ -86,7 +112,8 @@ def assign_by_quota(key, group_ptr, members, group_law, laws):
     out = np.full(n_out, -1, dtype=np.int16)
     k = np.uint64(key)
     for g in prange(group_ptr.shape[0] - 1):
-        _deal_group(k, g, group_ptr, members, laws[group_law[g]], out)
+        # (np.int64: prange indices may be typed uint64, which would compile a second copy.)
+        _deal_group(k, np.int64(g), group_ptr, members, laws[group_law[g]], out)
     return out
 
 

@@ -109,8 +109,9 @@ def ips_per_group(key, links, group_region, mix, alpha, low, high):
     for g in prange(n_groups):
         # The body is a call: Numba then compiles the search once, serially, which keeps
         # the parallel kernel's compile time short.
-        out[g], draws[g] = _ips_for_group(key, g, links[g], mix[group_region[g]], alpha, low,
-                                          high)
+        # (np.int64: prange indices may be typed uint64, which would compile a second copy.)
+        out[g], draws[g] = _ips_for_group(key, np.int64(g), links[g], mix[group_region[g]],
+                                          alpha, low, high)
     return out, draws
 
 
@@ -140,8 +141,8 @@ def ip_types_and_capacities(key, ip_ptr, group_region, mix, alpha, low, high):
     ip_type = np.empty(n_ips, dtype=np.int16)
     capacity = np.empty(n_ips, dtype=np.int64)
     for g in prange(ip_ptr.shape[0] - 1):
-        _fill_pool(key, g, ip_ptr[g], ip_ptr[g + 1], mix[group_region[g]], alpha, low, high,
-                   ip_type, capacity)
+        _fill_pool(key, np.int64(g), ip_ptr[g], ip_ptr[g + 1], mix[group_region[g]], alpha, low,
+                   high, ip_type, capacity)
     return ip_type, capacity
 
 
@@ -175,7 +176,7 @@ def assign_links(position_key, slot_key, group_device_ptr, group_devices, device
     ip_of_link = np.empty(device_link_ptr[-1], dtype=np.int64)
     first_link = np.empty(ip_ptr[-1], dtype=np.int64)
     for g in prange(group_device_ptr.shape[0] - 1):
-        _assign_group(position_key, slot_key, g, group_device_ptr, group_devices,
+        _assign_group(position_key, slot_key, np.int64(g), group_device_ptr, group_devices,
                       device_link_ptr, ip_ptr, capacity, ip_of_link, first_link)
     return ip_of_link, first_link
 
