@@ -43,6 +43,7 @@ def build_parser():
     run.add_argument("--engine", default="local", choices=("local",), help="execution engine")
     run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                      help="Numba threads (default: all cores); outputs do not depend on it")
+    _script_flags(run)
 
     certify = commands.add_parser(
         "certify",
@@ -61,6 +62,7 @@ def build_parser():
                          help="run folder name under ROOT (default: a fresh id)")
     certify.add_argument("--config", default=None, metavar="DIR",
                          help="folder of YAML files overlaying the embedded defaults")
+    _script_flags(certify)
 
     gates = commands.add_parser(
         "gates", help="print the gateboards of a run",
@@ -104,6 +106,14 @@ def build_parser():
     return parser
 
 
+def _script_flags(parser):
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress or summary on standard error (errors still shown)")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON summary on standard output instead of the plain "
+                        "result (for scripts)")
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -143,6 +153,7 @@ def _run(args):
 
     _apply_threads(args.threads)
     run_id = args.run_id if args.run_id is not None else new_run_id()
+    say = (lambda text: None) if args.quiet else _err
     started = time.perf_counter()
     result = simulate(
         args.seed,
@@ -151,7 +162,7 @@ def _run(args):
         out=args.out,
         engine=args.engine,
         run_id=run_id,
-        progress=lambda state, seconds: _err(f"  {state} done in {seconds:.2f} s"),
+        progress=lambda state, seconds: say(f"  {state} done in {seconds:.2f} s"),
         from_state=args.from_state,
     )
     wall = time.perf_counter() - started
@@ -159,16 +170,27 @@ def _run(args):
         (name, f"{d.table.num_rows:,}", str(len(d.block_offsets) - 1))
         for name, d in result.datasets.items()
     ]
-    _err("")
-    _err(_table(("dataset", "rows", "parts"), rows))
-    _err(f"\nrun {run_id}: seed {result.seed}, scale {result.scale.name}, "
-         f"{wall:.2f} s -> {result.run_dir}")
+    say("")
+    say(_table(("dataset", "rows", "parts"), rows))
+    say(f"\nrun {run_id}: seed {result.seed}, scale {result.scale.name}, "
+        f"{wall:.2f} s -> {result.run_dir}")
     report = result.fraud.report
-    _err(f"S5 validation: {report['overall_status']}")
+    say(f"S5 validation: {report['overall_status']}")
     for failure in report["failures"]:
-        _err(f"  {failure['check_id']} failed ({failure['reason']}): owner {failure['owner_state']},"
-             f" rerun {failure['rerun']}")
-    print(run_id)
+        say(f"  {failure['check_id']} failed ({failure['reason']}): owner {failure['owner_state']},"
+            f" rerun {failure['rerun']}")
+    if args.json:
+        _print_json({
+            "run_id": run_id, "run_dir": str(result.run_dir), "seed": result.seed,
+            "scale": result.scale.name, "seconds": round(wall, 3),
+            "datasets": {name: d.table.num_rows for name, d in result.datasets.items()},
+            "validation": report["overall_status"], "failures": report["failures"],
+            "gates": {r["test_id"]: {"value": r["value"], "pass_B": r["pass_B"],
+                                     "pass_Bplus": r["pass_Bplus"], "reason": r["reason"]}
+                      for r in result.fraud.gates},
+        })
+    else:
+        print(run_id)
     return EXIT_OK if result.fraud.passed else EXIT_HOLD
 
 
@@ -177,10 +199,11 @@ def _certify(args):
     from .runs.layout import new_run_id
 
     run_id = args.run_id if args.run_id is not None else new_run_id()
+    say = (lambda text: None) if args.quiet else _err
     started = time.perf_counter()
     outcome = certify(
         seeds=args.seeds, scale=args.scale, config=args.config, out=args.out, run_id=run_id,
-        progress=lambda seed, state, seconds: _err(f"  seed {seed}: {state} done in {seconds:.2f} s"),
+        progress=lambda seed, state, seconds: say(f"  seed {seed}: {state} done in {seconds:.2f} s"),
     )
     summary = outcome.summary
     rows = [(r["test_id"], _number(r["value"]), "B+" if r["pass_Bplus"] else
@@ -190,14 +213,20 @@ def _certify(args):
     rows.insert(8, (t9["test_id"], _number(t9["value"]),
                     "B+" if t9["pass_Bplus"] else ("B" if t9["pass_B"] else "FAIL"),
                     t9["worst_metric"] or "-"))
-    _err("")
-    _err(_table(("test", "worst value", "pass", "failing seeds / worst metric"), rows))
+    say("")
+    say(_table(("test", "worst value", "pass", "failing seeds / worst metric"), rows))
     for failure in summary["failures"]:
-        _err(f"  {failure['test_id']} (seed {failure['seed']}): owner {failure['owner_state']}, "
+        say(f"  {failure['test_id']} (seed {failure['seed']}): owner {failure['owner_state']}, "
              f"rerun {failure['rerun']}")
-    _err(f"\ncertify {run_id}: seeds {','.join(map(str, summary['seeds']))}, scale "
+    say(f"\ncertify {run_id}: seeds {','.join(map(str, summary['seeds']))}, scale "
          f"{summary['scale']}, {time.perf_counter() - started:.1f} s -> {outcome.run_dir}")
-    print(outcome.decision)
+    if args.json:
+        _print_json({"decision": outcome.decision, "run_dir": str(outcome.run_dir),
+                     "seeds": summary["seeds"], "failures": summary["failures"],
+                     "T9": {k: t9[k] for k in ("value", "pass_B", "pass_Bplus", "worst_metric")},
+                     "pooled": summary["pooled"]})
+    else:
+        print(outcome.decision)
     return EXIT_HOLD if outcome.decision == "HOLD_REMEDIATE" else EXIT_OK
 
 
@@ -309,6 +338,12 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def _print_json(obj):
+    import json
+
+    print(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False))
 
 
 def _seed_list(text):

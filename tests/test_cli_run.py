@@ -376,3 +376,15 @@ def test_missing_seed_is_bad_usage(capsys):
         main(["run", "--scale", SCALE])
     assert info.value.code == 2
     assert "--seed" in capsys.readouterr().err
+
+
+def test_quiet_json_run_is_for_scripts(tmp_path, capsys):
+    code = main(["run", "--seed", str(SEED), "--scale", SCALE, "--out", str(tmp_path),
+                 "--run-id", "js", "--quiet", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.err == ""
+    summary = json.loads(captured.out)
+    assert summary["run_id"] == "js" and summary["datasets"]["s1_party_base_6A"] == N_TINY
+    assert summary["validation"] == "PASS"
+    assert set(summary["gates"]) >= {"T1_KMAX_HARD_INVARIANT", "T10_DOWNSTREAM_COMPAT_6B"}
