@@ -162,7 +162,7 @@ def _run(args):
         out=args.out,
         engine=args.engine,
         run_id=run_id,
-        progress=lambda state, seconds: say(f"  {state} done in {seconds:.2f} s"),
+        progress=None if args.quiet else _progress(),
         from_state=args.from_state,
     )
     wall = time.perf_counter() - started
@@ -203,7 +203,8 @@ def _certify(args):
     started = time.perf_counter()
     outcome = certify(
         seeds=args.seeds, scale=args.scale, config=args.config, out=args.out, run_id=run_id,
-        progress=lambda seed, state, seconds: say(f"  seed {seed}: {state} done in {seconds:.2f} s"),
+        progress=None if args.quiet else (
+            lambda seed, state, seconds: _progress(f"seed {seed}: ")(state, seconds)),
     )
     summary = outcome.summary
     rows = [(r["test_id"], _number(r["value"]), "B+" if r["pass_Bplus"] else
@@ -338,6 +339,21 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def _progress(prefix=""):
+    """Per-state progress: a bar redrawn in place on a terminal, plain lines otherwise."""
+    states = ("S0", "S1", "S2", "S3", "S4", "S5")
+    if not sys.stderr.isatty():
+        return lambda state, seconds: _err(f"  {prefix}{state} done in {seconds:.2f} s")
+
+    def bar(state, seconds):
+        done = states.index(state) + 1 if state in states else len(states)
+        filled = "#" * (4 * done) + "-" * (4 * (len(states) - done))
+        end = "\n" if done == len(states) else ""
+        print(f"\r  {prefix}[{filled}] {state} done in {seconds:.2f} s ", end=end,
+              file=sys.stderr, flush=True)
+    return bar
 
 
 def _print_json(obj):
