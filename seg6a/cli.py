@@ -69,12 +69,16 @@ def build_parser():
         description="Print T1-T10 of every seed of RUN_DIR (and the certification decision "
         "if the run was certified).")
     gates.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, ROOT/<run_id>")
+    gates.add_argument("--json", action="store_true",
+                       help="print the boards as JSON ({seed: records}) on standard output")
 
     perf = commands.add_parser(
         "perf", help="print the perf summary and budget check of a run",
         description="Print, per seed of RUN_DIR, the seconds per state against the scale's "
         "budgets, the hotspots and the JIT state (cold, cache_load or warm).")
     perf.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, ROOT/<run_id>")
+    perf.add_argument("--json", action="store_true",
+                      help="print summaries and budget checks as JSON on standard output")
 
     runs = commands.add_parser("runs", help="manage a runs root: keep-set and pruning")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
@@ -245,6 +249,10 @@ def _gates(args):
     if not boards:
         raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
                          "is this a run folder?")
+    if args.json:
+        _print_json({path.parent.name.split("=", 1)[1]: json.loads(path.read_text(
+            encoding="utf-8")) for path in boards})
+        return EXIT_OK
     for path in boards:
         records = json.loads(path.read_text(encoding="utf-8"))
         print(f"{path.parent.name}")
@@ -268,6 +276,12 @@ def _perf(args):
     summaries = sorted(folder.glob("seed=*/*/*/perf_summary_6A.json"))
     if not summaries:
         raise InputError(f"no perf summary under {folder}; is this a run folder?")
+    if args.json:
+        _print_json({path.parts[-4].split("=", 1)[1]: {
+            "summary": json.loads(path.read_text(encoding="utf-8")),
+            "budget_check": json.loads((path.parent / "perf_budget_check_6A.json").read_text(
+                encoding="utf-8"))} for path in summaries})
+        return EXIT_OK
     for path in summaries:
         summary = json.loads(path.read_text(encoding="utf-8"))
         check = json.loads((path.parent / "perf_budget_check_6A.json").read_text(encoding="utf-8"))

@@ -38,3 +38,16 @@ def test_artifacts_are_written_with_the_run_and_kept_by_a_noop_rerun(tmp_path, c
     for state in STATES:
         assert f"\n{state} " in out
     assert "hotspots:" in out
+
+
+def test_perf_and_gates_print_json(tmp_path, capsys):
+    assert main(["run", "--seed", "42", "--scale", "tiny", "--out", str(tmp_path), "--run-id", "j",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["perf", str(tmp_path / "j"), "--json"]) == 0
+    perf = json.loads(capsys.readouterr().out)
+    assert perf["42"]["summary"]["scale"] == "tiny" and perf["42"]["budget_check"]["checks"]
+    assert main(["gates", str(tmp_path / "j"), "--json"]) == 0
+    boards = json.loads(capsys.readouterr().out)
+    assert [r["test_id"][:3] for r in boards["42"]][:2] == ["T1_", "T2_"]
+    assert len(boards["42"]) == 10
