@@ -13,6 +13,7 @@ moving it would move the gate. Log-odds of fraud: ``PROBE_BASE_LOGIT`` plus
 import numpy as np
 import pyarrow as pa
 
+from .gates.data import ints
 from .kernels.flows import label_flows, sample_flows
 
 PROBE_BASE_LOGIT = -5.5
@@ -65,10 +66,6 @@ def _type_ok(arrow_type, expected):
     return str(arrow_type) == expected
 
 
-def _ids(table, column):
-    return table.column(column).to_numpy().astype(np.int64, copy=False)
-
-
 def _increasing(ids):
     return bool(np.all(ids[1:] > ids[:-1]))
 
@@ -113,16 +110,16 @@ def contract_violations(tables, n_merchants):
     for name in ("s1_party_base_6A", "s2_account_base_6A", "s3_instrument_base_6A",
                  "s4_device_base_6A", "s4_ip_base_6A"):
         key = next(iter(CONTRACT[name]))
-        if _has_repeats(_ids(tables[name], key)):
+        if _has_repeats(ints(tables[name], key)):
             problems.append(f"{name}.{key}: keys not unique")
     for (name, column), (target, key) in REFERENCES.items():
-        missing = _unresolved(_ids(tables[name], column), _ids(tables[target], key))
+        missing = _unresolved(ints(tables[name], column), ints(tables[target], key))
         if missing:
             problems.append(f"{name}.{column}: {missing} rows reference no {target}.{key}")
     sizes = {kind: tables[base].num_rows for kind, base in ROLE_BASES.items()}
     sizes["merchant"] = n_merchants
     for kind, n in sizes.items():
-        ids = _ids(tables[f"s5_{kind}_fraud_roles_6A"], f"{kind}_id")
+        ids = ints(tables[f"s5_{kind}_fraud_roles_6A"], f"{kind}_id")
         if not np.array_equal(np.sort(ids), np.arange(n)):
             problems.append(f"s5_{kind}_fraud_roles_6A: not exactly one row per {kind}")
     return problems

@@ -1,38 +1,26 @@
 """Gates T1-T10: metrics against independent computations over the published Parquet,
 the bootstrap, broken datasets failing the right gate, and certification decisions."""
 import json
-from importlib import resources
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 from scipy.stats.contingency import odds_ratio as scipy_odds_ratio
 
 import seg6a
+from configs import embedded, overlay
 from seg6a.cli import main
-from seg6a.gates import board, bootstrap_ci, jsd, odds_ratio, to_xarray
+from seg6a.gates import board, bootstrap_ci, jsd, odds_ratio
 from seg6a.gates import data as gate_data
 from seg6a.rng import Substreams
 
 VALIDATION = "validation_policy_6A.v1.yaml"
 PROPAGATION = "risk_propagation_coeffs_6A.v1.yaml"
-
-
-def embedded(name, folder="policy"):
-    return yaml.safe_load(resources.files("seg6a.config").joinpath(folder, name).read_text())
-
-
-def overlay(folder, name, doc):
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(yaml.safe_dump(doc))
-    return folder
 
 
 @pytest.fixture(scope="module")

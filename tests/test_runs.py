@@ -9,7 +9,6 @@ import textwrap
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml

@@ -1,13 +1,12 @@
 """S5 fraud roles at `tiny`: taxonomy mapping, calibration, uplift along the graph, clamps,
 and the fail-closed validation bundle."""
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
 import seg6a
+from configs import embedded, overlay
 from seg6a.cli import main
 from seg6a.errors import ParameterError
 from seg6a.gates.metrics import risky_odds_ratio
@@ -17,18 +16,6 @@ from seg6a.states import s5_fraud_roles as s5
 
 PROPAGATION = "risk_propagation_coeffs_6A.v1.yaml"
 VALIDATION = "validation_policy_6A.v1.yaml"
-
-
-def embedded(name):
-    folder = "policy"
-    return yaml.safe_load(resources.files("seg6a.config").joinpath(folder, name).read_text())
-
-
-def overlay(folder, name, doc):
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(yaml.safe_dump(doc))
-    return folder
 
 
 @pytest.fixture(scope="module")

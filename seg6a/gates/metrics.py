@@ -101,21 +101,6 @@ def holder_law(mean_per_holder, k_max):
     return law / law.sum()
 
 
-def ip_type_share_errors(ip_region, ip_type, mix):
-    """Absolute errors, in percentage points, of the ip_type shares per region.
-
-    ``mix`` is ``(n_regions, n_types)``; returns ``(errors, ips_per_region)`` with errors of
-    the same shape (NaN rows for regions without IPs).
-    """
-    n_regions, n_types = mix.shape
-    counts = np.bincount(np.asarray(ip_region, dtype=np.int64) * n_types + ip_type,
-                         minlength=n_regions * n_types).reshape(n_regions, n_types)
-    per_region = counts.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shares = counts / per_region[:, None]
-    return np.abs(shares - mix) * 100.0, per_region
-
-
 def linked_fraction(device_ip_ptr):
     """Fraction of devices with at least one IP link (NaN without devices)."""
     per_device = np.diff(device_ip_ptr)

@@ -172,7 +172,7 @@ def run(sealed, parties, perf):
 
     accounts = Accounts(owner, account_type, party_account_ptr, counts, account_types, rules,
                         counters)
-    mf, ph = sealed.manifest_fingerprint, sealed.parameter_hashes[STATE]
+    ph = sealed.parameter_hashes[STATE]
     # Canonical blocks are blocks of parties; a dataset's block offsets are its rows there.
     block_parties = block_offsets_for(n, sealed.scale.block_size)
     with perf.substep(STATE, "emit_account_base") as event:
