@@ -27,6 +27,13 @@ def test_publish_writes_new_file_and_creates_parents(tmp_path):
     assert _leftovers(path.parent, {"data.bin"}) == []
 
 
+def test_published_file_gets_the_mode_open_would_give(tmp_path):
+    path = tmp_path / "data.bin"
+    publish_bytes(path, b"hello")
+    (tmp_path / "plain.bin").write_bytes(b"hello")  # open() honours the umask
+    assert path.stat().st_mode & 0o777 == (tmp_path / "plain.bin").stat().st_mode & 0o777
+
+
 def test_publish_same_bytes_is_a_noop(tmp_path):
     path = tmp_path / "data.bin"
     assert publish_bytes(path, b"payload") is True

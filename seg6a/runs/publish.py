@@ -20,6 +20,16 @@ from ..errors import PublishConflictError
 PARQUET_COMPRESSION = "zstd"
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: os.umask can only be read by setting it, which is not thread-safe.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def publish_bytes(path, data, replace=False):
     """Publish ``data`` at ``path``; return True if written, False if already identical.
 
@@ -38,6 +48,8 @@ def publish_bytes(path, data, replace=False):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            # mkstemp creates 0600; a published file gets what open() would give it.
+            os.fchmod(handle.fileno(), _FILE_MODE)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
