@@ -80,6 +80,19 @@ def build_parser():
     perf.add_argument("--json", action="store_true",
                       help="print summaries and budget checks as JSON on standard output")
 
+    report = commands.add_parser(
+        "report", help="write an HTML report (with PNG plots) of a run",
+        description="Write a self-contained HTML page of RUN_DIR: the gateboard of every seed "
+        "with CIs against the thresholds, devices per IP on log-log axes, accounts per holder "
+        "against K_max, role prevalence against targets and the perf table against budgets. "
+        "Prints the page's path.")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, ROOT/<run_id>")
+    report.add_argument("--config", default=None, metavar="DIR",
+                        help="the config folder the run was made with (default: embedded)")
+    report.add_argument("--out", default=None, metavar="DIR",
+                        help="where to write report_6A.html and the PNGs (default: "
+                        "RUN_DIR/reports/layer3/6A/report)")
+
     runs = commands.add_parser("runs", help="manage a runs root: keep-set and pruning")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     keep = runs_commands.add_parser(
@@ -138,6 +151,8 @@ def main(argv=None):
             return _runs(args)
         if args.command == "perf":
             return _perf(args)
+        if args.command == "report":
+            return _report(args)
         return _config_validate(args)
     except InputError as exc:
         _err(f"seg6a: error: {exc}")
@@ -244,18 +259,17 @@ def _gates(args):
     from .runs import layout
 
     run_dir = Path(args.run_dir)
-    boards = sorted(layout.validation_dir(run_dir).glob(f"seed=*/{layout.GATEBOARD}"),
-                    key=lambda path: int(path.parent.name.split("=", 1)[1]))
+    boards = layout.gateboards(run_dir)
     if not boards:
         raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
                          "is this a run folder?")
     if args.json:
-        _print_json({path.parent.name.split("=", 1)[1]: json.loads(path.read_text(
-            encoding="utf-8")) for path in boards})
+        _print_json({str(seed): json.loads(path.read_text(encoding="utf-8"))
+                     for seed, path in boards})
         return EXIT_OK
-    for path in boards:
+    for seed, path in boards:
         records = json.loads(path.read_text(encoding="utf-8"))
-        print(f"{path.parent.name}")
+        print(f"seed={seed}")
         print(format_board(records))
         print()
     summary = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
@@ -271,6 +285,7 @@ def _perf(args):
     from pathlib import Path
 
     from .errors import InputError
+    from .perf import budget_rows
 
     folder = Path(args.run_dir) / "reports" / "layer3" / "6A" / "perf"
     summaries = sorted(folder.glob("seed=*/*/*/perf_summary_6A.json"))
@@ -285,22 +300,20 @@ def _perf(args):
     for path in summaries:
         summary = json.loads(path.read_text(encoding="utf-8"))
         check = json.loads((path.parent / "perf_budget_check_6A.json").read_text(encoding="utf-8"))
-        budgets = {c["check"]: c for c in check["checks"]}
-        rows = []
-        for state, seconds in summary["state_seconds"].items():
-            limit = budgets.get(f"state.{state}")
-            rows.append((state, f"{seconds:.3f}", "-" if limit is None else f"{limit['budget']:g}",
-                         "-" if limit is None else ("ok" if limit["pass"] else "OVER")))
-        segment = budgets.get("segment")
-        if segment:
-            rows.append(("total", f"{segment['seconds']:.3f}", f"{segment['budget']:g}",
-                         "ok" if segment["pass"] else "OVER"))
+        rows = budget_rows(summary, check)
         print(f"{path.parts[-4]} scale {summary['scale']}, jit {summary['jit']['mode']}, "
               f"peak RSS {summary['peak_rss_gib']:.2f} GiB, budget check {check['status']}")
         print(_table(("state", "seconds", "budget", ""), rows))
         print("hotspots: " + ", ".join(f"{h['substep']} {h['seconds']:.2f} s"
                                        for h in summary["hotspots"][:5]))
         print()
+    return EXIT_OK
+
+
+def _report(args):
+    from .report import write_report
+
+    print(write_report(args.run_dir, config=args.config, out_dir=args.out))
     return EXIT_OK
 
 

@@ -127,3 +127,18 @@ def budget_check(perf_summary, budgets):
         "checks": checks,
         "reference_seconds": budgets.get("reference_seconds", {}),
     }
+
+
+def budget_rows(perf_summary, check):
+    """``[(state, seconds, budget, verdict)]`` as text: each state, then the run's total."""
+    budgets = {c["check"]: c for c in check["checks"]}
+    rows = []
+    for state, seconds in perf_summary["state_seconds"].items():
+        limit = budgets.get(f"state.{state}")
+        rows.append((state, f"{seconds:.3f}", "-" if limit is None else f"{limit['budget']:g}",
+                     "-" if limit is None else ("ok" if limit["pass"] else "OVER")))
+    segment = budgets.get("segment")
+    if segment:
+        rows.append(("total", f"{segment['seconds']:.3f}", f"{segment['budget']:g}",
+                     "ok" if segment["pass"] else "OVER"))
+    return rows

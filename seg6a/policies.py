@@ -218,6 +218,11 @@ def canonical_hash(obj):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def policy_hashes(config):
+    """``{file name: canonical hash}`` of every policy document (S0's receipt records it)."""
+    return {name: canonical_hash(doc) for name, doc in sorted(config.documents.items())}
+
+
 def parameter_hashes(config, scale):
     """Cumulative parameter hash per data state, and the segment's ``parameter_hash``.
 

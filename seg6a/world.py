@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .policies import embedded_file, parse_document
+from .policies import canonical_hash, embedded_file, parse_document
 from .errors import WorldError
 from .kernels.allocate import largest_remainder
 from .kernels.sample import categorical_range, normalised_cdf
@@ -61,6 +61,11 @@ class World:
     country_region: np.ndarray
     country_weight: np.ndarray
     inputs: list
+
+    @property
+    def fingerprint(self):
+        """The manifest fingerprint: SHA-256 of the inputs' names and content hashes."""
+        return canonical_hash([{"name": i["name"], "sha256": i["sha256"]} for i in self.inputs])
 
 
 def load_world(world_dir=None):

@@ -170,19 +170,19 @@ class Context:
 def _holdings_by_rule(ctx):
     """Per rule of the account priors: ``(rule, counts of its holders)``; plus orphan counts."""
     if ctx.holdings is None:
-        ctx.holdings = _split_holdings(ctx)
+        ctx.holdings = holdings_by_rule(ctx.data, ctx.config[ACCOUNT_PRIORS]["rules"])
     return ctx.holdings
 
 
-def _split_holdings(ctx):
-    data = ctx.data
+def holdings_by_rule(data, rules):
+    """``([(rule, accounts per holder of the rule's cell)], accounts of cells no rule covers)``."""
     n_accounts = len(data.account_types)
     cell = data.party_type[data.holding_party].astype(np.int64) * n_accounts + data.holding_type
     n_cells = len(data.party_types) * n_accounts
     cell_ptr, rows = csr_from_owners(cell, n_cells)
     counts = data.holding_count[rows]
     out, covered = [], np.zeros(n_cells, dtype=bool)
-    for rule in ctx.config[ACCOUNT_PRIORS]["rules"]:
+    for rule in rules:
         if rule["party_type"] not in data.party_types or rule["account_type"] not in data.account_types:
             out.append((rule, np.zeros(0, dtype=np.int64)))
             continue

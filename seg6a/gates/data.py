@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..errors import InputError
 from ..kernels.csr import csr_from_owners, is_grouped, ptr_from_grouped, transpose
 
 ROLE_KINDS = ("party", "account", "merchant", "device", "ip")
@@ -163,15 +164,31 @@ def from_tables(tables, n_merchants):
         ip_type, ip_types, ip_region, regions, n_merchants, roles, tables)
 
 
-def read_run(run_dir, seed):
-    """Dataset name -> ``pyarrow.Table`` of one seed, read back from a run folder's Parquet."""
+def read_run(run_dir, seed, state_hashes=None, names=DATASETS):
+    """Dataset name -> ``pyarrow.Table`` of one seed, read back from a run folder's Parquet.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    seed : int
+    state_hashes : dict, optional
+        ``{"S1": parameter_hash, ..., "S5": ...}`` (S0's receipt has them): the partition to
+        read of each dataset. Required when a ``--from`` rerun left several.
+    names : sequence of str
+        The datasets to read (default: every dataset the gates read).
+    """
     run_dir = Path(run_dir)
     tables = {}
-    for name in DATASETS:
+    for name in names:
         folder = run_dir / "layer3" / "6A" / name / f"seed={seed}"
-        parts = sorted(folder.glob("parameter_hash=*/manifest_fingerprint=*/part-*.parquet"))
+        state_hash = "*" if state_hashes is None else state_hashes[name[:2].upper()]
+        partitions = sorted(folder.glob(f"parameter_hash={state_hash}/manifest_fingerprint=*"))
+        if len(partitions) > 1:
+            raise InputError(f"{folder} holds {len(partitions)} partitions; say which to read "
+                             "with state_hashes")
+        parts = sorted(partitions[0].glob("part-*.parquet")) if partitions else []
         if not parts:
-            raise FileNotFoundError(f"no published parts of {name} for seed {seed} in {run_dir}")
+            raise InputError(f"no published parts of {name} for seed {seed} in {run_dir}")
         # Parts are named by canonical block, so sorted names are canonical row order.
         tables[name] = pa.concat_tables([pq.read_table(p) for p in parts])
     return tables

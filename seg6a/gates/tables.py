@@ -39,17 +39,19 @@ def to_xarray(boards):
     return dataset if several else dataset.isel(seed=0, drop=True).assign_attrs(seed=seeds[0])
 
 
+def verdict(record):
+    """``"B+"``, ``"B"``, ``"FAIL"`` or ``"n/a"`` (T9 of a single run) of a gate record."""
+    if record["reason"] == "not_evaluable_single_run":
+        return "n/a"
+    return "B+" if record["pass_Bplus"] else ("B" if record["pass_B"] else "FAIL")
+
+
 def format_board(records):
     """A board as an aligned text table, one line per gate."""
     def number(v):
         if v is None:
             return "-"
         return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    def verdict(r):
-        if r["reason"] == "not_evaluable_single_run":
-            return "n/a"
-        return "B+" if r["pass_Bplus"] else ("B" if r["pass_B"] else "FAIL")
 
     header = ("test", "value", "CI 95%", "B", "B+", "pass", "owner", "reason")
     rows = [(r["test_id"], number(r["value"]),

@@ -60,6 +60,12 @@ GATEBOARD = "realism_gate_6A.json"
 CERTIFICATION_SUMMARY = "realism_gate_summary_6A.json"
 
 
+def gateboards(run_dir):
+    """``[(seed, path)]`` of the published gateboards of a run, by seed."""
+    paths = validation_dir(run_dir).glob(f"seed=*/{GATEBOARD}")
+    return sorted((int(path.parent.name.split("=", 1)[1]), path) for path in paths)
+
+
 def perf_dir(run_dir, seed, parameter_hash, manifest_fingerprint):
     """``RUN/reports/layer3/6A/perf/seed=/parameter_hash=/manifest_fingerprint=``: measurements."""
     return Path(run_dir).joinpath("reports", *SEGMENT_ROOT, "perf", f"seed={seed}",

@@ -3,7 +3,7 @@ import operator
 from dataclasses import dataclass
 
 from .. import __version__
-from ..policies import Config, canonical_hash, check_against_world, load_config, parameter_hashes
+from ..policies import Config, check_against_world, load_config, parameter_hashes, policy_hashes
 from ..policies import resolve_scale
 from ..errors import ParameterError
 from ..kernels.prf import PRF_VERSION
@@ -84,8 +84,7 @@ def run(seed, scale=None, config=None, perf=None):
     with perf.substep(STATE, "seal_inputs"):
         world = load_world(config.world_dir)
         check_against_world(config, world.regions_vocab)
-        sealed_list = [{"name": i["name"], "sha256": i["sha256"]} for i in world.inputs]
-        manifest_fingerprint = canonical_hash(sealed_list)
+        manifest_fingerprint = world.fingerprint
         hashes = parameter_hashes(config, resolved)
     sealed_inputs = {
         "manifest_fingerprint": manifest_fingerprint,
@@ -99,7 +98,7 @@ def run(seed, scale=None, config=None, perf=None):
         "manifest_fingerprint": manifest_fingerprint,
         "parameter_hash": hashes["segment"],
         "state_parameter_hashes": {k: v for k, v in hashes.items() if k != "segment"},
-        "policies": {name: canonical_hash(doc) for name, doc in sorted(config.documents.items())},
+        "policies": policy_hashes(config),
         # Where a policy came from, without the user's folder, which must not change bytes.
         "policy_sources": {
             name: "embedded" if source == "embedded" else "user"

@@ -1,0 +1,336 @@
+"""``seg6a report``: one self-contained HTML page (and its PNGs) on a published run.
+
+Everything shown is read back from the run folder: the gateboards (and the certification
+summary, which holds T9), the datasets (devices per IP, accounts per holder, role
+prevalence) and the perf artifacts. The targets drawn next to them (K_max and the holder
+laws, role prevalences) come from the config, which must be the one the run was made with:
+S0's receipt proves it by policy hashes and world fingerprint.
+"""
+import base64
+import html
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .gates import data as gate_data
+from .gates import metrics
+from .gates.board import holdings_by_rule
+from .gates.tables import verdict
+from .perf import budget_rows
+from .policies import load_config, policy_hashes
+from .runs import layout
+from .runs.publish import replace_bytes
+from .world import load_world
+
+REPORT_NAME = "report_6A.html"
+T9 = "T9_CROSS_SEED_STABILITY"
+_COLOURS = {"B+": "#1a7f37", "B": "#9a6700", "FAIL": "#cf222e", "n/a": "#6e7781"}
+
+
+def report_dir(run_dir):
+    """``RUN/reports/layer3/6A/report``: where the report goes by default."""
+    return Path(run_dir).joinpath("reports", *layout.SEGMENT_ROOT, "report")
+
+
+def write_report(run_dir, config=None, out_dir=None):
+    """Write the HTML report of a run and its PNGs; return the HTML's path.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder, ``ROOT/<run_id>``.
+    config : path-like, optional
+        The config folder the run was made with (default: the embedded config).
+    out_dir : path-like, optional
+        Where to write (default: ``report_dir(run_dir)``). Existing files are replaced.
+
+    Raises
+    ------
+    seg6a.errors.InputError
+        Not a run folder, or the config is not the run's.
+    """
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError("seg6a report draws with matplotlib: pip install 'seg6a[plot]'")
+    run_dir = Path(run_dir)
+    boards = layout.gateboards(run_dir)
+    if not boards:
+        raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
+                         "is this a run folder?")
+    config = load_config(config)
+    world = load_world(config.world_dir)
+    summary_path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
+    certification = (json.loads(summary_path.read_text(encoding="utf-8"))
+                     if summary_path.exists() else None)
+    out_dir = Path(out_dir) if out_dir is not None else report_dir(run_dir)
+    sections, images = [], {}
+    for seed, path in boards:
+        records = json.loads(path.read_text(encoding="utf-8"))
+        if certification is not None and seed in certification["seeds"]:
+            records = [certification["T9"] if r["test_id"] == T9 else r for r in records]
+        receipt = _s0_receipt(run_dir, seed, config, world)
+        data = gate_data.from_tables(
+            gate_data.read_run(run_dir, seed, receipt["state_parameter_hashes"]),
+            world.merchants.num_rows)
+        figures = {
+            "gates": _plot_gates(records),
+            "devices_per_ip": _plot_devices_per_ip(data, records),
+            "accounts_per_holder": _plot_accounts_per_holder(
+                holdings_by_rule(data, config["account_per_party_priors_6A.v1.yaml"]["rules"])[0]),
+            "role_prevalence": _plot_role_prevalence(data,
+                                                     config["fraud_role_taxonomy_6A.v1.yaml"]),
+        }
+        pngs = {f"seed={seed}_{name}.png": _png(figure) for name, figure in figures.items()}
+        images.update(pngs)
+        sections.append(_seed_section(seed, records, pngs, _perf(run_dir, seed, receipt)))
+    page = _page(run_dir.name, certification, sections)
+    for name, png in images.items():
+        replace_bytes(out_dir / name, png)
+    target = out_dir / REPORT_NAME
+    replace_bytes(target, page.encode("utf-8"))
+    return target
+
+
+def _s0_receipt(run_dir, seed, config, world):
+    """S0's receipt of ``seed`` made with this config and world, else an InputError."""
+    pattern = "s0_gate_receipt_6A/seed={}/parameter_hash=*/manifest_fingerprint=*/{}".format(
+        seed, "s0_gate_receipt_6A.json")
+    receipts = [json.loads(p.read_text(encoding="utf-8"))
+                for p in sorted(run_dir.joinpath(*layout.SEGMENT_ROOT).glob(pattern))]
+    if not receipts:
+        raise InputError(f"no S0 receipt of seed {seed} in {run_dir}")
+    wanted = policy_hashes(config)
+    for receipt in receipts:
+        if receipt["policies"] == wanted and receipt["manifest_fingerprint"] == world.fingerprint:
+            return receipt
+    differing = sorted({name for r in receipts for name in set(wanted) | set(r["policies"])
+                        if r["policies"].get(name) != wanted.get(name)})
+    if all(r["manifest_fingerprint"] != world.fingerprint for r in receipts):
+        differing.append("the world")
+    raise InputError(f"seed {seed} of {run_dir} was made with another config (differs: "
+                     f"{', '.join(differing)}); pass the run's folder with --config")
+
+
+def _perf(run_dir, seed, receipt):
+    """``(summary, budget check)`` of the run's perf artifacts, or None if it has none."""
+    folder = layout.perf_dir(run_dir, seed, receipt["parameter_hash"],
+                             receipt["manifest_fingerprint"])
+    paths = folder / "perf_summary_6A.json", folder / "perf_budget_check_6A.json"
+    if not all(p.exists() for p in paths):
+        return None
+    return tuple(json.loads(p.read_text(encoding="utf-8")) for p in paths)
+
+
+# --- plots --------------------------------------------------------------------------------
+
+
+def _figure(n_rows, n_cols, width, height):
+    from matplotlib.figure import Figure
+
+    # A bare Figure needs no pyplot state or GUI backend: safe in a server or a thread.
+    figure = Figure(figsize=(width, height), layout="constrained")
+    return figure, figure.subplots(n_rows, n_cols, squeeze=False)
+
+
+def _png(figure):
+    buffer = io.BytesIO()
+    # No software/version metadata: the same run gives the same PNG bytes.
+    figure.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _plot_gates(records):
+    """One row per gate: value, 95% CI and the B / B+ thresholds on the gate's own axis."""
+    figure, axes = _figure(len(records), 1, 8.0, 0.95 * len(records) + 0.6)
+    for ax, r in zip(axes[:, 0], records):
+        label = f"{r['test_id']}  [{verdict(r)}]"
+        ax.set_yticks([])
+        ax.set_title(label, loc="left", fontsize=9, color=_COLOURS[verdict(r)])
+        if r["value"] is None:
+            ax.text(0.5, 0.5, r["reason"] or "no value", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=9, color=_COLOURS["n/a"])
+            ax.set_xticks([])
+            continue
+        points = [r["value"], r["threshold_B"], r["threshold_Bplus"], r["ci_low"], r["ci_high"]]
+        points = [float(p) for p in points if p is not None]
+        low, high = min(points), max(points)
+        pad = 0.1 * (high - low) if high > low else max(abs(high), 1.0) * 0.5
+        ax.set_xlim(low - pad, high + pad)
+        ax.set_ylim(-1, 1)
+        ax.axvline(r["threshold_B"], color=_COLOURS["B"], linestyle="--", linewidth=1,
+                   label="B threshold")
+        ax.axvline(r["threshold_Bplus"], color=_COLOURS["B+"], linewidth=1,
+                   label="B+ threshold")
+        if r["ci_low"] is not None:
+            # A segment, not an error bar: a CI need not contain its point value (T3's).
+            ax.plot([r["ci_low"], r["ci_high"]], [0, 0], "|-", color="black", markersize=10,
+                    label="95% CI")
+        ax.plot([r["value"]], [0], "o", color="black", label=r["metric_name"])
+        ax.tick_params(axis="x", labelsize=8)
+    axes[0, 0].legend(handles=axes[0, 0].lines[:2], loc="upper right", fontsize=7)
+    return figure
+
+
+def _plot_devices_per_ip(data, records):
+    """Share of IPs serving k devices, per ip_type, on log-log axes, with T5's bounds."""
+    figure, axes = _figure(1, 1, 7.0, 4.2)
+    ax = axes[0, 0]
+    degree = np.diff(data.ip_device_ptr)
+    for code, ip_type in enumerate(data.ip_types):
+        served = degree[(data.ip_type == code) & (degree > 0)]
+        if served.size:
+            k, count = np.unique(served, return_counts=True)
+            ax.loglog(k, count / served.size, "o", markersize=3, label=f"{ip_type} ({served.size})")
+    t5 = next((r for r in records if r["test_id"] == "T5_IP_REUSE_TAIL_BOUNDS"), None)
+    for name, style in (("p99", "--"), ("max", "-")):
+        component = (t5 or {}).get("components", {}).get(name)
+        if component:
+            ax.axvline(component["threshold_B"], color=_COLOURS["FAIL"], linestyle=style,
+                       linewidth=1, label=f"T5 {name} bound (B) {component['threshold_B']:g}")
+    ax.set_xlabel("devices per IP (k)")
+    ax.set_ylabel("share of the type's IPs")
+    ax.set_title("Devices per IP (S4)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    return figure
+
+
+def _plot_accounts_per_holder(rules):
+    """Per rule of the account priors: realised accounts per holder against the 1 + geometric
+    law cut at K_max, and K_max itself."""
+    n_cols = 4
+    n_rows = max(1, -(-len(rules) // n_cols))
+    figure, axes = _figure(n_rows, n_cols, 12.0, 2.3 * n_rows + 0.4)
+    for ax in axes.flat[len(rules):]:
+        ax.set_visible(False)
+    for ax, (rule, counts) in zip(axes.flat, rules):
+        k_max = int(rule["k_max"])
+        top = max(k_max, int(counts.max()) if counts.size else 1)
+        k = np.arange(1, top + 1)
+        realised = np.bincount(counts, minlength=top + 1)[1:] / max(counts.size, 1)
+        law = np.zeros(top)
+        law[:k_max] = metrics.holder_law(rule["mean_accounts_per_holder"], k_max)
+        ax.bar(k, realised, color="#8c959f", label=f"realised ({counts.size} holders)")
+        ax.plot(k, law, "o", color="black", markersize=3, label="target law")
+        ax.axvline(k_max + 0.5, color=_COLOURS["FAIL"], linewidth=1, label=f"K_max {k_max}")
+        ax.set_title(f"{rule['party_type']} / {rule['account_type']}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, loc="upper right")
+    figure.suptitle("Accounts per holder (S2) against K_max", fontsize=10)
+    return figure
+
+
+def _plot_role_prevalence(data, taxonomy):
+    """Per entity kind: the realised share of each raw role next to its target prevalence."""
+    kinds = list(data.roles)
+    figure, axes = _figure(1, len(kinds), 3.2 * len(kinds), 3.6)
+    for ax, kind in zip(axes[0], kinds):
+        roles = data.roles[kind]
+        spec = taxonomy["entity_kinds"].get(kind, [])
+        names = [r["raw_role"] for r in spec]
+        counts = np.bincount(roles.raw_role[roles.raw_role >= 0], minlength=len(roles.raw_roles))
+        share = {name: counts[i] / max(roles.raw_role.size, 1)
+                 for i, name in enumerate(roles.raw_roles)}
+        y = np.arange(len(names))
+        ax.barh(y - 0.2, [share.get(n, 0.0) for n in names], height=0.4, color="#8c959f",
+                label="realised")
+        ax.barh(y + 0.2, [r["target_prevalence"] for r in spec], height=0.4, color="black",
+                label="target")
+        ax.set_yticks(y, names, fontsize=6)
+        ax.set_xscale("log")
+        ax.set_title(f"{kind} ({roles.raw_role.size})", fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    figure.suptitle("Role prevalence (S5) against the taxonomy's targets", fontsize=10)
+    return figure
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #1f2328; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #d0d7de; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f6f8fa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
+"""
+
+# Counts the images the browser decoded, so a headless check can read it off the DOM.
+_SCRIPT = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  document.body.dataset.imagesTotal = images.length;
+  document.body.dataset.imagesRendered = images.filter(function (i) {
+    return i.complete && i.naturalWidth > 0; }).length;
+});
+"""
+
+
+def _number(value):
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
+
+
+def _table(header, rows, numeric=()):
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
+                         for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _image(name, png, alt):
+    encoded = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}" ' \
+           f'title="{html.escape(name)}">'
+
+
+def _seed_section(seed, records, pngs, perf):
+    rows = []
+    for r in records:
+        mark = verdict(r)
+        ci = "-" if r["ci_low"] is None else f"[{_number(r['ci_low'])}, {_number(r['ci_high'])}]"
+        rows.append((f'<span id="{html.escape(r["test_id"])}-{seed}">'
+                     f'{html.escape(r["test_id"])}</span>',
+                     html.escape(r["metric_name"]), _number(r["value"]), ci,
+                     _number(r["threshold_B"]), _number(r["threshold_Bplus"]),
+                     f'<b style="color:{_COLOURS[mark]}">{mark}</b>',
+                     html.escape(r["owner_state"]), html.escape(r["reason"] or "")))
+    parts = [f"<h2>Seed {seed}</h2>", "<h3>Gateboard</h3>",
+             _table(("test", "metric", "value", "95% CI", "B", "B+", "pass", "owner", "reason"),
+                    rows, numeric=(2, 3, 4, 5))]
+    titles = {"gates": "Values and 95% CIs against the thresholds",
+              "devices_per_ip": "Devices per IP", "accounts_per_holder": "Accounts per holder",
+              "role_prevalence": "Role prevalence"}
+    for name, png in pngs.items():
+        plot = name.split("_", 1)[1].removesuffix(".png")
+        parts += [f"<h3>{titles[plot]}</h3>", _image(name, png, f"{titles[plot]}, seed {seed}")]
+    parts.append("<h3>Performance against budgets</h3>")
+    if perf is None:
+        parts.append("<p>No perf artifacts for this seed.</p>")
+    else:
+        summary, check = perf
+        perf_rows = [tuple(html.escape(c) for c in row) for row in budget_rows(summary, check)]
+        parts.append(f"<p>scale {html.escape(summary['scale'])}, JIT "
+                     f"{html.escape(summary['jit']['mode'])}, peak RSS "
+                     f"{summary['peak_rss_gib']:.2f} GiB, budget check "
+                     f"{html.escape(check['status'])}</p>")
+        parts.append(_table(("state", "seconds", "budget", ""), perf_rows, numeric=(1, 2)))
+    return "\n".join(parts)
+
+
+def _page(run_id, certification, sections):
+    head = f"<h1>seg6a run {html.escape(run_id)}</h1>"
+    if certification is not None:
+        head += (f"<p>Certification over seeds {', '.join(map(str, certification['seeds']))}: "
+                 f"<b>{html.escape(certification['decision'])}</b></p>")
+    else:
+        head += "<p>Not certified: T9 (stability across seeds) needs <code>seg6a certify</code>.</p>"
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>seg6a report {html.escape(run_id)}</title><style>{_STYLE}</style>"
+            f"<script>{_SCRIPT}</script></head><body>\n{head}\n" + "\n".join(sections)
+            + "\n</body></html>\n")
