@@ -146,7 +146,15 @@ def probe_flows(data, key, n_flows):
 
 
 def lift(touch_fraud, touch_flows, clean_fraud, clean_flows):
-    """Fraud rate of flows touching a risky entity over that of clean flows (NaN if undefined)."""
+    """Fraud rate of flows touching a risky entity over that of clean flows (NaN if undefined).
+
+    Examples
+    --------
+    >>> lift(touch_fraud=25, touch_flows=100, clean_fraud=125, clean_flows=1000)
+    2.0
+    >>> lift([25, 1], [100, 10], [125, 0], [1000, 10]).tolist()  # no clean fraud: undefined
+    [2.0, nan]
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         value = (np.asarray(touch_fraud, float) / touch_flows) / (
             np.asarray(clean_fraud, float) / clean_flows)

@@ -130,7 +130,16 @@ def budget_check(perf_summary, budgets):
 
 
 def budget_rows(perf_summary, check):
-    """``[(state, seconds, budget, verdict)]`` as text: each state, then the run's total."""
+    """``[(state, seconds, budget, verdict)]`` as text: each state, then the run's total.
+
+    Examples
+    --------
+    >>> summary = {"state_seconds": {"S1": 0.4, "S2": 2.5}}
+    >>> check = {"checks": [{"check": "state.S2", "seconds": 2.5, "budget": 2.0, "pass": False},
+    ...                     {"check": "segment", "seconds": 2.9, "budget": 5.0, "pass": True}]}
+    >>> budget_rows(summary, check)
+    [('S1', '0.400', '-', '-'), ('S2', '2.500', '2', 'OVER'), ('total', '2.900', '5', 'ok')]
+    """
     budgets = {c["check"]: c for c in check["checks"]}
     rows = []
     for state, seconds in perf_summary["state_seconds"].items():

@@ -197,7 +197,14 @@ def check_against_world(config, regions):
 
 
 def resolve_scale(config, name=None):
-    """The scale preset ``name`` (default: ``default_scale`` of scales.yaml)."""
+    """The scale preset ``name`` (default: ``default_scale`` of scales.yaml).
+
+    Examples
+    --------
+    >>> scale = resolve_scale(load_config(), "tiny")
+    >>> scale.name, scale.n_parties
+    ('tiny', 20000)
+    """
     doc = config["scales.yaml"]
     name = doc["default_scale"] if name is None else name
     presets = doc["scales"]
@@ -213,7 +220,15 @@ def resolve_scale(config, name=None):
 
 
 def canonical_hash(obj):
-    """SHA-256 hex of the canonical JSON of ``obj`` (sorted keys, no whitespace)."""
+    """SHA-256 hex of the canonical JSON of ``obj`` (sorted keys, no whitespace).
+
+    Key order does not matter, values do:
+
+    >>> canonical_hash({"a": 1, "b": [2, 3]}) == canonical_hash({"b": [2, 3], "a": 1})
+    True
+    >>> canonical_hash({"a": 1}) == canonical_hash({"a": 1.5})
+    False
+    """
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

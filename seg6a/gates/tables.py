@@ -40,7 +40,11 @@ def to_xarray(boards):
 
 
 def verdict(record):
-    """``"B+"``, ``"B"``, ``"FAIL"`` or ``"n/a"`` (T9 of a single run) of a gate record."""
+    """``"B+"``, ``"B"``, ``"FAIL"`` or ``"n/a"`` (T9 of a single run) of a gate record.
+
+    >>> verdict({"reason": None, "pass_B": True, "pass_Bplus": False})
+    'B'
+    """
     if record["reason"] == "not_evaluable_single_run":
         return "n/a"
     return "B+" if record["pass_Bplus"] else ("B" if record["pass_B"] else "FAIL")

@@ -15,7 +15,17 @@ def new_run_id():
 
 
 def check_run_id(run_id):
-    """Return ``run_id`` if it is a safe single folder name, else raise ParameterError."""
+    """Return ``run_id`` if it is a safe single folder name, else raise ParameterError.
+
+    Examples
+    --------
+    >>> check_run_id("baseline-2026.11")
+    'baseline-2026.11'
+    >>> check_run_id("../elsewhere")
+    Traceback (most recent call last):
+    ...
+    seg6a.errors.ParameterError: run id '../elsewhere' must be 1-128 letters, digits, '.', '_' or '-', start with a letter or digit, and contain no path separator or '..'
+    """
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or ".." in run_id:
         raise ParameterError(
             f"run id {run_id!r} must be 1-128 letters, digits, '.', '_' or '-', start with a "
@@ -36,7 +46,13 @@ def partition_dir(run_dir, dataset, seed, parameter_hash, manifest_fingerprint):
 
 
 def part_name(block):
-    """File name of one canonical block's part of a dataset."""
+    """File name of one canonical block's part of a dataset.
+
+    Zero-padded, so that sorted names are canonical row order:
+
+    >>> part_name(7), part_name(12)
+    ('part-00007.parquet', 'part-00012.parquet')
+    """
     return f"part-{block:05d}.parquet"
 
 
