@@ -10,9 +10,9 @@ from .runs import layout, receipts
 from .runs.publish import (json_bytes, jsonl_bytes, parquet_bytes, publish_all, replace_bytes,
                            sha256_hex)
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
+from .engine import ENGINES, make_engine
 from .errors import ParameterError
 
-ENGINES = ("local",)
 
 
 class SimulationResult:
@@ -196,7 +196,7 @@ class SimulationResult:
 
 
 def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=None,
-             progress=None, from_state=None):
+             progress=None, from_state=None, client=None):
     """Generate segment 6A for one seed.
 
     Parameters
@@ -211,8 +211,10 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         hold a ``world/`` folder replacing the embedded world).
     out : str or os.PathLike, optional
         A runs root; when given, the run is published to ``out/<run_id>/``.
-    engine : {"local"}
-        The execution engine.
+    engine : {"local", "dask"}
+        Where the per-block work runs: in this process, or as one task per canonical block
+        on a Dask cluster (``client``, else a ``LocalCluster`` of 2 worker processes started
+        and closed here). Both give identical bytes.
     run_id : str, optional
         The run folder's name under ``out`` (default: a fresh id).
     progress : callable, optional
@@ -222,6 +224,8 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         are kept only if their receipts match the current config and world and their files
         are intact (else ``StaleStateError`` names the first stale state, and nothing is
         published).
+    client : distributed.Client, optional
+        The Dask cluster of ``engine="dask"``.
 
     Returns
     -------
@@ -256,10 +260,14 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
     if from_state is not None:
         receipts.check_upstream(Path(out) / run_id, sealed, from_state)
     _report(progress, perf, "S0")
-    parties, s1_datasets, s1_rng = s1_parties.run(sealed, perf)
-    _report(progress, perf, "S1")
-    accounts, s2_datasets, s2_rng = s2_accounts.run(sealed, parties, perf)
-    _report(progress, perf, "S2")
+    runner = make_engine(engine, client)
+    try:
+        parties, s1_datasets, s1_rng = s1_parties.run(sealed, perf, runner)
+        _report(progress, perf, "S1")
+        accounts, s2_datasets, s2_rng = s2_accounts.run(sealed, parties, perf, runner)
+        _report(progress, perf, "S2")
+    finally:
+        runner.close()
     instruments, s3_datasets, s3_rng = s3_instruments.run(sealed, parties, accounts, perf)
     _report(progress, perf, "S3")
     devices, s4_datasets, s4_rng = s4_devices.run(sealed, parties, perf)

@@ -40,7 +40,9 @@ def build_parser():
                      choices=("S1", "S2", "S3", "S4", "S5"),
                      help="rerun the existing run --run-id from STATE (S1-S5), keeping the "
                      "earlier states after checking their receipts")
-    run.add_argument("--engine", default="local", choices=("local",), help="execution engine")
+    run.add_argument("--engine", default="local", choices=("local", "dask"),
+                     help="where the per-block work runs: this process (default) or a local "
+                     "Dask cluster of 2 worker processes (needs seg6a[dask]); same bytes")
     run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                      help="Numba threads (default: all cores); outputs do not depend on it")
     _script_flags(run)

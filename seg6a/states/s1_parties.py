@@ -13,6 +13,7 @@ import pyarrow as pa
 from ..kernels.allocate import largest_remainder
 from ..kernels.csr import ptr_from_counts
 from ..kernels.sample import categorical_range, normalised_cdf
+from ..engine import LOCAL
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -76,7 +77,21 @@ def segment_weights(priors):
     return tuple(segments), owner, weights
 
 
-def run(sealed, perf):
+def _countries(country_ptr, lo, hi):
+    """int16 country code of party ids ``lo .. hi - 1``."""
+    per_country = np.diff(np.clip(country_ptr, lo, hi))
+    return np.repeat(np.arange(per_country.shape[0], dtype=np.int16), per_country)
+
+
+def party_block(lo, hi, *, country_ptr, country_region, type_key, type_cdf, segment_key,
+                segment_cdf):
+    """``(party_type, segment)`` codes of party ids ``lo .. hi - 1`` (one canonical block)."""
+    region = country_region[_countries(country_ptr, int(lo), int(hi))]
+    party_type = categorical_range(type_key, int(lo), 0, type_cdf, region)
+    return party_type, categorical_range(segment_key, int(lo), 0, segment_cdf, party_type)
+
+
+def run(sealed, perf, engine=LOCAL):
     """Build the party base. Returns ``(PartyBase, [Dataset], Substreams)``."""
     rng = Substreams(STATE, sealed.manifest_fingerprint, sealed.parameter_hashes[STATE], sealed.seed)
     with perf.substep(STATE, "load_contracts_inputs"):
@@ -92,12 +107,17 @@ def run(sealed, perf):
             n_parties, world.country_weight, np.zeros_like(world.country_weight)
         )
         country_ptr = ptr_from_counts(per_country)
-        country = np.repeat(np.arange(len(per_country), dtype=np.int16), per_country)
-        region = world.country_region[country]
-        party_type = categorical_range(rng.key("s1.party.type"), 0, 0, type_cdf, region)
+        bounds = block_offsets_for(n_parties, sealed.scale.block_size)
+        codes = engine.map(party_block, bounds[:-1], bounds[1:], country_ptr=country_ptr,
+                           country_region=world.country_region,
+                           type_key=rng.key("s1.party.type"), type_cdf=type_cdf,
+                           segment_key=rng.key("s1.party.segment"), segment_cdf=segment_cdf)
         rng.record("s1.party.type", n_parties)
-        segment = categorical_range(rng.key("s1.party.segment"), 0, 0, segment_cdf, party_type)
         rng.record("s1.party.segment", n_parties)
+        country = _countries(country_ptr, 0, n_parties)
+        region = world.country_region[country]
+        party_type = np.concatenate([c[0] for c in codes])
+        segment = np.concatenate([c[1] for c in codes])
         event["rows"] = n_parties
 
     parties = PartyBase(
@@ -126,7 +146,7 @@ def run(sealed, perf):
             name=DATASET,
             state=STATE,
             table=table,
-            block_offsets=block_offsets_for(n_parties, sealed.scale.block_size),
+            block_offsets=bounds,
             parameter_hash=sealed.parameter_hashes[STATE],
         )
         event["rows"] = n_parties

@@ -26,6 +26,7 @@ from ..kernels.caps import enforce_cap
 from ..kernels.csr import expand_count_matrix, ptr_from_counts
 from ..kernels.prf import uniform_range
 from ..kernels.sample import exponential_range
+from ..engine import LOCAL
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -72,62 +73,98 @@ class Accounts:
     counters: dict
 
 
-def holding_probability(rule, parties):
-    """Per-party holding probability of ``rule`` (zero for other party types)."""
-    by_segment = np.zeros(len(parties.segments), dtype=np.float64)
-    for code, segment in enumerate(parties.segments):
-        by_segment[code] = rule["holding_probability"].get(segment, 0.0)
-    type_code = parties.party_types.index(rule["party_type"])
-    prob = by_segment[parties.segment]
-    prob[parties.party_type != type_code] = 0.0
-    return prob
+def holding_tables(rules, parties):
+    """Per rule: holding probability by segment code, and the rule's party type code."""
+    by_segment = np.array([[rule["holding_probability"].get(segment, 0.0)
+                            for segment in parties.segments] for rule in rules],
+                          dtype=np.float64).reshape(len(rules), len(parties.segments))
+    rule_type = np.array([parties.party_types.index(rule["party_type"]) for rule in rules],
+                         dtype=np.int16)
+    return by_segment, rule_type
 
 
-def allocate_rule(rule, rule_index, prob, parties, block_size, rng):
-    """Accounts per party for one rule, and the rule's cap counters."""
-    n = parties.n_parties
-    gate = uniform_range(rng.key(_GATE), 0, n, rule_index)
-    weight = exponential_range(rng.key(_WEIGHT), 0, n, rule_index)
-    tie = uniform_range(rng.key(_TIE), 0, n, rule_index)
-    rank = uniform_range(rng.key(_RANK), 0, n, rule_index)
-    for label in (_GATE, _WEIGHT, _TIE, _RANK):
-        rng.record(label, n)
-    holder = gate < prob
-    mean = float(rule["mean_accounts_per_holder"])
-    k_max = int(rule["k_max"])
+def _holders(lo, party_type, segment, rule_index, gate_key, by_segment, rule_type):
+    """Holder flags of the rule among party ids ``lo ..`` (its zero gate)."""
+    prob = np.where(party_type == rule_type[rule_index], by_segment[rule_index][segment], 0.0)
+    return uniform_range(gate_key, lo, prob.shape[0], rule_index) < prob
 
-    ptr = parties.country_ptr
-    holders = np.bincount(parties.country, weights=holder, minlength=len(ptr) - 1)
-    cell_total = largest_remainder(
-        int(round(mean * holders.sum())), mean * holders, np.zeros_like(holders)
-    )
 
-    counts = np.zeros(n, dtype=np.int64)
-    overflow = redistributed = dropped = 0
-    for country in range(len(ptr) - 1):
-        lo, hi = int(ptr[country]), int(ptr[country + 1])
-        if cell_total[country] == 0:
-            continue
-        first_edge = (lo // block_size + 1) * block_size
-        edges = np.r_[lo, np.arange(first_edge, hi, block_size), hi]
-        block_holders = np.add.reduceat(holder[lo:hi], edges[:-1] - lo).astype(np.float64)
-        quotas = largest_remainder(int(cell_total[country]), block_holders, np.zeros_like(block_holders))
-        for b in range(len(edges) - 1):
-            a, z = int(edges[b]), int(edges[b + 1])
+def holders_block(lo, hi, party_type, segment, *, country_ptr, gate_key, by_segment,
+                  rule_type):
+    """Pass 1 of one canonical block: holders per (rule, country), int64."""
+    lo, hi = int(lo), int(hi)
+    country = np.repeat(np.arange(country_ptr.shape[0] - 1),
+                        np.diff(np.clip(country_ptr, lo, hi)))
+    out = np.zeros((rule_type.shape[0], country_ptr.shape[0] - 1), dtype=np.int64)
+    for r in range(rule_type.shape[0]):
+        holder = _holders(lo, party_type, segment, r, gate_key, by_segment, rule_type)
+        out[r] = np.bincount(country[holder], minlength=out.shape[1])
+    return out
+
+
+def block_quotas(block_holders, rules, country_ptr, block_size):
+    """Cell totals per (rule, country) and their split over the blocks, ``(rule, country)``
+    per block: largest remainder of ``mean * holders`` across a rule's countries, then of a
+    country's total across the blocks its parties fall in, in proportion to their holders."""
+    holders = np.sum(block_holders, axis=0)
+    cell_total = np.zeros(holders.shape, dtype=np.int64)
+    quotas = [np.zeros(holders.shape, dtype=np.int64) for _ in block_holders]
+    for r, rule in enumerate(rules):
+        mean = float(rule["mean_accounts_per_holder"])
+        weights = mean * holders[r].astype(np.float64)
+        cell_total[r] = largest_remainder(int(round(mean * float(holders[r].sum()))), weights,
+                                          np.zeros_like(weights))
+        for country in np.flatnonzero(cell_total[r]):
+            lo, hi = int(country_ptr[country]), int(country_ptr[country + 1])
+            blocks = range(lo // block_size, (hi - 1) // block_size + 1)
+            split = largest_remainder(
+                int(cell_total[r, country]),
+                np.array([block_holders[b][r, country] for b in blocks], dtype=np.float64),
+                np.zeros(len(blocks)))
+            for b, quota in zip(blocks, split):
+                quotas[b][r, country] = quota
+    return cell_total, quotas
+
+
+def allocate_block(lo, hi, party_type, segment, quota, *, country_ptr, cell_total, keys,
+                   by_segment, rule_type, k_max):
+    """Pass 2 of one canonical block: accounts per (party, rule), int16, and per rule the
+    cap counters ``(overflow, redistributed, dropped)``.
+
+    Inside each (rule, country) piece of the block every holder gets one account and the
+    rest of the piece's quota goes by largest remainder over PRF exponential weights (ties
+    by a PRF tie value); then the hard cap.
+    """
+    lo, hi = int(lo), int(hi)
+    gate_key, weight_key, tie_key, rank_key = keys
+    n = hi - lo
+    counts = np.zeros((n, rule_type.shape[0]), dtype=np.int16)
+    counters = np.zeros((rule_type.shape[0], 3), dtype=np.int64)
+    for r in range(rule_type.shape[0]):
+        holder = _holders(lo, party_type, segment, r, gate_key, by_segment, rule_type)
+        weight = exponential_range(weight_key, lo, n, r)
+        tie = uniform_range(tie_key, lo, n, r)
+        rank = uniform_range(rank_key, lo, n, r)
+        for country in np.flatnonzero(cell_total[r]):
+            a = max(int(country_ptr[country]), lo) - lo
+            z = min(int(country_ptr[country + 1]), hi) - lo
+            if a >= z:
+                continue
             ids = a + np.flatnonzero(holder[a:z])
             if ids.size == 0:
                 continue
-            quota = int(quotas[b])
-            if quota < ids.size:  # impossible while mean_accounts_per_holder >= 1
-                raise Seg6aError(f"S2 quota {quota} below {ids.size} holders")
-            extra = largest_remainder(quota - ids.size, weight[ids], tie[ids])
-            capped, o, r, d = enforce_cap(1 + extra, k_max, rank[ids])
-            counts[ids] = capped
-            overflow, redistributed, dropped = overflow + o, redistributed + r, dropped + d
-    return counts, (overflow, redistributed, dropped)
+            piece_quota = int(quota[r, country])
+            if piece_quota < ids.size:  # impossible while mean_accounts_per_holder >= 1
+                raise Seg6aError(f"S2 quota {piece_quota} below {ids.size} holders")
+            extra = largest_remainder(piece_quota - ids.size, weight[ids], tie[ids])
+            capped, overflow, redistributed, dropped = enforce_cap(1 + extra, int(k_max[r]),
+                                                                   rank[ids])
+            counts[ids, r] = capped
+            counters[r] += (overflow, redistributed, dropped)
+    return counts, counters
 
 
-def run(sealed, parties, perf):
+def run(sealed, parties, perf, engine=LOCAL):
     """Allocate accounts. Returns ``(Accounts, [Dataset], Substreams)``."""
     rng = Substreams(STATE, sealed.manifest_fingerprint, sealed.parameter_hashes[STATE], sealed.seed)
     with perf.substep(STATE, "load_contracts_inputs"):
@@ -139,26 +176,39 @@ def run(sealed, parties, perf):
         )
     with perf.substep(STATE, "load_party_base") as event:
         n = parties.n_parties
-        probs = [holding_probability(rule, parties) for rule in rules]
+        by_segment, rule_type = holding_tables(rules, parties)
+        bounds = block_offsets_for(n, sealed.scale.block_size)
+        slices = [(parties.party_type[lo:hi], parties.segment[lo:hi])
+                  for lo, hi in zip(bounds[:-1], bounds[1:])]
         event["rows"] = n
 
     with perf.substep(STATE, "allocate_accounts") as event:
-        counts = np.zeros((n, len(rules)), dtype=np.int16)
-        totals = np.zeros(3, dtype=np.int64)
-        violations = 0
-        for index, rule in enumerate(rules):
-            column, rule_counters = allocate_rule(
-                rule, index, probs[index], parties, sealed.scale.block_size, rng
+        keys = tuple(rng.key(label) for label in (_GATE, _WEIGHT, _TIE, _RANK))
+        block_holders = engine.map(
+            holders_block, bounds[:-1], bounds[1:], [t for t, _ in slices],
+            [g for _, g in slices], country_ptr=parties.country_ptr, gate_key=keys[0],
+            by_segment=by_segment, rule_type=rule_type)
+        cell_total, quotas = block_quotas(block_holders, rules, parties.country_ptr,
+                                          sealed.scale.block_size)
+        k_max = np.array([int(rule["k_max"]) for rule in rules], dtype=np.int64)
+        allocated = engine.map(
+            allocate_block, bounds[:-1], bounds[1:], [t for t, _ in slices],
+            [g for _, g in slices], quotas, country_ptr=parties.country_ptr,
+            cell_total=cell_total, keys=keys, by_segment=by_segment, rule_type=rule_type,
+            k_max=k_max)
+        for _ in rules:
+            for label in (_GATE, _WEIGHT, _TIE, _RANK):
+                rng.record(label, n)
+        counts = np.concatenate([c for c, _ in allocated])
+        totals = np.sum([t for _, t in allocated], axis=(0, 1))
+        excess = np.maximum(counts.astype(np.int64) - k_max, 0).sum(axis=0)
+        violations = int(excess.sum())
+        for index in np.flatnonzero(excess):
+            rule = rules[index]
+            raise KmaxViolation(
+                f"{excess[index]} accounts above k_max={rule['k_max']} for "
+                f"{rule['party_type']}/{rule['account_type']} after the cap pass"
             )
-            excess = int(np.maximum(column - int(rule["k_max"]), 0).sum())
-            violations += excess
-            if excess:
-                raise KmaxViolation(
-                    f"{excess} accounts above k_max={rule['k_max']} for "
-                    f"{rule['party_type']}/{rule['account_type']} after the cap pass"
-                )
-            counts[:, index] = column
-            totals += rule_counters
         counters = {
             "kmax_overflow_rows": int(totals[0]),
             "kmax_redistributed_rows": int(totals[1]),
@@ -174,7 +224,7 @@ def run(sealed, parties, perf):
                         counters)
     ph = sealed.parameter_hashes[STATE]
     # Canonical blocks are blocks of parties; a dataset's block offsets are its rows there.
-    block_parties = block_offsets_for(n, sealed.scale.block_size)
+    block_parties = bounds
     with perf.substep(STATE, "emit_account_base") as event:
         base = pa.table(
             {

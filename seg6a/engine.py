@@ -1,0 +1,79 @@
+"""Execution engines: where the per-block work of a state runs (SPEC sections 2 and 9).
+
+A state splits its work into canonical blocks: small global reductions run in the calling
+process, and each block is one task of a module-level block function. ``LocalEngine`` runs
+the tasks here, in block order; ``DaskEngine`` runs them on a ``distributed`` cluster. Both
+call the same block functions on the same inputs, so their outputs are byte-identical.
+"""
+from .errors import ParameterError
+
+ENGINES = ("local", "dask")
+
+
+class LocalEngine:
+    """Run block tasks in this process."""
+
+    name = "local"
+
+    def map(self, function, *per_block, **shared):
+        """``[function(*args_of_block, **shared)]`` for each block's arguments, in order."""
+        return [function(*args, **shared) for args in zip(*per_block)]
+
+    def close(self):
+        pass
+
+
+class DaskEngine:
+    """Run block tasks on a ``distributed`` cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        The cluster to use. Without one, a ``LocalCluster`` of ``n_workers`` single-threaded
+        worker processes with ``memory_limit`` each is started, and closed by ``close``.
+    n_workers : int, default 2
+    memory_limit : str, default "4GiB"
+    """
+
+    name = "dask"
+
+    def __init__(self, client=None, n_workers=2, memory_limit="4GiB"):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ParameterError("engine 'dask' needs dask.distributed: "
+                                 "pip install 'seg6a[dask]'") from None
+        self._owned = client is None
+        if client is None:
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                   memory_limit=memory_limit, dashboard_address=":0")
+            client = Client(cluster)
+        self.client = client
+
+    def map(self, function, *per_block, **shared):
+        """``[function(*args_of_block, **shared)]`` for each block's arguments, in order."""
+        # Inputs go in the task specs, not scattered: the scheduler keeps them, so the task
+        # of a worker that dies is rerun elsewhere (scattered data would die with it).
+        futures = self.client.map(function, *[list(args) for args in per_block], pure=False,
+                                  **shared)
+        return self.client.gather(futures)
+
+    def close(self):
+        if self._owned:
+            cluster = self.client.cluster
+            self.client.close()
+            cluster.close()
+
+
+LOCAL = LocalEngine()
+
+
+def make_engine(engine, client=None):
+    """The engine named ``"local"`` or ``"dask"`` (on ``client`` if given)."""
+    if engine == "local":
+        if client is not None:
+            raise ParameterError("a distributed client needs engine='dask'")
+        return LocalEngine()
+    if engine == "dask":
+        return DaskEngine(client)
+    raise ParameterError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
