@@ -77,7 +77,7 @@ def main(argv=None):
     def kernels():
         uniform_range(np.uint64(1), 0, n, 0)
         poisson_range(np.uint64(2), 0, 0, lam)
-        draw_roles(np.uint64(3), code, np.array([-3.0, -1.0]), roles, cdf, roles, cdf)
+        draw_roles(np.uint64(3), 0, code, np.array([-3.0, -1.0]), roles, cdf, roles, cdf)
 
     threads = numba.config.NUMBA_NUM_THREADS
     if threads < 2:

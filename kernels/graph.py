@@ -24,9 +24,13 @@ _INITIAL_IPS = 64
 
 
 @njit_parallel
-def household_links(key, primary, party_country, country_ptr, block_size, share_probability,
-                    max_parties):
+def household_links(key, device_lo, primary, party_lo, party_country, country_ptr, block_size,
+                    share_probability, max_parties):
     """Parties using each device: its primary party, then co-users of the same household.
+
+    Device ``d`` here is device id ``device_lo + d`` (the entity id of its draws);
+    ``party_country[i]`` is the country of party ``party_lo + i`` and must cover whole
+    canonical blocks, so one block's devices can be linked alone.
 
     A device is shared with probability ``share_probability`` (draw 0); a shared device has
     ``1 + floor(u * (max_parties - 1))`` co-users (draw 1), taken as consecutive parties
@@ -37,22 +41,23 @@ def household_links(key, primary, party_country, country_ptr, block_size, share_
     """
     n = primary.shape[0]
     k = np.uint64(key)
-    n_parties = party_country.shape[0]
+    n_parties = party_lo + party_country.shape[0]
     lo = np.empty(n, dtype=np.int64)
     size = np.empty(n, dtype=np.int64)
     extra = np.zeros(n, dtype=np.int64)
     start = np.zeros(n, dtype=np.int64)
     for d in prange(n):
         p = primary[d]
-        c = party_country[p]
+        c = party_country[p - party_lo]
         block_lo = (p // block_size) * block_size
         block_hi = min(block_lo + block_size, n_parties)
         lo[d] = max(country_ptr[c], block_lo)
         size[d] = min(country_ptr[c + 1], block_hi) - lo[d]
         # All three draws are made for every device, so the audit counts 3 per device.
-        shared = prf_unit(k, np.uint64(d), np.uint64(0)) < share_probability
-        wanted = 1 + np.int64(prf_unit(k, np.uint64(d), np.uint64(1)) * (max_parties - 1))
-        start[d] = np.int64(prf_unit(k, np.uint64(d), np.uint64(2)) * max(size[d] - 1, 1))
+        device = np.uint64(device_lo + d)
+        shared = prf_unit(k, device, np.uint64(0)) < share_probability
+        wanted = 1 + np.int64(prf_unit(k, device, np.uint64(1)) * (max_parties - 1))
+        start[d] = np.int64(prf_unit(k, device, np.uint64(2)) * max(size[d] - 1, 1))
         if shared:
             extra[d] = min(wanted, size[d] - 1)
     ptr = np.empty(n + 1, dtype=np.int64)

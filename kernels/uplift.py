@@ -45,8 +45,9 @@ def expected_prevalence(base, shift, counts, low, high):
 
 
 @njit_parallel
-def draw_roles(key, code, logit_of_code, risky_roles, risky_cdf, clean_roles, clean_cdf):
-    """Role code per entity ``i``: risky with probability ``sigmoid(logit_of_code[code[i]])``
+def draw_roles(key, id_start, code, logit_of_code, risky_roles, risky_cdf, clean_roles,
+               clean_cdf):
+    """Role code per entity ``id_start + i``: risky with probability ``sigmoid(logit_of_code[code[i]])``
     (draw 0), then a role among the risky or the clean ones by inverse CDF (draw 1).
 
     ``risky_cdf`` / ``clean_cdf`` are one-row CDFs (``normalised_cdf``) over
@@ -58,8 +59,9 @@ def draw_roles(key, code, logit_of_code, risky_roles, risky_cdf, clean_roles, cl
         probability[c] = sigmoid(logit_of_code[c])
     out = np.empty(n, dtype=CODE_DTYPE)
     k = np.uint64(key)
+    base = np.uint64(id_start)
     for i in prange(n):
-        entity = np.uint64(i)
+        entity = base + np.uint64(i)
         pick = prf_unit(k, entity, np.uint64(1))
         if prf_unit(k, entity, np.uint64(0)) < probability[code[i]]:
             out[i] = risky_roles[invert_cdf(risky_cdf, 0, pick)]

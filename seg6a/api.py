@@ -266,16 +266,18 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         _report(progress, perf, "S1")
         accounts, s2_datasets, s2_rng = s2_accounts.run(sealed, parties, perf, runner)
         _report(progress, perf, "S2")
+        instruments, s3_datasets, s3_rng = s3_instruments.run(sealed, parties, accounts, perf,
+                                                              runner)
+        _report(progress, perf, "S3")
+        devices, s4_datasets, s4_rng = s4_devices.run(sealed, parties, perf, runner)
+        _report(progress, perf, "S4")
+        upstream = {d.name: d.table
+                    for d in s1_datasets + s2_datasets + s3_datasets + s4_datasets}
+        fraud, s5_datasets, s5_rng = s5_fraud_roles.run(sealed, parties, accounts, devices,
+                                                        upstream, perf, runner)
+        _report(progress, perf, "S5")
     finally:
         runner.close()
-    instruments, s3_datasets, s3_rng = s3_instruments.run(sealed, parties, accounts, perf)
-    _report(progress, perf, "S3")
-    devices, s4_datasets, s4_rng = s4_devices.run(sealed, parties, perf)
-    _report(progress, perf, "S4")
-    upstream = {d.name: d.table for d in s1_datasets + s2_datasets + s3_datasets + s4_datasets}
-    fraud, s5_datasets, s5_rng = s5_fraud_roles.run(sealed, parties, accounts, devices, upstream,
-                                                    perf)
-    _report(progress, perf, "S5")
     result = SimulationResult(
         sealed, parties, accounts, instruments, devices, fraud,
         s1_datasets + s2_datasets + s3_datasets + s4_datasets + s5_datasets,

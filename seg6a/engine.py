@@ -5,6 +5,8 @@ process, and each block is one task of a module-level block function. ``LocalEng
 the tasks here, in block order; ``DaskEngine`` runs them on a ``distributed`` cluster. Both
 call the same block functions on the same inputs, so their outputs are byte-identical.
 """
+import functools
+
 from .errors import ParameterError
 
 ENGINES = ("local", "dask")
@@ -53,9 +55,10 @@ class DaskEngine:
     def map(self, function, *per_block, **shared):
         """``[function(*args_of_block, **shared)]`` for each block's arguments, in order."""
         # Inputs go in the task specs, not scattered: the scheduler keeps them, so the task
-        # of a worker that dies is rerun elsewhere (scattered data would die with it).
-        futures = self.client.map(function, *[list(args) for args in per_block], pure=False,
-                                  **shared)
+        # of a worker that dies is rerun elsewhere (scattered data would die with it). The
+        # shared ones are bound first: client.map keeps some keyword names (key, ...) for itself.
+        futures = self.client.map(functools.partial(function, **shared),
+                                  *[list(args) for args in per_block], pure=False)
         return self.client.gather(futures)
 
     def close(self):

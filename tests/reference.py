@@ -308,15 +308,16 @@ def feistel_index(key, n, x):
 # ---------------------------------------------------------------------------------------
 
 
-def household_links(key, primary, party_country, country_ptr, block_size, share_probability,
-                    max_parties):
+def household_links(key, device_lo, primary, party_lo, party_country, country_ptr, block_size,
+                    share_probability, max_parties):
     """Per device: the primary, then (if shared) 1 + floor(u1 * (max - 1)) co-users, capped
     by the household group (country x block) size minus one, as the parties following the
     primary (cyclically within the group) after a random offset."""
-    n_parties = len(party_country)
+    n_parties = party_lo + len(party_country)
     rows = []
-    for d, p in enumerate(np.asarray(primary).tolist()):
-        c = int(party_country[p])
+    for i, p in enumerate(np.asarray(primary).tolist()):
+        d = device_lo + i
+        c = int(party_country[p - party_lo])
         block_lo = (p // block_size) * block_size
         lo = max(int(country_ptr[c]), block_lo)
         hi = min(int(country_ptr[c + 1]), block_lo + block_size, n_parties)
@@ -427,9 +428,10 @@ def expected_prevalence(base, shift, counts, low, high):
     return total / n
 
 
-def draw_roles(key, code, logit_of_code, risky_roles, risky_cdf, clean_roles, clean_cdf):
+def draw_roles(key, id_start, code, logit_of_code, risky_roles, risky_cdf, clean_roles,
+               clean_cdf):
     out = []
-    for i, c in enumerate(np.asarray(code).tolist()):
+    for i, c in enumerate(np.asarray(code).tolist(), start=id_start):
         pick = prf_unit(key, i, 1)
         if prf_unit(key, i, 0) < sigmoid(float(logit_of_code[c])):
             out.append(int(risky_roles[invert_cdf(risky_cdf[0], pick)]))

@@ -79,10 +79,10 @@ def households(draw):
 @given(keys, households(), st.floats(0.0, 1.0), st.integers(2, 6))
 def test_household_links_match_reference_and_stay_in_the_household(key, case, share, max_parties):
     primary, party_country, country_ptr, block_size = case
-    ptr, parties = graph.household_links(key, primary, party_country, country_ptr, block_size,
-                                         share, max_parties)
-    expected = ref.household_links(int(key), primary, party_country, country_ptr, block_size,
-                                   share, max_parties)
+    ptr, parties = graph.household_links(key, 0, primary, 0, party_country, country_ptr,
+                                         block_size, share, max_parties)
+    expected = ref.household_links(int(key), 0, primary, 0, party_country, country_ptr,
+                                   block_size, share, max_parties)
     np.testing.assert_array_equal(ptr, expected[0])
     np.testing.assert_array_equal(parties, expected[1])
     for d, row in enumerate(ref.csr_rows(ptr, parties)):
@@ -90,6 +90,23 @@ def test_household_links_match_reference_and_stay_in_the_household(key, case, sh
         assert len(set(row)) == len(row) <= max_parties
         assert {party_country[p] for p in row} == {party_country[primary[d]]}
         assert {p // block_size for p in row} == {primary[d] // block_size}
+
+
+@given(keys, households(), st.floats(0.0, 1.0), st.integers(2, 6))
+def test_household_links_of_one_block_at_a_time_equal_the_whole(key, case, share, max_parties):
+    primary, party_country, country_ptr, block_size = case
+    whole = ref.csr_rows(*graph.household_links(key, 0, primary, 0, party_country, country_ptr,
+                                                block_size, share, max_parties))
+    n_parties = party_country.shape[0]
+    rows = []
+    for party_lo in range(0, n_parties, block_size):
+        party_hi = min(party_lo + block_size, n_parties)
+        devices = np.flatnonzero((primary >= party_lo) & (primary < party_hi))
+        device_lo = int(devices[0]) if devices.size else 0
+        rows += ref.csr_rows(*graph.household_links(
+            key, device_lo, primary[devices], party_lo, party_country[party_lo:party_hi],
+            country_ptr, block_size, share, max_parties))
+    assert [list(r) for r in rows] == [list(r) for r in whole]
 
 
 LAW = (np.array([2.2, 1.1, 1.5]), np.array([1.0, 2.0, 2.0]), np.array([12.0, 300.0, 120.0]))

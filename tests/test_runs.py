@@ -219,7 +219,7 @@ def test_rng_audit_counts_the_draws_made(monkeypatch):
     for module in (s3_instruments, s4_devices):
         counting(module, "poisson_range", lambda a, o: len(a[3]))
     counting(s3_instruments, "assign_by_quota", lambda a, o: len(a[2]))
-    counting(s4_devices, "household_links", lambda a, o: 3 * len(a[1]))
+    counting(s4_devices, "household_links", lambda a, o: 3 * len(a[2]))
     counting(s4_devices, "ips_per_group", lambda a, o: int(o[1].sum()))
     s4_assign = s4_devices.assign_links
 
@@ -230,7 +230,7 @@ def test_rng_audit_counts_the_draws_made(monkeypatch):
         made[int(args[1])] = made.get(int(args[1]), 0) + links - ips
         return out
     monkeypatch.setattr(s4_devices, "assign_links", assign)
-    counting(s5_fraud_roles, "draw_roles", lambda a, o: 2 * len(a[1]))
+    counting(s5_fraud_roles, "draw_roles", lambda a, o: 2 * len(a[2]))
 
     result = seg6a.simulate(SEED, scale="tiny")
     recorded = {}

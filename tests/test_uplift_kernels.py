@@ -48,24 +48,25 @@ def role_setups(draw):
     return code, logit_of_code, n_risky, weights
 
 
-@given(keys, role_setups())
-def test_draw_roles_matches_reference(key, setup):
+@given(keys, st.integers(0, 2**40), role_setups())
+def test_draw_roles_matches_reference(key, id_start, setup):
     code, logit_of_code, n_risky, weights = setup
     risky_roles = np.arange(1, n_risky + 1, dtype=np.int16)
     clean_roles = np.array([0], dtype=np.int16)
     risky_cdf = sample.normalised_cdf(weights[1:][None, :])
     clean_cdf = sample.normalised_cdf(weights[:1][None, :])
-    got = uplift.draw_roles(key, code, logit_of_code, risky_roles, risky_cdf, clean_roles,
-                            clean_cdf)
-    np.testing.assert_array_equal(got, ref.draw_roles(int(key), code, logit_of_code, risky_roles,
-                                                      risky_cdf, clean_roles, clean_cdf))
+    got = uplift.draw_roles(key, id_start, code, logit_of_code, risky_roles, risky_cdf,
+                            clean_roles, clean_cdf)
+    np.testing.assert_array_equal(got, ref.draw_roles(int(key), id_start, code, logit_of_code,
+                                                      risky_roles, risky_cdf, clean_roles,
+                                                      clean_cdf))
 
 
 def test_draw_roles_hits_the_probabilities():
     n = 400_000
     code = np.arange(n, dtype=np.int64) % 2
     logit_of_code = np.array([-3.0, 0.5])
-    roles = uplift.draw_roles(np.uint64(7), code, logit_of_code, np.array([1, 2], np.int16),
+    roles = uplift.draw_roles(np.uint64(7), 0, code, logit_of_code, np.array([1, 2], np.int16),
                               sample.normalised_cdf(np.array([[0.25, 0.75]])),
                               np.array([0], np.int16), sample.normalised_cdf(np.array([[1.0]])))
     for c, logit in enumerate(logit_of_code):

@@ -15,6 +15,7 @@ import pyarrow as pa
 from ..kernels.allocate import assign_by_quota
 from ..kernels.csr import csr_from_owners, expand_count_matrix, ptr_from_counts
 from ..kernels.sample import poisson_range
+from ..engine import LOCAL
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -63,7 +64,31 @@ def count_tables(priors, account_types):
     return mean, floor, cap
 
 
-def run(sealed, parties, accounts, perf):
+def instrument_block(block, lo, account_lo, account_type, owner, party_region, *, count_key,
+                     scheme_key, mean, floor, cap, schemeless, scheme_mix, n_groups):
+    """Instruments of one canonical block's accounts (ids ``account_lo ..``), in id order:
+    ``(account_id, instrument_type, first_of_its_type, scheme)``.
+
+    Schemes are dealt per (block, region) group; the group's number (its PRF key) is global,
+    so groups of other blocks are passed empty.
+    """
+    n_regions = scheme_mix.shape[0]
+    counts = np.zeros((account_type.shape[0], mean.shape[1]), dtype=np.int64)
+    for col in range(mean.shape[1]):
+        lam = mean[account_type, col] - floor[account_type, col]
+        drawn = poisson_range(count_key, int(account_lo), col, lam)
+        counts[:, col] = np.minimum(floor[account_type, col] + drawn, cap[account_type, col])
+    row, instrument_type, first = expand_count_matrix(counts)
+    scheme = np.full(row.shape[0], scheme_mix.shape[1], dtype=np.int16)  # NONE
+    bearing = np.flatnonzero(~schemeless[instrument_type])
+    region = party_region[owner[row[bearing]] - int(lo)].astype(np.int64)
+    group_ptr, members = csr_from_owners(np.int64(block) * n_regions + region, n_groups)
+    scheme[bearing] = assign_by_quota(scheme_key, group_ptr, members,
+                                      np.arange(n_groups) % n_regions, scheme_mix)
+    return int(account_lo) + row, instrument_type, first, scheme
+
+
+def run(sealed, parties, accounts, perf, engine=LOCAL):
     """Allocate instruments. Returns ``(Instruments, [Dataset], Substreams)``."""
     rng = Substreams(STATE, sealed.manifest_fingerprint, sealed.parameter_hashes[STATE], sealed.seed)
     with perf.substep(STATE, "load_contracts_inputs"):
@@ -83,40 +108,34 @@ def run(sealed, parties, accounts, perf):
         event["rows"] = n_accounts
 
     with perf.substep(STATE, "plan_counts") as event:
-        counts = np.zeros((n_accounts, len(instrument_types)), dtype=np.int64)
-        for col in range(len(instrument_types)):
-            lam = mean[account_type, col] - floor[account_type, col]
-            drawn = poisson_range(rng.key(_COUNT), 0, col, lam)
-            counts[:, col] = np.minimum(floor[account_type, col] + drawn, cap[account_type, col])
+        bounds = block_offsets_for(parties.n_parties, sealed.scale.block_size)
+        account_bounds = accounts.party_account_ptr[bounds]
+        n_regions = len(parties.regions)
+        pieces = engine.map(
+            instrument_block, range(len(bounds) - 1), bounds[:-1], account_bounds[:-1],
+            [account_type[a:z] for a, z in zip(account_bounds[:-1], account_bounds[1:])],
+            [owner[a:z] for a, z in zip(account_bounds[:-1], account_bounds[1:])],
+            [parties.region[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])],
+            count_key=rng.key(_COUNT), scheme_key=rng.key(_SCHEME_ORDER), mean=mean,
+            floor=floor, cap=cap, schemeless=schemeless, scheme_mix=scheme_mix,
+            n_groups=(parties.n_parties // sealed.scale.block_size + 1) * n_regions)
         rng.record(_COUNT, n_accounts, len(instrument_types))
-        event["rows"] = int(counts.sum())
+        event["rows"] = sum(piece[0].shape[0] for piece in pieces)
 
     with perf.substep(STATE, "allocate_instruments") as event:
-        account_id, instrument_type, first = expand_count_matrix(counts)
+        account_id, instrument_type, first, scheme = (np.concatenate(column)
+                                                      for column in zip(*pieces))
         n = account_id.shape[0]
         instrument_owner = owner[account_id]
-        scheme = np.full(n, len(schemes) - 1, dtype=np.int16)
-        # Scheme-bearing instruments of each (block, region) meet the region's mix exactly,
-        # dealt out in a keyed random order (no sort).
-        bearing = np.flatnonzero(~schemeless[instrument_type])
-        n_regions = len(parties.regions)
-        bearing_owner = instrument_owner[bearing]
-        group = (bearing_owner // sealed.scale.block_size) * n_regions + parties.region[bearing_owner]
-        n_groups = (parties.n_parties // sealed.scale.block_size + 1) * n_regions
-        group_ptr, members = csr_from_owners(group, n_groups)
-        scheme[bearing] = assign_by_quota(rng.key(_SCHEME_ORDER), group_ptr, members,
-                                          np.arange(n_groups) % n_regions, scheme_mix)
-        rng.record(_SCHEME_ORDER, bearing.shape[0])
-        account_instrument_ptr = ptr_from_counts(counts.sum(axis=1))
+        rng.record(_SCHEME_ORDER, int(np.count_nonzero(~schemeless[instrument_type])))
+        account_instrument_ptr = ptr_from_counts(np.bincount(account_id, minlength=n_accounts))
         event["rows"] = n
 
     instruments = Instruments(account_id, instrument_owner, instrument_type, scheme,
                               account_instrument_ptr, instrument_types, schemes)
     ph = sealed.parameter_hashes[STATE]
     # Canonical blocks are blocks of parties: rows of a block are those of its accounts.
-    block_offsets = account_instrument_ptr[
-        accounts.party_account_ptr[block_offsets_for(parties.n_parties, sealed.scale.block_size)]
-    ]
+    block_offsets = account_instrument_ptr[account_bounds]
     with perf.substep(STATE, "emit_instrument_base_links") as event:
         ids = pa.array(np.arange(n, dtype=np.int64))
         base = pa.table(

@@ -26,6 +26,7 @@ from ..kernels.graph import (assign_links, household_links, ip_types_and_capacit
                              ips_per_group)
 from ..kernels.prf import uniform_range
 from ..kernels.sample import categorical_range, normalised_cdf, poisson_range
+from ..engine import LOCAL
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -104,7 +105,7 @@ def _mix_rows(mixes, rows, columns):
     return np.array([[float(mixes[row][col]) for col in columns] for row in rows])
 
 
-def run(sealed, parties, perf):
+def run(sealed, parties, perf, engine=LOCAL):
     """Build the device graph. Returns ``(DeviceGraph, [Dataset], Substreams)``."""
     rng = Substreams(STATE, sealed.manifest_fingerprint, sealed.parameter_hashes[STATE], sealed.seed)
     with perf.substep(STATE, "load_contracts_inputs"):
@@ -138,99 +139,183 @@ def run(sealed, parties, perf):
     with perf.substep(STATE, "load_party_base") as event:
         n_parties = parties.n_parties
         block_size = sealed.scale.block_size
-        party_type = parties.party_type
+        bounds = block_offsets_for(n_parties, block_size)
+        blocks = list(zip(bounds[:-1], bounds[1:]))
         event["rows"] = n_parties
 
     with perf.substep(STATE, "plan_device_counts") as event:
-        lam = np.maximum(segment_mean[parties.segment] - min_count[party_type], 0.0)
-        drawn = poisson_range(rng.key(_COUNT), 0, 0, lam)
+        counts = engine.map(device_counts_block, bounds[:-1],
+                            [parties.party_type[lo:hi] for lo, hi in blocks],
+                            [parties.segment[lo:hi] for lo, hi in blocks],
+                            key=rng.key(_COUNT), segment_mean=segment_mean,
+                            min_count=min_count, max_count=max_count)
         rng.record(_COUNT, n_parties)
-        counts = np.minimum(min_count[party_type] + drawn, max_count[party_type])
-        party_device_ptr = ptr_from_counts(counts)
-        primary = owners_from_ptr(party_device_ptr)
-        n_devices = primary.shape[0]
-        device_type = categorical_range(rng.key(_TYPE), 0, 0, type_cdf, party_type[primary])
-        rng.record(_TYPE, n_devices)
-        os_family = categorical_range(rng.key(_OS), 0, 0, os_cdf, device_type)
-        rng.record(_OS, n_devices)
-        device_party_ptr, device_party_ids = household_links(
-            rng.key(_SHARE), primary, parties.country, parties.country_ptr, block_size,
-            float(sharing["shared_device_probability"]), int(sharing["max_parties_per_device"]))
-        rng.record(_SHARE, n_devices, 3)
-        device_region = parties.region[primary]
+        party_device_ptr = ptr_from_counts(np.concatenate(counts))
+        n_devices = int(party_device_ptr[-1])
         event["rows"] = n_devices
 
     n_regions = len(parties.regions)
     with perf.substep(STATE, "plan_ip_counts") as event:
-        linked = uniform_range(rng.key(_COVER), 0, n_devices, 0) < linkage["coverage_target"]
+        keys = {label: rng.key(label) for label in (_TYPE, _OS, _SHARE, _COVER, _LINKS,
+                                                    _CAPACITY, _POSITION, _SLOT)}
+        pieces = engine.map(
+            device_block, range(len(blocks)), bounds[:-1], party_device_ptr[bounds[:-1]],
+            counts, [parties.party_type[lo:hi] for lo, hi in blocks],
+            [parties.country[lo:hi] for lo, hi in blocks],
+            [parties.region[lo:hi] for lo, hi in blocks],
+            keys=keys, type_cdf=type_cdf, os_cdf=os_cdf, country_ptr=parties.country_ptr,
+            block_size=block_size, share_probability=float(sharing["shared_device_probability"]),
+            max_parties=int(sharing["max_parties_per_device"]),
+            coverage=float(linkage["coverage_target"]),
+            links_mean=float(links_spec["mean_count"]), links_max=int(links_spec["max_count"]),
+            n_groups=len(blocks) * n_regions, ip_mix=ip_mix, alpha=alpha, low=low, high=high)
+        rng.record(_TYPE, n_devices)
+        rng.record(_OS, n_devices)
+        rng.record(_SHARE, n_devices, 3)
         rng.record(_COVER, n_devices)
-        extra = poisson_range(rng.key(_LINKS), 0, 0,
-                              np.full(n_devices, links_spec["mean_count"] - 1.0))
         rng.record(_LINKS, n_devices)
-        device_links = np.where(linked, np.minimum(1 + extra, links_spec["max_count"]), 0)
-        device_link_ptr = ptr_from_counts(device_links)
-        n_groups = block_offsets_for(n_parties, block_size).shape[0] - 1
-        n_groups *= n_regions
-        group = (primary // block_size) * n_regions + device_region
-        group_links = np.bincount(group, weights=device_links, minlength=n_groups).astype(np.int64)
-        group_region = (np.arange(n_groups) % n_regions).astype(np.int64)
-        capacity_key = rng.key(_CAPACITY)
-        n_ips_per_group, capacity_draws = ips_per_group(capacity_key, group_links, group_region,
-                                                        ip_mix, alpha, low, high)
         # Capacities are pure functions of (group, type, index): the search and the final
         # pools read the same values, counted once.
-        rng.record(_CAPACITY, int(capacity_draws.sum()))
-        ip_ptr = ptr_from_counts(n_ips_per_group)
-        event["rows"] = int(ip_ptr[-1])
-
-    with perf.substep(STATE, "emit_ip_base") as event:
-        ip_type, capacity = ip_types_and_capacities(capacity_key, ip_ptr, group_region, ip_mix,
-                                                    alpha, low, high)
-        ip_region = np.repeat(group_region, n_ips_per_group).astype(np.int16)
-        event["rows"] = int(ip_ptr[-1])
-
-    with perf.substep(STATE, "emit_regions") as event:
-        group_device_ptr, group_devices = csr_from_owners(group, n_groups)
-        ip_of_link, first_link = assign_links(rng.key(_POSITION), rng.key(_SLOT), group_device_ptr,
-                                              group_devices, device_link_ptr, ip_ptr, capacity)
+        rng.record(_CAPACITY, sum(piece.capacity_draws for piece in pieces))
+        n_links = sum(int(piece.device_link_ptr[-1]) for piece in pieces)
+        n_ips = sum(piece.ip_type.shape[0] for piece in pieces)
         # A permutation evaluation counts as one draw: a position per link, and a slot per
         # link beyond the first slots.
-        rng.record(_POSITION, device_link_ptr[-1])
-        rng.record(_SLOT, device_link_ptr[-1] - ip_ptr[-1])
-        link_device = owners_from_ptr(device_link_ptr)
-        ip_country = parties.country[primary[link_device[first_link]]]
-        event["rows"] = int(device_link_ptr[-1])
+        rng.record(_POSITION, n_links)
+        rng.record(_SLOT, n_links - n_ips)
+        event["rows"] = n_ips
+
+    with perf.substep(STATE, "emit_ip_base") as event:
+        ip_block_ptr = ptr_from_counts(np.array([piece.ip_type.shape[0] for piece in pieces],
+                                                dtype=np.int64))
+        ip_type, ip_region, ip_country = (
+            np.concatenate([getattr(piece, name) for piece in pieces])
+            for name in ("ip_type", "ip_region", "ip_country"))
+        event["rows"] = n_ips
+
+    with perf.substep(STATE, "emit_regions") as event:
+        device_lo = party_device_ptr[bounds[:-1]]
+        device_party_ptr = _concat_ptr([piece.device_party_ptr for piece in pieces])
+        device_ip_ptr = _concat_ptr([piece.device_ip_ptr for piece in pieces])
+        device_ip_ids = np.concatenate([piece.device_ip_ids + ip_block_ptr[b]
+                                        for b, piece in enumerate(pieces)])
+        ip_device_ptr = _concat_ptr([piece.ip_device_ptr for piece in pieces])
+        ip_device_ids = np.concatenate([piece.ip_device_ids + device_lo[b]
+                                        for b, piece in enumerate(pieces)])
+        event["rows"] = n_links
 
     with perf.substep(STATE, "merge_parts") as event:
-        device_ip_ptr, device_ip_ids, kept = drop_repeats_within_rows(device_link_ptr, ip_of_link)
-        ip_device_ptr, ip_device_ids = transpose(device_ip_ptr, device_ip_ids, ip_ptr[-1])
         devices_per_ip = np.diff(ip_device_ptr)
         if devices_per_ip.size and int(devices_per_ip.max()) > ceiling:
             raise Seg6aError(f"S4: an IP serves {int(devices_per_ip.max())} devices, above "
                              f"linkage_checks.ip_links.max_devices_per_ip {ceiling}")
-        # The first link of a device (kept always) is its primary IP.
-        link_rank = np.arange(device_link_ptr[-1]) - device_link_ptr[link_device]
-        device_ip_primary = (link_rank == 0)[kept]
         counters = {
-            "devices": int(n_devices),
+            "devices": n_devices,
             "shared_devices": int(np.count_nonzero(np.diff(device_party_ptr) > 1)),
-            "linked_devices": int(np.count_nonzero(device_links)),
-            "ips": int(ip_ptr[-1]),
-            "ip_links_drawn": int(device_link_ptr[-1]),
-            "ip_links_repeated_dropped": int(device_link_ptr[-1] - device_ip_ptr[-1]),
-            "capacity_slots_unused": int(capacity.sum() - device_link_ptr[-1]),
+            "linked_devices": sum(piece.linked_devices for piece in pieces),
+            "ips": n_ips,
+            "ip_links_drawn": n_links,
+            "ip_links_repeated_dropped": int(n_links - device_ip_ptr[-1]),
+            "capacity_slots_unused": sum(piece.capacity_total for piece in pieces) - n_links,
             "max_devices_per_ip": int(devices_per_ip.max()) if devices_per_ip.size else 0,
         }
+        concat = lambda name: np.concatenate([getattr(piece, name) for piece in pieces])  # noqa: E731
         graph = DeviceGraph(
-            primary, device_type, os_family, device_region, party_device_ptr, device_party_ptr,
-            device_party_ids, ip_type, ip_region, ip_country, asn_of_type[ip_type],
-            device_ip_ptr, device_ip_ids, ip_device_ptr, ip_device_ids,
-            # IP groups are (block, region), block-major: block b starts at group b * n_regions.
-            ip_ptr[np.arange(0, n_groups + 1, n_regions)], device_ip_primary,
-            device_types, os_families, ip_types, asn_classes, counters)
+            owners_from_ptr(party_device_ptr), concat("device_type"), concat("os_family"),
+            concat("device_region"), party_device_ptr, device_party_ptr,
+            concat("device_party_ids"), ip_type, ip_region, ip_country, asn_of_type[ip_type],
+            device_ip_ptr, device_ip_ids, ip_device_ptr, ip_device_ids, ip_block_ptr,
+            concat("device_ip_primary"), device_types, os_families, ip_types, asn_classes,
+            counters)
         datasets = _datasets(graph, parties, sealed)
         event["rows"] = int(device_ip_ptr[-1])
     return graph, datasets, rng
+
+
+def _concat_ptr(ptrs):
+    """One CSR pointer from consecutive blocks' pointers (each starting at 0)."""
+    offsets = np.concatenate([[0], np.cumsum([ptr[-1] for ptr in ptrs])]).astype(np.int64)
+    return np.concatenate([ptr[:-1] + offsets[b] for b, ptr in enumerate(ptrs)]
+                          + [offsets[-1:]]).astype(np.int64)
+
+
+def device_counts_block(lo, party_type, segment, *, key, segment_mean, min_count, max_count):
+    """Devices owned by each party of one canonical block (ids ``lo ..``)."""
+    lam = np.maximum(segment_mean[segment] - min_count[party_type], 0.0)
+    drawn = poisson_range(key, int(lo), 0, lam)
+    return np.minimum(min_count[party_type] + drawn, max_count[party_type])
+
+
+@dataclass(frozen=True)
+class DeviceBlock:
+    """One canonical block's devices and IPs, with block-local device, link and IP ids
+    (party ids are global); ``run`` offsets them when it joins the blocks."""
+
+    device_type: np.ndarray
+    os_family: np.ndarray
+    device_region: np.ndarray
+    device_party_ptr: np.ndarray
+    device_party_ids: np.ndarray
+    device_link_ptr: np.ndarray
+    device_ip_ptr: np.ndarray
+    device_ip_ids: np.ndarray
+    device_ip_primary: np.ndarray
+    ip_device_ptr: np.ndarray
+    ip_device_ids: np.ndarray
+    ip_type: np.ndarray
+    ip_region: np.ndarray
+    ip_country: np.ndarray
+    linked_devices: int
+    capacity_total: int
+    capacity_draws: int
+
+
+def device_block(block, lo, device_lo, counts, party_type, party_country, party_region, *,
+                 keys, type_cdf, os_cdf, country_ptr, block_size, share_probability,
+                 max_parties, coverage, links_mean, links_max, n_groups, ip_mix, alpha, low,
+                 high):
+    """Devices, households, IP pools and links of one canonical block (see the module
+    docstring). IP groups are (block, region), numbered globally (their PRF keys), so the
+    groups of other blocks are passed empty."""
+    lo, device_lo = int(lo), int(device_lo)
+    n_regions = ip_mix.shape[0]
+    owner = owners_from_ptr(ptr_from_counts(counts))  # block-local party index
+    n = owner.shape[0]
+    device_type = categorical_range(keys[_TYPE], device_lo, 0, type_cdf, party_type[owner])
+    os_family = categorical_range(keys[_OS], device_lo, 0, os_cdf, device_type)
+    device_party_ptr, device_party_ids = household_links(
+        keys[_SHARE], device_lo, lo + owner, lo, party_country, country_ptr, block_size,
+        share_probability, max_parties)
+    device_region = party_region[owner]
+
+    linked = uniform_range(keys[_COVER], device_lo, n, 0) < coverage
+    extra = poisson_range(keys[_LINKS], device_lo, 0, np.full(n, links_mean - 1.0))
+    device_links = np.where(linked, np.minimum(1 + extra, links_max), 0)
+    device_link_ptr = ptr_from_counts(device_links)
+    group = np.int64(block) * n_regions + device_region.astype(np.int64)
+    group_links = np.bincount(group, weights=device_links, minlength=n_groups).astype(np.int64)
+    group_region = (np.arange(n_groups) % n_regions).astype(np.int64)
+    n_ips, capacity_draws = ips_per_group(keys[_CAPACITY], group_links, group_region, ip_mix,
+                                          alpha, low, high)
+    ip_ptr = ptr_from_counts(n_ips)
+    ip_type, capacity = ip_types_and_capacities(keys[_CAPACITY], ip_ptr, group_region, ip_mix,
+                                                alpha, low, high)
+
+    group_device_ptr, group_devices = csr_from_owners(group, n_groups)
+    ip_of_link, first_link = assign_links(keys[_POSITION], keys[_SLOT], group_device_ptr,
+                                          group_devices, device_link_ptr, ip_ptr, capacity)
+    link_device = owners_from_ptr(device_link_ptr)
+    device_ip_ptr, device_ip_ids, kept = drop_repeats_within_rows(device_link_ptr, ip_of_link)
+    ip_device_ptr, ip_device_ids = transpose(device_ip_ptr, device_ip_ids, ip_ptr[-1])
+    # The first link of a device (kept always) is its primary IP.
+    link_rank = np.arange(device_link_ptr[-1]) - device_link_ptr[link_device]
+    return DeviceBlock(
+        device_type, os_family, device_region, device_party_ptr, device_party_ids,
+        device_link_ptr, device_ip_ptr, device_ip_ids, (link_rank == 0)[kept], ip_device_ptr,
+        ip_device_ids, ip_type, np.repeat(group_region, n_ips).astype(np.int16),
+        # An IP's country is that of the device that took its first slot.
+        party_country[owner[link_device[first_link]]],
+        int(np.count_nonzero(device_links)), int(capacity.sum()), int(capacity_draws.sum()))
 
 
 def _datasets(graph, parties, sealed):

@@ -28,6 +28,7 @@ from ..gates import data as gate_data
 from ..kernels.csr import count_flagged, transpose
 from ..kernels.sample import normalised_cdf
 from ..kernels.uplift import draw_roles, expected_prevalence
+from ..engine import LOCAL
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -122,8 +123,15 @@ def calibrate_base(kind, shift, counts, target, low, high, xtol, tolerance):
     return base
 
 
-def assign(kind, rng, code, shift, taxonomy, families_vocab, propagation):
-    """Calibrate and draw the roles of one entity kind."""
+def roles_block(id_start, code, *, key, logit_of_code, risky, risky_cdf, clean, clean_cdf):
+    """Role codes of one canonical block's entities (ids ``id_start ..``)."""
+    return draw_roles(key, int(id_start), code, logit_of_code, risky, risky_cdf, clean,
+                      clean_cdf)
+
+
+def assign(kind, rng, code, shift, taxonomy, families_vocab, propagation, engine, offsets):
+    """Calibrate the roles of one entity kind on its code counts, then draw them block by
+    block (entities ``offsets[b]:offsets[b+1]`` of canonical block ``b``)."""
     spec = taxonomy["entity_kinds"][kind]
     raw_roles = tuple(r["raw_role"] for r in spec)
     role_is_risky = np.array([r["is_risky"] for r in spec])
@@ -136,16 +144,18 @@ def assign(kind, rng, code, shift, taxonomy, families_vocab, propagation):
     risky = np.flatnonzero(role_is_risky).astype(np.int16)
     clean = np.flatnonzero(~role_is_risky).astype(np.int16)
     label = f"s5.role.{kind}"
-    role = draw_roles(rng.key(label), code, logit_of_code, risky,
-                      normalised_cdf(target[risky][None, :]), clean,
-                      normalised_cdf(target[clean][None, :]))
+    role = np.concatenate(engine.map(
+        roles_block, offsets[:-1], [code[a:z] for a, z in zip(offsets[:-1], offsets[1:])],
+        key=rng.key(label), logit_of_code=logit_of_code, risky=risky,
+        risky_cdf=normalised_cdf(target[risky][None, :]), clean=clean,
+        clean_cdf=normalised_cdf(target[clean][None, :])))
     rng.record(label, code.shape[0], 2)
     families = tuple(r["family"] for r in spec)
     assert set(families) <= set(families_vocab)  # the taxonomy contract checks this
     return Roles(kind, role, code, shift, logit_of_code, raw_roles, families, role_is_risky, target, base)
 
 
-def run(sealed, parties, accounts, devices, upstream_tables, perf):
+def run(sealed, parties, accounts, devices, upstream_tables, perf, engine=LOCAL):
     """Assign fraud roles and validate. Returns ``(FraudPosture, [Dataset], Substreams)``.
 
     ``upstream_tables`` maps the S1-S4 dataset names to their tables, which the validation
@@ -159,6 +169,16 @@ def run(sealed, parties, accounts, devices, upstream_tables, perf):
         to_ip = propagation["to_ip"]
         high_sharing = np.diff(devices.ip_device_ptr) >= to_ip["high_sharing_devices_per_ip"]
         merchants = sealed.world.merchants
+        blocks = block_offsets_for(parties.n_parties, sealed.scale.block_size)
+        offsets = {
+            "party": blocks,
+            "account": accounts.party_account_ptr[blocks],
+            "merchant": np.array([0, merchants.num_rows], dtype=np.int64),
+            "device": devices.party_device_ptr[blocks],
+            "ip": devices.ip_block_ptr,
+        }
+        draw = dict(taxonomy=taxonomy, families_vocab=families_vocab, propagation=propagation,
+                    engine=engine)
 
     roles = {}
     with perf.substep(STATE, "assign_party_roles") as event:
@@ -172,15 +192,15 @@ def run(sealed, parties, accounts, devices, upstream_tables, perf):
         code = uses_shared.astype(np.int64) + 2 * reaches_high
         shift = np.array([0.0, graph["beta_shared_device"], graph["beta_high_sharing_ip"],
                           graph["beta_shared_device"] + graph["beta_high_sharing_ip"]])
-        roles["party"] = assign("party", rng, code, shift, taxonomy, families_vocab, propagation)
+        roles["party"] = assign("party", rng, code, shift, offsets=offsets["party"], **draw)
         party_risky = roles["party"].is_risky
         event["rows"] = parties.n_parties
 
     with perf.substep(STATE, "assign_account_roles") as event:
         code = party_risky[accounts.owner_party_id].astype(np.int64)
         shift = np.array([0.0, propagation["party_to_account"]["beta_risky_owner"]])
-        roles["account"] = assign("account", rng, code, shift, taxonomy, families_vocab,
-                                  propagation)
+        roles["account"] = assign("account", rng, code, shift, offsets=offsets["account"],
+                                  **draw)
         event["rows"] = code.shape[0]
 
     with perf.substep(STATE, "assign_merchant_roles") as event:
@@ -193,8 +213,8 @@ def run(sealed, parties, accounts, devices, upstream_tables, perf):
         size_shift = np.array([to_merchant["beta_size_class"].get(str(s), 0.0) for s in sizes])
         code = mcc_code.astype(np.int64) * len(sizes) + size_code
         shift = (mcc_shift[:, None] + size_shift[None, :]).ravel()
-        roles["merchant"] = assign("merchant", rng, code, shift, taxonomy, families_vocab,
-                                   propagation)
+        roles["merchant"] = assign("merchant", rng, code, shift, offsets=offsets["merchant"],
+                                   **draw)
         event["rows"] = code.shape[0]
 
     with perf.substep(STATE, "assign_device_roles") as event:
@@ -202,8 +222,8 @@ def run(sealed, parties, accounts, devices, upstream_tables, perf):
                                       party_risky) > 0
         code = used_by_risky.astype(np.int64)
         shift = np.array([0.0, propagation["party_to_device"]["beta_risky_party"]])
-        roles["device"] = assign("device", rng, code, shift, taxonomy, families_vocab,
-                                 propagation)
+        roles["device"] = assign("device", rng, code, shift, offsets=offsets["device"],
+                                 **draw)
         event["rows"] = code.shape[0]
 
     with perf.substep(STATE, "assign_ip_roles") as event:
@@ -217,8 +237,8 @@ def run(sealed, parties, accounts, devices, upstream_tables, perf):
         per_type = np.array([to_ip["beta_ip_type"][t] for t in devices.ip_types])
         shift = (per_neighbour[:, None, None] + per_sharing[None, :, None]
                  + per_type[None, None, :]).ravel()
-        roles["ip"] = assign("ip", rng, code.astype(np.int64), shift, taxonomy, families_vocab,
-                             propagation)
+        roles["ip"] = assign("ip", rng, code.astype(np.int64), shift, offsets=offsets["ip"],
+                             **draw)
         event["rows"] = code.shape[0]
 
     with perf.substep(STATE, "validation_checks") as event:
@@ -230,14 +250,6 @@ def run(sealed, parties, accounts, devices, upstream_tables, perf):
         event["rows"] = len(report["checks"])
 
     with perf.substep(STATE, "bundle_publish") as event:
-        blocks = block_offsets_for(parties.n_parties, sealed.scale.block_size)
-        offsets = {
-            "party": blocks,
-            "account": accounts.party_account_ptr[blocks],
-            "merchant": np.array([0, merchants.num_rows], dtype=np.int64),
-            "device": devices.party_device_ptr[blocks],
-            "ip": devices.ip_block_ptr,
-        }
         ph = sealed.parameter_hashes[STATE]
         datasets = [Dataset(DATASETS[kind], STATE, tables[DATASETS[kind]], offsets[kind], ph)
                     for kind in KINDS]
