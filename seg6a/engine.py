@@ -1,11 +1,16 @@
 """Execution engines: where the per-block work of a state runs (SPEC sections 2 and 9).
 
-A state splits its work into canonical blocks: small global reductions run in the calling
-process, and each block is one task of a module-level block function. ``LocalEngine`` runs
-the tasks here, in block order; ``DaskEngine`` runs them on a ``distributed`` cluster. Both
-call the same block functions on the same inputs, so their outputs are byte-identical.
+A state splits its work into runs of consecutive canonical blocks ("chunks"): small global
+reductions run in the calling process, and each chunk is one task of a module-level block
+function. Every draw is keyed by global ids and every group by its global block, so a
+chunk's result does not depend on how the blocks were chunked. ``LocalEngine`` makes one
+chunk of all blocks (the kernels then run parallel over the whole population);
+``DaskEngine`` makes one task per block on a ``distributed`` cluster, so a task's memory is
+bounded by the block size. Both publish identical bytes.
 """
 import functools
+
+import numpy as np
 
 from .errors import ParameterError
 
@@ -16,6 +21,10 @@ class LocalEngine:
     """Run block tasks in this process."""
 
     name = "local"
+
+    def chunks(self, n_blocks):
+        """``[(first_block, stop_block)]``: here one chunk of every block."""
+        return [(0, n_blocks)]
 
     def map(self, function, *per_block, **shared):
         """``[function(*args_of_block, **shared)]`` for each block's arguments, in order."""
@@ -38,6 +47,10 @@ class DaskEngine:
     """
 
     name = "dask"
+
+    def chunks(self, n_blocks):
+        """``[(first_block, stop_block)]``: one task per canonical block."""
+        return [(b, b + 1) for b in range(n_blocks)]
 
     def __init__(self, client=None, n_workers=2, memory_limit="4GiB"):
         try:
@@ -80,3 +93,21 @@ def make_engine(engine, client=None):
     if engine == "dask":
         return DaskEngine(client)
     raise ParameterError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
+
+
+def spans(offsets, chunks):
+    """``(starts, stops)`` of each chunk's entities, from their per-block ``offsets``.
+
+    >>> spans([0, 10, 20, 25], [(0, 2), (2, 3)])
+    ([0, 20], [20, 25])
+    """
+    return [int(offsets[a]) for a, _ in chunks], [int(offsets[z]) for _, z in chunks]
+
+
+def join(parts):
+    """The chunks' arrays end to end (the one array itself when there is one chunk).
+
+    >>> join([np.arange(2), np.arange(3)]).tolist()
+    [0, 1, 0, 1, 2]
+    """
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -13,7 +13,7 @@ import pyarrow as pa
 from ..kernels.allocate import largest_remainder
 from ..kernels.csr import ptr_from_counts
 from ..kernels.sample import categorical_range, normalised_cdf
-from ..engine import LOCAL
+from ..engine import LOCAL, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -85,7 +85,7 @@ def _countries(country_ptr, lo, hi):
 
 def party_block(lo, hi, *, country_ptr, country_region, type_key, type_cdf, segment_key,
                 segment_cdf):
-    """``(party_type, segment)`` codes of party ids ``lo .. hi - 1`` (one canonical block)."""
+    """``(party_type, segment)`` codes of party ids ``lo .. hi - 1`` (canonical blocks)."""
     region = country_region[_countries(country_ptr, int(lo), int(hi))]
     party_type = categorical_range(type_key, int(lo), 0, type_cdf, region)
     return party_type, categorical_range(segment_key, int(lo), 0, segment_cdf, party_type)
@@ -108,7 +108,8 @@ def run(sealed, perf, engine=LOCAL):
         )
         country_ptr = ptr_from_counts(per_country)
         bounds = block_offsets_for(n_parties, sealed.scale.block_size)
-        codes = engine.map(party_block, bounds[:-1], bounds[1:], country_ptr=country_ptr,
+        codes = engine.map(party_block, *spans(bounds, engine.chunks(len(bounds) - 1)),
+                           country_ptr=country_ptr,
                            country_region=world.country_region,
                            type_key=rng.key("s1.party.type"), type_cdf=type_cdf,
                            segment_key=rng.key("s1.party.segment"), segment_cdf=segment_cdf)
@@ -116,8 +117,8 @@ def run(sealed, perf, engine=LOCAL):
         rng.record("s1.party.segment", n_parties)
         country = _countries(country_ptr, 0, n_parties)
         region = world.country_region[country]
-        party_type = np.concatenate([c[0] for c in codes])
-        segment = np.concatenate([c[1] for c in codes])
+        party_type = join([c[0] for c in codes])
+        segment = join([c[1] for c in codes])
         event["rows"] = n_parties
 
     parties = PartyBase(

@@ -26,7 +26,7 @@ from ..kernels.caps import enforce_cap
 from ..kernels.csr import expand_count_matrix, ptr_from_counts
 from ..kernels.prf import uniform_range
 from ..kernels.sample import exponential_range
-from ..engine import LOCAL
+from ..engine import LOCAL, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -83,32 +83,36 @@ def holding_tables(rules, parties):
     return by_segment, rule_type
 
 
-def _holders(lo, party_type, segment, rule_index, gate_key, by_segment, rule_type):
-    """Holder flags of the rule among party ids ``lo ..`` (its zero gate)."""
-    prob = np.where(party_type == rule_type[rule_index], by_segment[rule_index][segment], 0.0)
-    return uniform_range(gate_key, lo, prob.shape[0], rule_index) < prob
+def holders_block(lo, hi, party_type, segment, *, country_ptr, block_size, gate_key,
+                  by_segment, rule_type):
+    """Pass 1 over party ids ``lo .. hi - 1`` (whole canonical blocks): the zero gate.
 
-
-def holders_block(lo, hi, party_type, segment, *, country_ptr, gate_key, by_segment,
-                  rule_type):
-    """Pass 1 of one canonical block: holders per (rule, country), int64."""
+    Returns ``(holder, holders)``: holder flags per (rule, party), and the holder count per
+    (block of the span, rule, country).
+    """
     lo, hi = int(lo), int(hi)
-    country = np.repeat(np.arange(country_ptr.shape[0] - 1),
-                        np.diff(np.clip(country_ptr, lo, hi)))
-    out = np.zeros((rule_type.shape[0], country_ptr.shape[0] - 1), dtype=np.int64)
-    for r in range(rule_type.shape[0]):
-        holder = _holders(lo, party_type, segment, r, gate_key, by_segment, rule_type)
-        out[r] = np.bincount(country[holder], minlength=out.shape[1])
-    return out
+    n_rules, n_countries = rule_type.shape[0], country_ptr.shape[0] - 1
+    country = np.repeat(np.arange(n_countries), np.diff(np.clip(country_ptr, lo, hi)))
+    first_block = lo // block_size
+    n_blocks = -(-hi // block_size) - first_block
+    cell = (np.arange(lo, hi) // block_size - first_block) * n_countries + country
+    holder = np.empty((n_rules, hi - lo), dtype=bool)
+    holders = np.empty((n_blocks, n_rules, n_countries), dtype=np.int64)
+    for r in range(n_rules):
+        prob = np.where(party_type == rule_type[r], by_segment[r][segment], 0.0)
+        holder[r] = uniform_range(gate_key, lo, hi - lo, r) < prob
+        holders[:, r, :] = np.bincount(cell[holder[r]], minlength=n_blocks * n_countries
+                                       ).reshape(n_blocks, n_countries)
+    return holder, holders
 
 
 def block_quotas(block_holders, rules, country_ptr, block_size):
-    """Cell totals per (rule, country) and their split over the blocks, ``(rule, country)``
-    per block: largest remainder of ``mean * holders`` across a rule's countries, then of a
-    country's total across the blocks its parties fall in, in proportion to their holders."""
-    holders = np.sum(block_holders, axis=0)
+    """Cell totals per (rule, country), and per (block, rule, country) their quotas: largest
+    remainder of ``mean * holders`` across a rule's countries, then of a country's total
+    across the blocks its parties fall in, in proportion to their holders."""
+    holders = block_holders.sum(axis=0)
     cell_total = np.zeros(holders.shape, dtype=np.int64)
-    quotas = [np.zeros(holders.shape, dtype=np.int64) for _ in block_holders]
+    quotas = np.zeros(block_holders.shape, dtype=np.int64)
     for r, rule in enumerate(rules):
         mean = float(rule["mean_accounts_per_holder"])
         weights = mean * holders[r].astype(np.float64)
@@ -116,51 +120,49 @@ def block_quotas(block_holders, rules, country_ptr, block_size):
                                           np.zeros_like(weights))
         for country in np.flatnonzero(cell_total[r]):
             lo, hi = int(country_ptr[country]), int(country_ptr[country + 1])
-            blocks = range(lo // block_size, (hi - 1) // block_size + 1)
-            split = largest_remainder(
+            blocks = slice(lo // block_size, (hi - 1) // block_size + 1)
+            quotas[blocks, r, country] = largest_remainder(
                 int(cell_total[r, country]),
-                np.array([block_holders[b][r, country] for b in blocks], dtype=np.float64),
-                np.zeros(len(blocks)))
-            for b, quota in zip(blocks, split):
-                quotas[b][r, country] = quota
+                block_holders[blocks, r, country].astype(np.float64),
+                np.zeros(blocks.stop - blocks.start))
     return cell_total, quotas
 
 
-def allocate_block(lo, hi, party_type, segment, quota, *, country_ptr, cell_total, keys,
-                   by_segment, rule_type, k_max):
-    """Pass 2 of one canonical block: accounts per (party, rule), int16, and per rule the
-    cap counters ``(overflow, redistributed, dropped)``.
+def allocate_block(lo, hi, holder, quota, *, country_ptr, block_size, cell_total, keys, k_max):
+    """Pass 2 over party ids ``lo .. hi - 1``: accounts per (party, rule), int16, and per rule
+    the cap counters ``(overflow, redistributed, dropped)``.
 
-    Inside each (rule, country) piece of the block every holder gets one account and the
-    rest of the piece's quota goes by largest remainder over PRF exponential weights (ties
-    by a PRF tie value); then the hard cap.
+    In each (country, block) piece every holder gets one account and the rest of the
+    piece's quota (``quota[block - first block, rule, country]``) goes by largest remainder
+    over PRF exponential weights, ties by a PRF tie value; then the hard cap.
     """
     lo, hi = int(lo), int(hi)
-    gate_key, weight_key, tie_key, rank_key = keys
-    n = hi - lo
-    counts = np.zeros((n, rule_type.shape[0]), dtype=np.int16)
-    counters = np.zeros((rule_type.shape[0], 3), dtype=np.int64)
-    for r in range(rule_type.shape[0]):
-        holder = _holders(lo, party_type, segment, r, gate_key, by_segment, rule_type)
-        weight = exponential_range(weight_key, lo, n, r)
-        tie = uniform_range(tie_key, lo, n, r)
-        rank = uniform_range(rank_key, lo, n, r)
+    _, weight_key, tie_key, rank_key = keys
+    n_rules = holder.shape[0]
+    counts = np.zeros((hi - lo, n_rules), dtype=np.int16)
+    counters = np.zeros((n_rules, 3), dtype=np.int64)
+    first_block = lo // block_size
+    for r in range(n_rules):
+        weight = exponential_range(weight_key, lo, hi - lo, r)
+        tie = uniform_range(tie_key, lo, hi - lo, r)
+        rank = uniform_range(rank_key, lo, hi - lo, r)
         for country in np.flatnonzero(cell_total[r]):
-            a = max(int(country_ptr[country]), lo) - lo
-            z = min(int(country_ptr[country + 1]), hi) - lo
-            if a >= z:
-                continue
-            ids = a + np.flatnonzero(holder[a:z])
-            if ids.size == 0:
-                continue
-            piece_quota = int(quota[r, country])
-            if piece_quota < ids.size:  # impossible while mean_accounts_per_holder >= 1
-                raise Seg6aError(f"S2 quota {piece_quota} below {ids.size} holders")
-            extra = largest_remainder(piece_quota - ids.size, weight[ids], tie[ids])
-            capped, overflow, redistributed, dropped = enforce_cap(1 + extra, int(k_max[r]),
-                                                                   rank[ids])
-            counts[ids, r] = capped
-            counters[r] += (overflow, redistributed, dropped)
+            a, c_hi = max(int(country_ptr[country]), lo), min(int(country_ptr[country + 1]), hi)
+            while a < c_hi:  # the country's pieces, one per canonical block
+                block = a // block_size
+                z = min(c_hi, (block + 1) * block_size)
+                ids = a - lo + np.flatnonzero(holder[r, a - lo:z - lo])
+                a = z
+                if ids.size == 0:
+                    continue
+                piece_quota = int(quota[block - first_block, r, country])
+                if piece_quota < ids.size:  # impossible while mean_accounts_per_holder >= 1
+                    raise Seg6aError(f"S2 quota {piece_quota} below {ids.size} holders")
+                extra = largest_remainder(piece_quota - ids.size, weight[ids], tie[ids])
+                capped, overflow, redistributed, dropped = enforce_cap(
+                    1 + extra, int(k_max[r]), rank[ids])
+                counts[ids, r] = capped
+                counters[r] += (overflow, redistributed, dropped)
     return counts, counters
 
 
@@ -176,44 +178,43 @@ def run(sealed, parties, perf, engine=LOCAL):
         )
     with perf.substep(STATE, "load_party_base") as event:
         n = parties.n_parties
+        block_size = sealed.scale.block_size
         by_segment, rule_type = holding_tables(rules, parties)
-        bounds = block_offsets_for(n, sealed.scale.block_size)
-        slices = [(parties.party_type[lo:hi], parties.segment[lo:hi])
-                  for lo, hi in zip(bounds[:-1], bounds[1:])]
+        bounds = block_offsets_for(n, block_size)
+        chunks = engine.chunks(len(bounds) - 1)
+        starts, stops = spans(bounds, chunks)
         event["rows"] = n
 
     with perf.substep(STATE, "allocate_accounts") as event:
         keys = tuple(rng.key(label) for label in (_GATE, _WEIGHT, _TIE, _RANK))
-        block_holders = engine.map(
-            holders_block, bounds[:-1], bounds[1:], [t for t, _ in slices],
-            [g for _, g in slices], country_ptr=parties.country_ptr, gate_key=keys[0],
-            by_segment=by_segment, rule_type=rule_type)
-        cell_total, quotas = block_quotas(block_holders, rules, parties.country_ptr,
-                                          sealed.scale.block_size)
+        gated = engine.map(
+            holders_block, starts, stops, [parties.party_type[a:z] for a, z in zip(starts, stops)],
+            [parties.segment[a:z] for a, z in zip(starts, stops)], country_ptr=parties.country_ptr,
+            block_size=block_size, gate_key=keys[0], by_segment=by_segment, rule_type=rule_type)
+        cell_total, quotas = block_quotas(join([h for _, h in gated]), rules,
+                                          parties.country_ptr, block_size)
         k_max = np.array([int(rule["k_max"]) for rule in rules], dtype=np.int64)
         allocated = engine.map(
-            allocate_block, bounds[:-1], bounds[1:], [t for t, _ in slices],
-            [g for _, g in slices], quotas, country_ptr=parties.country_ptr,
-            cell_total=cell_total, keys=keys, by_segment=by_segment, rule_type=rule_type,
-            k_max=k_max)
+            allocate_block, starts, stops, [holder for holder, _ in gated],
+            [quotas[a:z] for a, z in chunks], country_ptr=parties.country_ptr,
+            block_size=block_size, cell_total=cell_total, keys=keys, k_max=k_max)
         for _ in rules:
             for label in (_GATE, _WEIGHT, _TIE, _RANK):
                 rng.record(label, n)
-        counts = np.concatenate([c for c, _ in allocated])
+        counts = join([c for c, _ in allocated])
         totals = np.sum([t for _, t in allocated], axis=(0, 1))
-        excess = np.maximum(counts.astype(np.int64) - k_max, 0).sum(axis=0)
-        violations = int(excess.sum())
-        for index in np.flatnonzero(excess):
+        for index in np.flatnonzero((counts > k_max).any(axis=0)):
             rule = rules[index]
+            excess = np.maximum(counts[:, index].astype(np.int64) - k_max[index], 0).sum()
             raise KmaxViolation(
-                f"{excess[index]} accounts above k_max={rule['k_max']} for "
+                f"{excess} accounts above k_max={rule['k_max']} for "
                 f"{rule['party_type']}/{rule['account_type']} after the cap pass"
             )
         counters = {
             "kmax_overflow_rows": int(totals[0]),
             "kmax_redistributed_rows": int(totals[1]),
             "kmax_dropped_rows": int(totals[2]),
-            "kmax_postcheck_violations": violations,
+            "kmax_postcheck_violations": 0,  # the post-check raises on any
         }
         owner, rule_of_account, _ = expand_count_matrix(counts)
         account_type = rule_account_type[rule_of_account]

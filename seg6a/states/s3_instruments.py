@@ -15,7 +15,7 @@ import pyarrow as pa
 from ..kernels.allocate import assign_by_quota
 from ..kernels.csr import csr_from_owners, expand_count_matrix, ptr_from_counts
 from ..kernels.sample import poisson_range
-from ..engine import LOCAL
+from ..engine import LOCAL, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -64,13 +64,15 @@ def count_tables(priors, account_types):
     return mean, floor, cap
 
 
-def instrument_block(block, lo, account_lo, account_type, owner, party_region, *, count_key,
-                     scheme_key, mean, floor, cap, schemeless, scheme_mix, n_groups):
-    """Instruments of one canonical block's accounts (ids ``account_lo ..``), in id order:
-    ``(account_id, instrument_type, first_of_its_type, scheme)``.
+def instrument_block(lo, account_lo, account_type, owner, party_region, *, count_key,
+                     scheme_key, mean, floor, cap, schemeless, scheme_mix, block_size,
+                     n_groups):
+    """Instruments of the accounts (ids ``account_lo ..``) of the parties ``lo ..`` of whole
+    canonical blocks, in id order: ``(account_id, instrument_type, first_of_its_type,
+    scheme)``.
 
-    Schemes are dealt per (block, region) group; the group's number (its PRF key) is global,
-    so groups of other blocks are passed empty.
+    Schemes are dealt per (block, region) group; a group's number (its PRF key) is global,
+    so the groups of other blocks are passed empty.
     """
     n_regions = scheme_mix.shape[0]
     counts = np.zeros((account_type.shape[0], mean.shape[1]), dtype=np.int64)
@@ -81,8 +83,10 @@ def instrument_block(block, lo, account_lo, account_type, owner, party_region, *
     row, instrument_type, first = expand_count_matrix(counts)
     scheme = np.full(row.shape[0], scheme_mix.shape[1], dtype=np.int16)  # NONE
     bearing = np.flatnonzero(~schemeless[instrument_type])
-    region = party_region[owner[row[bearing]] - int(lo)].astype(np.int64)
-    group_ptr, members = csr_from_owners(np.int64(block) * n_regions + region, n_groups)
+    bearing_owner = owner[row[bearing]]
+    region = party_region[bearing_owner - int(lo)].astype(np.int64)
+    group_ptr, members = csr_from_owners((bearing_owner // block_size) * n_regions + region,
+                                         n_groups)
     scheme[bearing] = assign_by_quota(scheme_key, group_ptr, members,
                                       np.arange(n_groups) % n_regions, scheme_mix)
     return int(account_lo) + row, instrument_type, first, scheme
@@ -110,20 +114,23 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
     with perf.substep(STATE, "plan_counts") as event:
         bounds = block_offsets_for(parties.n_parties, sealed.scale.block_size)
         account_bounds = accounts.party_account_ptr[bounds]
-        n_regions = len(parties.regions)
+        chunks = engine.chunks(len(bounds) - 1)
+        starts, stops = spans(bounds, chunks)
+        account_starts, account_stops = spans(account_bounds, chunks)
         pieces = engine.map(
-            instrument_block, range(len(bounds) - 1), bounds[:-1], account_bounds[:-1],
-            [account_type[a:z] for a, z in zip(account_bounds[:-1], account_bounds[1:])],
-            [owner[a:z] for a, z in zip(account_bounds[:-1], account_bounds[1:])],
-            [parties.region[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])],
+            instrument_block, starts, account_starts,
+            [account_type[a:z] for a, z in zip(account_starts, account_stops)],
+            [owner[a:z] for a, z in zip(account_starts, account_stops)],
+            [parties.region[a:z] for a, z in zip(starts, stops)],
             count_key=rng.key(_COUNT), scheme_key=rng.key(_SCHEME_ORDER), mean=mean,
             floor=floor, cap=cap, schemeless=schemeless, scheme_mix=scheme_mix,
-            n_groups=(parties.n_parties // sealed.scale.block_size + 1) * n_regions)
+            block_size=sealed.scale.block_size,
+            n_groups=(parties.n_parties // sealed.scale.block_size + 1) * len(parties.regions))
         rng.record(_COUNT, n_accounts, len(instrument_types))
         event["rows"] = sum(piece[0].shape[0] for piece in pieces)
 
     with perf.substep(STATE, "allocate_instruments") as event:
-        account_id, instrument_type, first, scheme = (np.concatenate(column)
+        account_id, instrument_type, first, scheme = (join(column)
                                                       for column in zip(*pieces))
         n = account_id.shape[0]
         instrument_owner = owner[account_id]

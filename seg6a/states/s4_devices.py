@@ -26,7 +26,7 @@ from ..kernels.graph import (assign_links, household_links, ip_types_and_capacit
                              ips_per_group)
 from ..kernels.prf import uniform_range
 from ..kernels.sample import categorical_range, normalised_cdf, poisson_range
-from ..engine import LOCAL
+from ..engine import LOCAL, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -140,17 +140,20 @@ def run(sealed, parties, perf, engine=LOCAL):
         n_parties = parties.n_parties
         block_size = sealed.scale.block_size
         bounds = block_offsets_for(n_parties, block_size)
-        blocks = list(zip(bounds[:-1], bounds[1:]))
+        n_blocks = len(bounds) - 1
+        block_chunks = engine.chunks(n_blocks)
+        starts, stops = spans(bounds, block_chunks)
+        chunks = list(zip(starts, stops))
         event["rows"] = n_parties
 
     with perf.substep(STATE, "plan_device_counts") as event:
-        counts = engine.map(device_counts_block, bounds[:-1],
-                            [parties.party_type[lo:hi] for lo, hi in blocks],
-                            [parties.segment[lo:hi] for lo, hi in blocks],
+        counts = engine.map(device_counts_block, starts,
+                            [parties.party_type[lo:hi] for lo, hi in chunks],
+                            [parties.segment[lo:hi] for lo, hi in chunks],
                             key=rng.key(_COUNT), segment_mean=segment_mean,
                             min_count=min_count, max_count=max_count)
         rng.record(_COUNT, n_parties)
-        party_device_ptr = ptr_from_counts(np.concatenate(counts))
+        party_device_ptr = ptr_from_counts(join(counts))
         n_devices = int(party_device_ptr[-1])
         event["rows"] = n_devices
 
@@ -159,16 +162,16 @@ def run(sealed, parties, perf, engine=LOCAL):
         keys = {label: rng.key(label) for label in (_TYPE, _OS, _SHARE, _COVER, _LINKS,
                                                     _CAPACITY, _POSITION, _SLOT)}
         pieces = engine.map(
-            device_block, range(len(blocks)), bounds[:-1], party_device_ptr[bounds[:-1]],
-            counts, [parties.party_type[lo:hi] for lo, hi in blocks],
-            [parties.country[lo:hi] for lo, hi in blocks],
-            [parties.region[lo:hi] for lo, hi in blocks],
+            device_block, starts, party_device_ptr[starts], counts,
+            [parties.party_type[lo:hi] for lo, hi in chunks],
+            [parties.country[lo:hi] for lo, hi in chunks],
+            [parties.region[lo:hi] for lo, hi in chunks],
             keys=keys, type_cdf=type_cdf, os_cdf=os_cdf, country_ptr=parties.country_ptr,
             block_size=block_size, share_probability=float(sharing["shared_device_probability"]),
             max_parties=int(sharing["max_parties_per_device"]),
             coverage=float(linkage["coverage_target"]),
             links_mean=float(links_spec["mean_count"]), links_max=int(links_spec["max_count"]),
-            n_groups=len(blocks) * n_regions, ip_mix=ip_mix, alpha=alpha, low=low, high=high)
+            n_groups=n_blocks * n_regions, ip_mix=ip_mix, alpha=alpha, low=low, high=high)
         rng.record(_TYPE, n_devices)
         rng.record(_OS, n_devices)
         rng.record(_SHARE, n_devices, 3)
@@ -186,22 +189,24 @@ def run(sealed, parties, perf, engine=LOCAL):
         event["rows"] = n_ips
 
     with perf.substep(STATE, "emit_ip_base") as event:
-        ip_block_ptr = ptr_from_counts(np.array([piece.ip_type.shape[0] for piece in pieces],
-                                                dtype=np.int64))
+        # IP groups are (block, region), block-major: block b's are b * n_regions ...
+        ips_per_block = sum(piece.ips_per_group for piece in pieces).reshape(n_blocks, n_regions)
+        ip_block_ptr = ptr_from_counts(ips_per_block.sum(axis=1))
+        ip_lo = ip_block_ptr[[first for first, _ in block_chunks]]
         ip_type, ip_region, ip_country = (
-            np.concatenate([getattr(piece, name) for piece in pieces])
+            join([getattr(piece, name) for piece in pieces])
             for name in ("ip_type", "ip_region", "ip_country"))
         event["rows"] = n_ips
 
     with perf.substep(STATE, "emit_regions") as event:
-        device_lo = party_device_ptr[bounds[:-1]]
+        device_lo = party_device_ptr[starts]
         device_party_ptr = _concat_ptr([piece.device_party_ptr for piece in pieces])
         device_ip_ptr = _concat_ptr([piece.device_ip_ptr for piece in pieces])
-        device_ip_ids = np.concatenate([piece.device_ip_ids + ip_block_ptr[b]
-                                        for b, piece in enumerate(pieces)])
+        device_ip_ids = np.concatenate([piece.device_ip_ids + ip_lo[c]
+                                        for c, piece in enumerate(pieces)])
         ip_device_ptr = _concat_ptr([piece.ip_device_ptr for piece in pieces])
-        ip_device_ids = np.concatenate([piece.ip_device_ids + device_lo[b]
-                                        for b, piece in enumerate(pieces)])
+        ip_device_ids = np.concatenate([piece.ip_device_ids + device_lo[c]
+                                        for c, piece in enumerate(pieces)])
         event["rows"] = n_links
 
     with perf.substep(STATE, "merge_parts") as event:
@@ -219,7 +224,7 @@ def run(sealed, parties, perf, engine=LOCAL):
             "capacity_slots_unused": sum(piece.capacity_total for piece in pieces) - n_links,
             "max_devices_per_ip": int(devices_per_ip.max()) if devices_per_ip.size else 0,
         }
-        concat = lambda name: np.concatenate([getattr(piece, name) for piece in pieces])  # noqa: E731
+        concat = lambda name: join([getattr(piece, name) for piece in pieces])  # noqa: E731
         graph = DeviceGraph(
             owners_from_ptr(party_device_ptr), concat("device_type"), concat("os_family"),
             concat("device_region"), party_device_ptr, device_party_ptr,
@@ -233,7 +238,9 @@ def run(sealed, parties, perf, engine=LOCAL):
 
 
 def _concat_ptr(ptrs):
-    """One CSR pointer from consecutive blocks' pointers (each starting at 0)."""
+    """One CSR pointer from consecutive spans' pointers (each starting at 0)."""
+    if len(ptrs) == 1:
+        return ptrs[0]
     offsets = np.concatenate([[0], np.cumsum([ptr[-1] for ptr in ptrs])]).astype(np.int64)
     return np.concatenate([ptr[:-1] + offsets[b] for b, ptr in enumerate(ptrs)]
                           + [offsets[-1:]]).astype(np.int64)
@@ -248,8 +255,8 @@ def device_counts_block(lo, party_type, segment, *, key, segment_mean, min_count
 
 @dataclass(frozen=True)
 class DeviceBlock:
-    """One canonical block's devices and IPs, with block-local device, link and IP ids
-    (party ids are global); ``run`` offsets them when it joins the blocks."""
+    """The devices and IPs of a span of canonical blocks, with span-local device, link and
+    IP ids (party ids are global); ``run`` offsets them when it joins the spans."""
 
     device_type: np.ndarray
     os_family: np.ndarray
@@ -265,18 +272,18 @@ class DeviceBlock:
     ip_type: np.ndarray
     ip_region: np.ndarray
     ip_country: np.ndarray
+    ips_per_group: np.ndarray
     linked_devices: int
     capacity_total: int
     capacity_draws: int
 
 
-def device_block(block, lo, device_lo, counts, party_type, party_country, party_region, *,
-                 keys, type_cdf, os_cdf, country_ptr, block_size, share_probability,
-                 max_parties, coverage, links_mean, links_max, n_groups, ip_mix, alpha, low,
-                 high):
-    """Devices, households, IP pools and links of one canonical block (see the module
-    docstring). IP groups are (block, region), numbered globally (their PRF keys), so the
-    groups of other blocks are passed empty."""
+def device_block(lo, device_lo, counts, party_type, party_country, party_region, *, keys,
+                 type_cdf, os_cdf, country_ptr, block_size, share_probability, max_parties,
+                 coverage, links_mean, links_max, n_groups, ip_mix, alpha, low, high):
+    """Devices, households, IP pools and links of the parties ``lo ..`` of whole canonical
+    blocks (see the module docstring). IP groups are (block, region), numbered globally
+    (their PRF keys), so the groups of other blocks are passed empty."""
     lo, device_lo = int(lo), int(device_lo)
     n_regions = ip_mix.shape[0]
     owner = owners_from_ptr(ptr_from_counts(counts))  # block-local party index
@@ -292,7 +299,7 @@ def device_block(block, lo, device_lo, counts, party_type, party_country, party_
     extra = poisson_range(keys[_LINKS], device_lo, 0, np.full(n, links_mean - 1.0))
     device_links = np.where(linked, np.minimum(1 + extra, links_max), 0)
     device_link_ptr = ptr_from_counts(device_links)
-    group = np.int64(block) * n_regions + device_region.astype(np.int64)
+    group = ((lo + owner) // block_size) * n_regions + device_region.astype(np.int64)
     group_links = np.bincount(group, weights=device_links, minlength=n_groups).astype(np.int64)
     group_region = (np.arange(n_groups) % n_regions).astype(np.int64)
     n_ips, capacity_draws = ips_per_group(keys[_CAPACITY], group_links, group_region, ip_mix,
@@ -314,7 +321,7 @@ def device_block(block, lo, device_lo, counts, party_type, party_country, party_
         device_link_ptr, device_ip_ptr, device_ip_ids, (link_rank == 0)[kept], ip_device_ptr,
         ip_device_ids, ip_type, np.repeat(group_region, n_ips).astype(np.int16),
         # An IP's country is that of the device that took its first slot.
-        party_country[owner[link_device[first_link]]],
+        party_country[owner[link_device[first_link]]], n_ips,
         int(np.count_nonzero(device_links)), int(capacity.sum()), int(capacity_draws.sum()))
 
 

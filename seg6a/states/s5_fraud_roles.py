@@ -28,7 +28,7 @@ from ..gates import data as gate_data
 from ..kernels.csr import count_flagged, transpose
 from ..kernels.sample import normalised_cdf
 from ..kernels.uplift import draw_roles, expected_prevalence
-from ..engine import LOCAL
+from ..engine import LOCAL, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -124,7 +124,7 @@ def calibrate_base(kind, shift, counts, target, low, high, xtol, tolerance):
 
 
 def roles_block(id_start, code, *, key, logit_of_code, risky, risky_cdf, clean, clean_cdf):
-    """Role codes of one canonical block's entities (ids ``id_start ..``)."""
+    """Role codes of the entities ``id_start ..`` of a span of canonical blocks."""
     return draw_roles(key, int(id_start), code, logit_of_code, risky, risky_cdf, clean,
                       clean_cdf)
 
@@ -144,8 +144,9 @@ def assign(kind, rng, code, shift, taxonomy, families_vocab, propagation, engine
     risky = np.flatnonzero(role_is_risky).astype(np.int16)
     clean = np.flatnonzero(~role_is_risky).astype(np.int16)
     label = f"s5.role.{kind}"
-    role = np.concatenate(engine.map(
-        roles_block, offsets[:-1], [code[a:z] for a, z in zip(offsets[:-1], offsets[1:])],
+    starts, stops = spans(offsets, engine.chunks(len(offsets) - 1))
+    role = join(engine.map(
+        roles_block, starts, [code[a:z] for a, z in zip(starts, stops)],
         key=rng.key(label), logit_of_code=logit_of_code, risky=risky,
         risky_cdf=normalised_cdf(target[risky][None, :]), clean=clean,
         clean_cdf=normalised_cdf(target[clean][None, :])))
