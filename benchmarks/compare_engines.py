@@ -29,6 +29,7 @@ def files_of(run_dir):
 
 
 def worker_peak_rss_gib():
+    """Peak resident memory of the calling process (Linux reports ru_maxrss in KiB)."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -89,7 +90,8 @@ def main(argv=None):
     for engine in engines:
         print(f"{engine:5s} median {statistics.median(seconds[engine]):7.2f} s  "
               f"runs {', '.join(f'{s:.2f}' for s in seconds[engine])}")
-    print("worker peak RSS (GiB): " + ", ".join(f"{v:.2f}" for v in peaks.values()))
+    print("worker peak RSS (GiB): " + ", ".join(f"{v:.2f}" for v in peaks.values())
+          + f"; this process (the client): {worker_peak_rss_gib():.2f}")
     if not args.skip_local:
         ratio = statistics.median(seconds["dask"]) / statistics.median(seconds["local"])
         same = hashes["local"] == hashes["dask"]
