@@ -136,7 +136,7 @@ def generate_merchants(countries, catalogue):
     mcc_codes, mcc_shares = zip(*catalogue["mcc_mix"].items())
     size_classes, size_shares = zip(*catalogue["size_class_mix"].items())
     world_seed = int(catalogue["world_seed"])
-    rows = np.zeros(total, dtype=np.int64)
+    rows = np.zeros(total, dtype=np.int16)  # the codes' type: one compiled signature
     mcc_key = substream_key("upstream-world", "", world_seed, "world.merchant.mcc")
     size_key = substream_key("upstream-world", "", world_seed, "world.merchant.size_class")
     mcc_pick = categorical_range(mcc_key, 0, 0, normalised_cdf(np.array([mcc_shares])), rows)

@@ -139,9 +139,11 @@ def from_tables(tables, n_merchants):
     ip_link_device, ip_link_ip = (ip_link_device, ip_link_ip) if ok.all() else (
         ip_link_device[ok], ip_link_ip[ok])
     device_party_ptr, order = _group_rows(link_device, devices.num_rows)
-    party_device_ptr, party_device_ids = transpose(device_party_ptr, link_party[order], n_parties)
+    # Writable like the states' arrays (Arrow's are read-only): kernels compile once per type.
+    party_device_ptr, party_device_ids = transpose(
+        device_party_ptr, np.require(link_party[order], requirements="W"), n_parties)
     device_ip_ptr, order = _group_rows(ip_link_device, devices.num_rows)
-    device_ip_ids = ip_link_ip[order]
+    device_ip_ids = np.require(ip_link_ip[order], requirements="W")
     ip_device_ptr, _ = transpose(device_ip_ptr, device_ip_ids, ips.num_rows)
     ip_type, ip_types = codes(ips, "ip_type")
     ip_region, regions = codes(ips, "region_id")

@@ -75,7 +75,8 @@ def instrument_block(lo, account_lo, account_type, owner, party_region, *, count
     so the groups of other blocks are passed empty.
     """
     n_regions = scheme_mix.shape[0]
-    counts = np.zeros((account_type.shape[0], mean.shape[1]), dtype=np.int64)
+    # int16 like S2's count matrix: expand_count_matrix compiles for one type.
+    counts = np.zeros((account_type.shape[0], mean.shape[1]), dtype=np.int16)
     for col in range(mean.shape[1]):
         lam = mean[account_type, col] - floor[account_type, col]
         drawn = poisson_range(count_key, int(account_lo), col, lam)
