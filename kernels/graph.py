@@ -192,7 +192,8 @@ def _assign_group(position_key, slot_key, g, group_device_ptr, group_devices, de
     n = ip_ptr[g + 1] - ip_ptr[g]
     if n == 0:
         return
-    n_links = 0
+    # Typed counters: a literal 0 would make Numba also compile feistel_index for Literal[0].
+    n_links = np.int64(0)
     for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
         d = group_devices[m]
         n_links += device_link_ptr[d + 1] - device_link_ptr[d]
@@ -203,7 +204,7 @@ def _assign_group(position_key, slot_key, g, group_device_ptr, group_devices, de
         extra_ptr[j + 1] = extra_ptr[j] + capacity[ip_ptr[g] + j] - 1
     group_position_key = prf_u64(np.uint64(position_key), np.uint64(g), np.uint64(0))
     group_slot_key = prf_u64(np.uint64(slot_key), np.uint64(g), np.uint64(0))
-    i = 0
+    i = np.int64(0)
     for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
         d = group_devices[m]
         for link in range(device_link_ptr[d], device_link_ptr[d + 1]):

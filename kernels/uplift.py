@@ -60,11 +60,12 @@ def draw_roles(key, id_start, code, logit_of_code, risky_roles, risky_cdf, clean
     out = np.empty(n, dtype=CODE_DTYPE)
     k = np.uint64(key)
     base = np.uint64(id_start)
+    only_row = np.int16(0)  # typed like categorical_range's rows: one invert_cdf compile
     for i in prange(n):
         entity = base + np.uint64(i)
         pick = prf_unit(k, entity, np.uint64(1))
         if prf_unit(k, entity, np.uint64(0)) < probability[code[i]]:
-            out[i] = risky_roles[invert_cdf(risky_cdf, 0, pick)]
+            out[i] = risky_roles[invert_cdf(risky_cdf, only_row, pick)]
         else:
-            out[i] = clean_roles[invert_cdf(clean_cdf, 0, pick)]
+            out[i] = clean_roles[invert_cdf(clean_cdf, only_row, pick)]
     return out
