@@ -20,31 +20,15 @@ def largest_remainder(total, weights, tie_values):
     rounding error below one unit, so the floors never exceed the total. The weights must
     be finite with a finite sum, and ``tie_values`` float64.
     """
-    if total >= 2**52:
-        raise ValueError("largest_remainder: total must be below 2**52")
-    n = weights.shape[0]
-    out = np.zeros(n, dtype=np.int64)
-    weight_sum = 0.0
-    for i in range(n):
-        weight_sum += weights[i]
-    if not np.isfinite(weight_sum):
-        raise ValueError("largest_remainder: weights must be finite with a finite sum")
-    if n == 0 or total <= 0 or weight_sum <= 0.0:
+    out, remainders, left = _floors(total, weights)
+    n = out.shape[0]
+    if left <= 0:
         return out
-    remainders = np.empty(n, dtype=np.float64)
-    assigned = 0
-    for i in range(n):
-        quota = total * (weights[i] / weight_sum)
-        base = np.int64(np.floor(quota))
-        out[i] = base
-        remainders[i] = quota - base
-        assigned += base
-    left = total - assigned
     if left >= n:  # only with degenerate weights; cycle through the full ranking
         order = _rank(-remainders, -tie_values)
         for r in range(left):
             out[order[r % n]] += 1
-    elif left > 0:
+    else:
         # The units go to the `left` largest remainders: those above the left-th largest
         # value, then among the ones equal to it by (tie desc, index asc). Selection is
         # O(n); only the (usually tiny) set of equal remainders is sorted.
@@ -58,6 +42,58 @@ def largest_remainder(total, weights, tie_values):
         order = _rank(-tie_values[equal], equal.astype(np.float64))
         for r in range(left - given):
             out[equal[order[r]]] += 1
+    return out
+
+
+@njit
+def _floors(total, weights):
+    """``(floors, remainders, units left)`` of ``total * w / sum(w)``; checks the inputs."""
+    if total >= 2**52:
+        raise ValueError("largest_remainder: total must be below 2**52")
+    n = weights.shape[0]
+    out = np.zeros(n, dtype=np.int64)
+    remainders = np.zeros(n, dtype=np.float64)
+    weight_sum = 0.0
+    for i in range(n):
+        weight_sum += weights[i]
+    if not np.isfinite(weight_sum):
+        raise ValueError("largest_remainder: weights must be finite with a finite sum")
+    if n == 0 or total <= 0 or weight_sum <= 0.0:
+        return out, remainders, np.int64(0)
+    assigned = 0
+    for i in range(n):
+        quota = total * (weights[i] / weight_sum)
+        base = np.int64(np.floor(quota))
+        out[i] = base
+        remainders[i] = quota - base
+        assigned += base
+    return out, remainders, total - assigned
+
+
+@njit
+def largest_remainder_law(total, law):
+    """``largest_remainder(total, law, zeros)`` for a short law (a mix over a few categories).
+
+    The same result, found by repeated selection in O(len(law)**2) without a sort: the
+    per-group kernels that call it compile in a fraction of the time (a sort inlined into
+    every parallel kernel costs seconds of LLVM time each).
+    """
+    out, remainders, left = _floors(total, law)
+    n = out.shape[0]
+    if left <= 0:
+        return out
+    # Slots by (remainder desc, index asc), as many as needed (cycling when left >= n).
+    ranked = np.zeros(n, dtype=np.bool_)
+    order = np.empty(min(left, n), dtype=np.int64)
+    for r in range(order.shape[0]):
+        best = -1
+        for i in range(n):
+            if not ranked[i] and (best < 0 or remainders[i] > remainders[best]):
+                best = i
+        ranked[best] = True
+        order[r] = best
+    for r in range(left):
+        out[order[r % n]] += 1
     return out
 
 
@@ -122,7 +158,7 @@ def _deal_group(key, g, group_ptr, members, law, out):
     n = group_ptr[g + 1] - group_ptr[g]
     if n == 0:
         return
-    cumulative = np.cumsum(largest_remainder(n, law, np.zeros(law.shape[0])))
+    cumulative = np.cumsum(largest_remainder_law(n, law))
     group_key = prf_u64(key, np.uint64(g), np.uint64(0))
     for j in range(n):
         position = feistel_index(group_key, n, j)

@@ -14,7 +14,7 @@ IP ever serves more devices than its capacity, and every IP serves at least one.
 import numpy as np
 
 from ._jit import njit, njit_parallel, prange
-from .allocate import largest_remainder
+from .allocate import largest_remainder_law
 from .permute import feistel_index
 from .prf import prf_u64, prf_unit
 from .sample import bounded_pareto_inverse
@@ -87,7 +87,7 @@ def ip_capacity(key, group, ip_type, index, alpha, low, high):
 @njit
 def _total_capacity(key, group, n_ips, mix, alpha, low, high, touched):
     """Capacity of the first ``n_ips`` IPs of a group; ``touched[t]`` tracks draws read."""
-    per_type = largest_remainder(n_ips, mix, np.zeros(mix.shape[0]))
+    per_type = largest_remainder_law(n_ips, mix)
     total = 0
     for t in range(mix.shape[0]):
         touched[t] = max(touched[t], per_type[t])
@@ -153,7 +153,7 @@ def ip_types_and_capacities(key, ip_ptr, group_region, mix, alpha, low, high):
 
 @njit
 def _fill_pool(key, g, start, stop, row, alpha, low, high, ip_type, capacity):
-    per_type = largest_remainder(stop - start, row, np.zeros(row.shape[0]))
+    per_type = largest_remainder_law(stop - start, row)
     j = start
     for t in range(row.shape[0]):
         for index in range(per_type[t]):

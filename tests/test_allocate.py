@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reference as ref
-from seg6a.kernels.allocate import largest_remainder
+from seg6a.kernels.allocate import largest_remainder, largest_remainder_law
 
 totals = st.integers(0, 10**6)
 # Zeros often, ordinary and tiny values, integers, and huge values (up to 1e300: thirty of
@@ -58,6 +58,22 @@ def check(total, weights, ties, within_one=True):
 @given(totals, slots())
 def test_matches_reference_and_quotas(total, case):
     check(total, *case)
+
+
+@given(st.integers(0, 10**4), slots(max_size=8))
+def test_law_split_equals_the_general_one_with_zero_ties(total, case):
+    weights, _ = case
+    zeros = np.zeros_like(weights)
+    np.testing.assert_array_equal(largest_remainder_law(total, weights),
+                                  ref.largest_remainder(total, weights, zeros))
+
+
+def test_law_split_gives_equal_remainders_to_lower_indices_first():
+    # Floors of 5 * [1/3, 1/3, 1/3] leave 2 units: remainders tie, lower indices first.
+    law = np.full(3, 1.0)
+    np.testing.assert_array_equal(largest_remainder_law(5, law), [2, 2, 1])
+    np.testing.assert_array_equal(largest_remainder_law(5, law),
+                                  largest_remainder(5, law, np.zeros(3)))
 
 
 @given(totals, st.floats(0.0, 1e300), st.floats(0.0, 1.0, exclude_max=True))
