@@ -25,7 +25,7 @@ def largest_remainder(total, weights, tie_values):
     if left <= 0:
         return out
     if left >= n:  # only with degenerate weights; cycle through the full ranking
-        order = _rank(-remainders, -tie_values)
+        order = rank(-remainders, -tie_values)
         for r in range(left):
             out[order[r % n]] += 1
     else:
@@ -39,7 +39,7 @@ def largest_remainder(total, weights, tie_values):
                 out[i] += 1
                 given += 1
         equal = np.flatnonzero(remainders == threshold)
-        order = _rank(-tie_values[equal], equal.astype(np.float64))
+        order = rank(-tie_values[equal], equal.astype(np.float64))
         for r in range(left - given):
             out[equal[order[r]]] += 1
     return out
@@ -124,12 +124,40 @@ def _select(values, k):
 
 
 @njit
-def _rank(primary, secondary):
-    """Indices sorted by (primary, secondary, index), all ascending."""
-    # Two stable passes: sort by the minor key, then by the major key.
-    by_secondary = np.argsort(secondary, kind="mergesort")
-    by_primary = np.argsort(primary[by_secondary], kind="mergesort")
-    return by_secondary[by_primary]
+def rank(primary, secondary):
+    """Indices sorted by (primary, secondary, index), all ascending.
+
+    A bottom-up merge sort of the indices: a few loops that compile in well under a second,
+    where NumPy's argsort costs seconds of compile time in every kernel that inlines it.
+    """
+    n = primary.shape[0]
+    order = np.arange(n)
+    buffer = np.empty(n, dtype=np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for k in range(lo, hi):
+                if i < mid and (j >= hi or not _before(primary, secondary, order[j], order[i])):
+                    buffer[k] = order[i]
+                    i += 1
+                else:
+                    buffer[k] = order[j]
+                    j += 1
+        order, buffer = buffer, order
+        width *= 2
+    return order
+
+
+@njit
+def _before(primary, secondary, a, b):
+    """Whether index ``a`` sorts strictly before ``b`` by (primary, secondary, index)."""
+    if primary[a] != primary[b]:
+        return primary[a] < primary[b]
+    if secondary[a] != secondary[b]:
+        return secondary[a] < secondary[b]
+    return a < b
 
 
 @njit_parallel
@@ -158,8 +186,13 @@ def _deal_group(key, g, group_ptr, members, law, out):
     n = group_ptr[g + 1] - group_ptr[g]
     if n == 0:
         return
-    cumulative = np.cumsum(largest_remainder_law(n, law))
+    quota = largest_remainder_law(n, law)
     group_key = prf_u64(key, np.uint64(g), np.uint64(0))
     for j in range(n):
         position = feistel_index(group_key, n, j)
-        out[members[group_ptr[g] + j]] = np.searchsorted(cumulative, position, side="right")
+        # The category whose cumulative quota first exceeds the position (a short scan).
+        category, cumulative = 0, quota[0]
+        while cumulative <= position:
+            category += 1
+            cumulative += quota[category]
+        out[members[group_ptr[g] + j]] = category

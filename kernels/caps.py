@@ -2,6 +2,7 @@
 import numpy as np
 
 from ._jit import njit
+from .allocate import rank
 
 
 @njit
@@ -39,7 +40,7 @@ def enforce_cap(counts, cap, rank_keys):
             capped[i] = cap
     if overflow == 0:
         return capped, 0, 0, 0
-    order = np.argsort(rank_keys, kind="mergesort")
+    order = rank(rank_keys, np.zeros(n))  # ascending keys, ties by index
     left = overflow
     while left > 0:
         placed = 0

@@ -214,6 +214,20 @@ def _assign_group(position_key, slot_key, g, group_device_ptr, group_devices, de
                 first_link[ip_ptr[g] + j] = link
             else:
                 slot = feistel_index(group_slot_key, extra_ptr[n], position - n)
-                j = np.searchsorted(extra_ptr, slot, side="right") - 1
+                j = _last_at_most(extra_ptr, slot)
             ip_of_link[link] = ip_ptr[g] + j
             i += 1
+
+
+@njit
+def _last_at_most(ascending, x):
+    """The last index ``j`` with ``ascending[j] <= x`` (given ``ascending[0] <= x``): a
+    bisection that compiles far faster than ``np.searchsorted``."""
+    lo, hi = 0, ascending.shape[0]  # ascending[lo] <= x; every index >= hi is above x
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ascending[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    return lo

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reference as ref
-from seg6a.kernels.allocate import largest_remainder, largest_remainder_law
+from seg6a.kernels.allocate import largest_remainder, largest_remainder_law, rank
 
 totals = st.integers(0, 10**6)
 # Zeros often, ordinary and tiny values, integers, and huge values (up to 1e300: thirty of
@@ -135,3 +135,12 @@ def test_total_beyond_exact_float_quotas_is_refused(total):
 def test_overflowing_weight_sum_is_refused():
     with pytest.raises(ValueError, match="finite"):
         largest_remainder(10, np.array([1.5e308, 1.5e308, 1.0]), np.zeros(3))
+
+
+@given(st.lists(st.tuples(st.sampled_from([0.0, 1.0, -0.5]), st.floats(-1.0, 1.0)),
+                max_size=70))
+def test_rank_is_a_stable_sort_by_both_keys(pairs):
+    primary = np.array([p for p, _ in pairs], dtype=np.float64)
+    secondary = np.array([s for _, s in pairs], dtype=np.float64)
+    # np.lexsort sorts by its last key first and is stable: ties keep index order.
+    np.testing.assert_array_equal(rank(primary, secondary), np.lexsort((secondary, primary)))
