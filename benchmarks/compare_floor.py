@@ -3,7 +3,8 @@
 The floor of a run is writing the same tables with pyarrow alone (same Parquet settings,
 same parts) plus drawing as many PRF values as the run's audit records. The script prints
 median seconds of several repeats, pipeline / floor, and the speedup of the kernels from 1
-to 2 Numba threads (the same in-memory states timed under ``numba.set_num_threads``).
+to 2 threads (block tasks on the local engine's thread pool, and the in-memory states, timed
+under ``numba.set_num_threads``).
 
 Usage: ``python benchmarks/compare_floor.py [--scale small] [--repeats 3]``
 """
@@ -19,6 +20,7 @@ import numba
 import numpy as np
 
 import seg6a
+from seg6a.engine import LocalEngine
 from seg6a.kernels.prf import uniform_range
 from seg6a.kernels.sample import poisson_range
 from seg6a.kernels.uplift import draw_roles
@@ -68,22 +70,26 @@ def main(argv=None):
     print(f"floor: pyarrow write {t_write:.3f} s + PRF draws {t_prf:.3f} s = {floor:8.3f} s")
     print(f"pipeline / floor                  {t_pipeline / floor:8.2f}")
 
-    n = 10_000_000
-    lam = np.full(n, 1.4)
-    code = np.arange(n, dtype=np.int64) % 2
+    block, n_blocks = 2**18, 40  # 10.5M entities in canonical blocks
+    lam = np.full(block, 1.4)
+    code = np.arange(block, dtype=np.int64) % 2
     cdf = np.array([[1.0]])
     roles = np.array([0], dtype=np.int16)
 
+    def one_block(lo):
+        uniform_range(np.uint64(1), lo, block, 0)
+        poisson_range(np.uint64(2), lo, 0, lam)
+        draw_roles(np.uint64(3), lo, code, np.array([-3.0, -1.0]), roles, cdf, roles, cdf)
+
     def kernels():
-        uniform_range(np.uint64(1), 0, n, 0)
-        poisson_range(np.uint64(2), 0, 0, lam)
-        draw_roles(np.uint64(3), 0, code, np.array([-3.0, -1.0]), roles, cdf, roles, cdf)
+        LocalEngine().map(one_block, range(0, block * n_blocks, block))
 
     threads = numba.config.NUMBA_NUM_THREADS
     if threads < 2:
         print("one Numba thread available: no speedup to measure")
         return
-    for name, work in (("parallel kernels (uniform, Poisson, roles; 10M each)", kernels),
+    for name, work in (("kernels on the engine's block threads (uniform, Poisson, roles; "
+                        "40 blocks of 2**18)", kernels),
                        ("in-memory S0-S5 with gates", lambda: seg6a.simulate(42, scale=args.scale))):
         per_thread = {}
         for count in (1, 2):

@@ -1,9 +1,10 @@
-"""The project's Numba decorators: the one place where JIT options are set.
+"""The project's Numba decorator: the one place where JIT options are set.
 
-``njit`` is for serial kernels and is cached on disk. ``njit_parallel`` is for kernels whose
-iterations each write their own output slots (per-entity PRF draws), so the result does not
-depend on thread scheduling. It is cached too; ``tests/test_jit_cache.py`` checks that a
-cached parallel kernel reloads correctly in a fresh process.
+Kernels are serial and release the GIL (``nogil``): parallelism comes from the engine, which
+runs canonical blocks on a thread pool (or on Dask workers), never from ``prange``. A result
+therefore cannot depend on thread scheduling, and each kernel compiles once, without the
+parfor machinery (about 2 s of compile time per parallel kernel). ``njit`` caches on disk;
+``tests/test_jit_cache.py`` checks that a cached kernel reloads correctly in a fresh process.
 """
 import os
 
@@ -15,10 +16,6 @@ import numba  # noqa: E402
 
 # fastmath stays off: it licenses reassociation, and outputs must be bit-identical across
 # thread counts, engines and machines.
-_OPTIONS = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+njit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
-njit = numba.njit(**_OPTIONS)
-njit_parallel = numba.njit(parallel=True, **_OPTIONS)
-prange = numba.prange
-
-__all__ = ["njit", "njit_parallel", "prange"]
+__all__ = ["njit"]

@@ -1,7 +1,7 @@
 """Integer allocation of a total over weighted slots."""
 import numpy as np
 
-from ._jit import njit, njit_parallel, prange
+from ._jit import njit
 from .permute import feistel_index
 from .prf import prf_u64
 
@@ -76,7 +76,7 @@ def largest_remainder_law(total, law):
 
     The same result, found by repeated selection in O(len(law)**2) without a sort: the
     per-group kernels that call it compile in a fraction of the time (a sort inlined into
-    every parallel kernel costs seconds of LLVM time each).
+    every kernel that calls it costs seconds of LLVM time each).
     """
     out, remainders, left = _floors(total, law)
     n = out.shape[0]
@@ -160,7 +160,7 @@ def _before(primary, secondary, a, b):
     return a < b
 
 
-@njit_parallel
+@njit
 def assign_by_quota(key, group_ptr, members, group_law, laws):
     """Category of each member such that every group meets its law's quotas exactly.
 
@@ -175,9 +175,8 @@ def assign_by_quota(key, group_ptr, members, group_law, laws):
         n_out = max(n_out, members[i] + 1)
     out = np.full(n_out, -1, dtype=np.int16)
     k = np.uint64(key)
-    for g in prange(group_ptr.shape[0] - 1):
-        # (np.int64: prange indices may be typed uint64, which would compile a second copy.)
-        _deal_group(k, np.int64(g), group_ptr, members, laws[group_law[g]], out)
+    for g in range(group_ptr.shape[0] - 1):
+        _deal_group(k, g, group_ptr, members, laws[group_law[g]], out)
     return out
 
 

@@ -5,7 +5,7 @@ sorts, so members keep their input order within an owner and the result is deter
 """
 import numpy as np
 
-from ._jit import njit, njit_parallel, prange
+from ._jit import njit
 
 
 @njit
@@ -71,12 +71,12 @@ def degrees(ptr):
     return out
 
 
-@njit_parallel
+@njit
 def owners_from_ptr(ptr):
     """Owner of each member position (the inverse of ``ptr_from_counts``)."""
     n = ptr.shape[0] - 1
     out = np.empty(ptr[n], dtype=np.int64)
-    for o in prange(n):
+    for o in range(n):
         for j in range(ptr[o], ptr[o + 1]):
             out[j] = o
     return out
@@ -113,12 +113,12 @@ def drop_repeats_within_rows(ptr, indices):
     return new_ptr, new_indices, kept
 
 
-@njit_parallel
+@njit
 def count_flagged(ptr, indices, flag):
     """Per row, how many of its columns are flagged (e.g. risky devices per IP)."""
     n_rows = ptr.shape[0] - 1
     out = np.zeros(n_rows, dtype=np.int64)
-    for r in prange(n_rows):
+    for r in range(n_rows):
         total = 0
         for j in range(ptr[r], ptr[r + 1]):
             if flag[indices[j]]:

@@ -1,12 +1,12 @@
 """The 6B probe's flow sampler: transactions drawn along the 6A graph and labelled by roles."""
 import numpy as np
 
-from ._jit import njit_parallel, prange
+from ._jit import njit
 from .prf import prf_unit
 from .uplift import sigmoid
 
 
-@njit_parallel
+@njit
 def sample_flows(key, n_flows, payers, party_account_ptr, account_instrument_ptr,
                  party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, n_merchants):
     """Entities of each flow ``f`` (draws 0-5 of ``prf(key, f, .)``); -1 where there is none.
@@ -18,7 +18,7 @@ def sample_flows(key, n_flows, payers, party_account_ptr, account_instrument_ptr
     """
     out = np.full((n_flows, 6), -1, dtype=np.int64)
     k = np.uint64(key)
-    for f in prange(n_flows):
+    for f in range(n_flows):
         flow = np.uint64(f)
         # Every draw is made for every flow, so the audit counts 6 per flow.
         u0 = prf_unit(k, flow, np.uint64(0))
@@ -46,7 +46,7 @@ def sample_flows(key, n_flows, payers, party_account_ptr, account_instrument_ptr
     return out
 
 
-@njit_parallel
+@njit
 def label_flows(key, flows, columns, risky, weights, base_logit):
     """Fraud label per flow by a fixed logistic probe over the roles of its entities.
 
@@ -60,7 +60,7 @@ def label_flows(key, flows, columns, risky, weights, base_logit):
     fraud = np.zeros(n, dtype=np.bool_)
     touches = np.zeros(n, dtype=np.bool_)
     k = np.uint64(key)
-    for f in prange(n):
+    for f in range(n):
         logit = base_logit
         for j in range(columns.shape[0]):
             entity = flows[f, columns[j, 0]]

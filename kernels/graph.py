@@ -13,7 +13,7 @@ IP ever serves more devices than its capacity, and every IP serves at least one.
 """
 import numpy as np
 
-from ._jit import njit, njit_parallel, prange
+from ._jit import njit
 from .allocate import largest_remainder_law
 from .permute import feistel_index
 from .prf import prf_u64, prf_unit
@@ -23,7 +23,7 @@ _GROUP_STRIDE = 2**32  # entity id of an IP's capacity draw: group * 2**32 + ind
 _INITIAL_IPS = 64
 
 
-@njit_parallel
+@njit
 def household_links(key, device_lo, primary, party_lo, party_country, country_ptr, block_size,
                     share_probability, max_parties):
     """Parties using each device: its primary party, then co-users of the same household.
@@ -46,7 +46,7 @@ def household_links(key, device_lo, primary, party_lo, party_country, country_pt
     size = np.empty(n, dtype=np.int64)
     extra = np.zeros(n, dtype=np.int64)
     start = np.zeros(n, dtype=np.int64)
-    for d in prange(n):
+    for d in range(n):
         p = primary[d]
         c = party_country[p - party_lo]
         block_lo = (p // block_size) * block_size
@@ -65,7 +65,7 @@ def household_links(key, device_lo, primary, party_lo, party_country, country_pt
     for d in range(n):
         ptr[d + 1] = ptr[d] + 1 + extra[d]
     parties = np.empty(ptr[n], dtype=np.int64)
-    for d in prange(n):
+    for d in range(n):
         p = primary[d]
         parties[ptr[d]] = p
         if extra[d] > 0:
@@ -96,7 +96,7 @@ def _total_capacity(key, group, n_ips, mix, alpha, low, high, touched):
     return total
 
 
-@njit_parallel
+@njit
 def ips_per_group(key, links, group_region, mix, alpha, low, high):
     """The number of IPs of each group: the smallest ``n`` whose capacity reaches its links.
 
@@ -111,11 +111,8 @@ def ips_per_group(key, links, group_region, mix, alpha, low, high):
     n_groups = links.shape[0]
     out = np.zeros(n_groups, dtype=np.int64)
     draws = np.zeros(n_groups, dtype=np.int64)
-    for g in prange(n_groups):
-        # The body is a call: Numba then compiles the search once, serially, which keeps
-        # the parallel kernel's compile time short.
-        # (np.int64: prange indices may be typed uint64, which would compile a second copy.)
-        out[g], draws[g] = _ips_for_group(key, np.int64(g), links[g], mix[group_region[g]],
+    for g in range(n_groups):
+        out[g], draws[g] = _ips_for_group(key, g, links[g], mix[group_region[g]],
                                           alpha, low, high)
     return out, draws
 
@@ -139,14 +136,14 @@ def _ips_for_group(key, g, need, row, alpha, low, high):
     return hi, touched.sum()
 
 
-@njit_parallel
+@njit
 def ip_types_and_capacities(key, ip_ptr, group_region, mix, alpha, low, high):
     """Type code and capacity of every IP; the IPs of a group are laid out type by type."""
     n_ips = ip_ptr[-1]
     ip_type = np.empty(n_ips, dtype=np.int16)
     capacity = np.empty(n_ips, dtype=np.int64)
-    for g in prange(ip_ptr.shape[0] - 1):
-        _fill_pool(key, np.int64(g), ip_ptr[g], ip_ptr[g + 1], mix[group_region[g]], alpha, low,
+    for g in range(ip_ptr.shape[0] - 1):
+        _fill_pool(key, g, ip_ptr[g], ip_ptr[g + 1], mix[group_region[g]], alpha, low,
                    high, ip_type, capacity)
     return ip_type, capacity
 
@@ -162,7 +159,7 @@ def _fill_pool(key, g, start, stop, row, alpha, low, high, ip_type, capacity):
             j += 1
 
 
-@njit_parallel
+@njit
 def assign_links(position_key, slot_key, group_device_ptr, group_devices, device_link_ptr, ip_ptr,
                  capacity):
     """The IP of every link, filling capacity slots through two keyed permutations.
@@ -180,8 +177,8 @@ def assign_links(position_key, slot_key, group_device_ptr, group_devices, device
     """
     ip_of_link = np.empty(device_link_ptr[-1], dtype=np.int64)
     first_link = np.empty(ip_ptr[-1], dtype=np.int64)
-    for g in prange(group_device_ptr.shape[0] - 1):
-        _assign_group(position_key, slot_key, np.int64(g), group_device_ptr, group_devices,
+    for g in range(group_device_ptr.shape[0] - 1):
+        _assign_group(position_key, slot_key, g, group_device_ptr, group_devices,
                       device_link_ptr, ip_ptr, capacity, ip_of_link, first_link)
     return ip_of_link, first_link
 

@@ -10,7 +10,7 @@ of walks is below 4. Changing this construction changes outputs and ``PRF_VERSIO
 """
 import numpy as np
 
-from ._jit import njit, njit_parallel, prange
+from ._jit import njit
 from .prf import prf_u64
 
 FEISTEL_ROUNDS = 4
@@ -45,11 +45,11 @@ def feistel_index(key, n, x):
     return y
 
 
-@njit_parallel
+@njit
 def permutation(key, n):
     """The whole permutation: ``out[x] = feistel_index(key, n, x)`` for ``x`` in ``[0, n)``."""
     out = np.empty(n, dtype=np.int64)
     k = np.uint64(key)
-    for x in prange(n):
+    for x in range(n):
         out[x] = feistel_index(k, n, x)
     return out

@@ -22,7 +22,7 @@ changes every output byte and must change ``PRF_VERSION``.
 """
 import numpy as np
 
-from ._jit import njit, njit_parallel, prange
+from ._jit import njit
 
 PRF_VERSION = "seg6a-prf-v1-splitmix64x3"
 
@@ -63,37 +63,37 @@ def prf_unit(key, entity_id, draw_index):
     return np.float64(prf_u64(key, entity_id, draw_index) >> _S11) * _TO_UNIT
 
 
-@njit_parallel
+@njit
 def u64_range(key, id_start, count, draw_index):
     """uint64 draws for entity ids ``id_start .. id_start + count - 1``."""
     out = np.empty(count, dtype=np.uint64)
     k = np.uint64(key)
     d = np.uint64(draw_index)
     base = np.uint64(id_start)
-    for i in prange(count):
+    for i in range(count):
         out[i] = prf_u64(k, base + np.uint64(i), d)
     return out
 
 
-@njit_parallel
+@njit
 def uniform_range(key, id_start, count, draw_index):
     """float64 draws in ``[0, 1)`` for entity ids ``id_start .. id_start + count - 1``."""
     out = np.empty(count, dtype=np.float64)
     k = np.uint64(key)
     d = np.uint64(draw_index)
     base = np.uint64(id_start)
-    for i in prange(count):
+    for i in range(count):
         out[i] = prf_unit(k, base + np.uint64(i), d)
     return out
 
 
-@njit_parallel
+@njit
 def uniform_ids(key, entity_ids, draw_index):
     """float64 draws in ``[0, 1)`` for an explicit array of entity ids."""
     n = entity_ids.shape[0]
     out = np.empty(n, dtype=np.float64)
     k = np.uint64(key)
     d = np.uint64(draw_index)
-    for i in prange(n):
+    for i in range(n):
         out[i] = prf_unit(k, np.uint64(entity_ids[i]), d)
     return out

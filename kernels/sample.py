@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ._jit import njit, njit_parallel, prange
+from ._jit import njit
 from .prf import prf_unit
 
 CODE_DTYPE = np.int16  # category codes; vocabularies come from config
@@ -43,7 +43,7 @@ def invert_cdf(cdf, row, u):
     return n_cats - 1
 
 
-@njit_parallel
+@njit
 def categorical_range(key, id_start, draw_index, cdf, rows):
     """Category codes for ids ``id_start .. id_start + len(rows) - 1``.
 
@@ -55,13 +55,13 @@ def categorical_range(key, id_start, draw_index, cdf, rows):
     k = np.uint64(key)
     d = np.uint64(draw_index)
     base = np.uint64(id_start)
-    for i in prange(n):
+    for i in range(n):
         u = prf_unit(k, base + np.uint64(i), d)
         out[i] = invert_cdf(cdf, rows[i], u)
     return out
 
 
-@njit_parallel
+@njit
 def exponential_range(key, id_start, count, draw_index):
     """Exp(1) draws ``-log1p(-u)`` for ids ``id_start .. id_start + count - 1``.
 
@@ -72,7 +72,7 @@ def exponential_range(key, id_start, count, draw_index):
     k = np.uint64(key)
     d = np.uint64(draw_index)
     base = np.uint64(id_start)
-    for i in prange(count):
+    for i in range(count):
         out[i] = -math.log1p(-prf_unit(k, base + np.uint64(i), d))
     return out
 
@@ -96,7 +96,7 @@ def poisson_inverse(lam, u):
     return k
 
 
-@njit_parallel
+@njit
 def poisson_range(key, id_start, draw_index, lam):
     """Poisson counts with per-entity means ``lam`` for ids ``id_start ..``."""
     n = lam.shape[0]
@@ -104,7 +104,7 @@ def poisson_range(key, id_start, draw_index, lam):
     k = np.uint64(key)
     d = np.uint64(draw_index)
     base = np.uint64(id_start)
-    for i in prange(n):
+    for i in range(n):
         out[i] = poisson_inverse(lam[i], prf_unit(k, base + np.uint64(i), d))
     return out
 
@@ -120,7 +120,7 @@ def geometric_inverse(p, u):
     return np.int64(math.floor(math.log1p(-u) / math.log1p(-p)))
 
 
-@njit_parallel
+@njit
 def geometric_range(key, id_start, draw_index, p):
     """Geometric counts with per-entity success probabilities ``p`` for ids ``id_start ..``."""
     n = p.shape[0]
@@ -128,7 +128,7 @@ def geometric_range(key, id_start, draw_index, p):
     k = np.uint64(key)
     d = np.uint64(draw_index)
     base = np.uint64(id_start)
-    for i in prange(n):
+    for i in range(n):
         out[i] = geometric_inverse(p[i], prf_unit(k, base + np.uint64(i), d))
     return out
 

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ._jit import njit, njit_parallel, prange
+from ._jit import njit
 from .prf import prf_unit
 from .sample import CODE_DTYPE, invert_cdf
 
@@ -44,7 +44,7 @@ def expected_prevalence(base, shift, counts, low, high):
     return total / n
 
 
-@njit_parallel
+@njit
 def draw_roles(key, id_start, code, logit_of_code, risky_roles, risky_cdf, clean_roles,
                clean_cdf):
     """Role code per entity ``id_start + i``: risky with probability ``sigmoid(logit_of_code[code[i]])``
@@ -61,7 +61,7 @@ def draw_roles(key, id_start, code, logit_of_code, risky_roles, risky_cdf, clean
     k = np.uint64(key)
     base = np.uint64(id_start)
     only_row = np.int16(0)  # typed like categorical_range's rows: one invert_cdf compile
-    for i in prange(n):
+    for i in range(n):
         entity = base + np.uint64(i)
         pick = prf_unit(k, entity, np.uint64(1))
         if prf_unit(k, entity, np.uint64(0)) < probability[code[i]]:

@@ -3,12 +3,13 @@
 A state splits its work into runs of consecutive canonical blocks ("chunks"): small global
 reductions run in the calling process, and each chunk is one task of a module-level block
 function. Every draw is keyed by global ids and every group by its global block, so a
-chunk's result does not depend on how the blocks were chunked. ``LocalEngine`` makes one
-chunk of all blocks (the kernels then run parallel over the whole population);
-``DaskEngine`` makes one task per block on a ``distributed`` cluster, so a task's memory is
+chunk's result does not depend on how the blocks were chunked or scheduled. Both engines
+make one task per block: ``LocalEngine`` runs them on a pool of threads (the kernels
+release the GIL), ``DaskEngine`` on a ``distributed`` cluster, where a task's memory is
 bounded by the block size. Both publish identical bytes.
 """
 import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -18,17 +19,25 @@ ENGINES = ("local", "dask")
 
 
 class LocalEngine:
-    """Run block tasks in this process."""
+    """Run block tasks in this process, on as many threads as Numba may use
+    (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``, ``seg6a run --threads``)."""
 
     name = "local"
 
     def chunks(self, n_blocks):
-        """``[(first_block, stop_block)]``: here one chunk of every block."""
-        return [(0, n_blocks)]
+        """``[(first_block, stop_block)]``: one task per canonical block."""
+        return [(b, b + 1) for b in range(n_blocks)]
 
     def map(self, function, *per_block, **shared):
         """``[function(*args_of_block, **shared)]`` for each block's arguments, in order."""
-        return [function(*args, **shared) for args in zip(*per_block)]
+        import numba
+
+        tasks = list(zip(*per_block))
+        threads = min(numba.get_num_threads(), len(tasks))
+        if threads <= 1:
+            return [function(*args, **shared) for args in tasks]
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(lambda args: function(*args, **shared), tasks))
 
     def close(self):
         pass

@@ -1,8 +1,4 @@
-"""A cached ``parallel=True`` kernel reloads correctly and quickly in a fresh process.
-
-Cached parallel kernels have a history of trouble (numba #7518, #4807), so ``_jit.py``
-caches them only on the strength of this test.
-"""
+"""A cached kernel reloads correctly, from the cache, in a fresh process."""
 import hashlib
 import json
 import os
@@ -43,7 +39,7 @@ def run_fresh(cache_dir):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_cached_parallel_kernel_reloads(tmp_path):
+def test_cached_kernel_reloads(tmp_path):
     expected = hashlib.sha256(
         uniform_range(np.uint64(KEY), 0, COUNT, np.uint64(0)).tobytes()
     ).hexdigest()

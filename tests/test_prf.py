@@ -134,8 +134,9 @@ def test_substream_key_changes_with_each_input(field, value):
     assert substream_key(**changed) != substream_key(**SUBSTREAM_ARGS)
 
 
-# Run both in this process and in subprocesses with a fixed thread count: parallel kernels
-# write one slot per iteration, so the bytes must not depend on the number of threads.
+# Run both in this process and in subprocesses with a fixed thread count: the bytes must
+# not depend on the number of threads (the engine's block threads are tested in
+# tests/test_engines.py).
 THREAD_SCRIPT = """
 import hashlib
 

@@ -1,14 +1,17 @@
-"""The Dask engine: canonical blocks as tasks, byte-identical to the local engine."""
+"""Engines: canonical blocks as tasks on threads or on Dask, with identical bytes."""
 import os
 import signal
+import threading
 
 import distributed  # the test extra installs it: these tests must run in CI
+import numba
 import pytest
 
 import seg6a
 from configs import overlay
 from runfiles import files_of
 from seg6a.cli import main
+from seg6a.engine import LocalEngine
 from seg6a.errors import ParameterError
 
 SEED = 42
@@ -39,6 +42,34 @@ def small_blocks(tmp_path_factory):
 def local_run(tmp_path_factory, small_blocks):
     return seg6a.simulate(SEED, scale="tiny", config=small_blocks,
                           out=tmp_path_factory.mktemp("local"), run_id="r").run_dir
+
+
+def test_local_engine_runs_blocks_on_its_threads_in_order():
+    def block(b, *, scale):
+        return b * scale, threading.get_ident()
+
+    try:
+        numba.set_num_threads(1)
+        one = LocalEngine().map(block, range(8), scale=3)
+        numba.set_num_threads(2)
+        two = LocalEngine().map(block, range(8), scale=3)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert [v for v, _ in one] == [v for v, _ in two] == [3 * b for b in range(8)]
+    assert {t for _, t in one} == {threading.get_ident()}
+    assert threading.get_ident() not in {t for _, t in two}  # a pool's threads did the work
+
+
+def test_one_or_two_threads_publish_the_same_bytes(small_blocks, local_run, tmp_path):
+    assert numba.config.NUMBA_NUM_THREADS >= 2  # local_run used two threads
+    try:
+        numba.set_num_threads(1)
+        result = seg6a.simulate(SEED, scale="tiny", config=small_blocks, out=tmp_path,
+                                run_id="r")
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert files_of(result.run_dir, measurements=False) == files_of(local_run,
+                                                                    measurements=False)
 
 
 def test_dask_engine_publishes_the_local_engines_bytes(client, small_blocks, local_run, tmp_path):
