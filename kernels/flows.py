@@ -7,9 +7,10 @@ from .uplift import sigmoid
 
 
 @njit
-def sample_flows(key, n_flows, payers, party_account_ptr, account_instrument_ptr,
+def sample_flows(key, flow_lo, n_flows, payers, party_account_ptr, account_instrument_ptr,
                  party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, n_merchants):
-    """Entities of each flow ``f`` (draws 0-5 of ``prf(key, f, .)``); -1 where there is none.
+    """Entities of flows ``flow_lo .. flow_lo + n_flows - 1`` (draws 0-5 of ``prf(key, f, .)``
+    for flow ``f``); -1 where there is none.
 
     A flow picks a payer among ``payers`` (parties with an account), one of its accounts,
     one of that account's instruments, one of the devices the payer uses, one of that
@@ -19,7 +20,7 @@ def sample_flows(key, n_flows, payers, party_account_ptr, account_instrument_ptr
     out = np.full((n_flows, 6), -1, dtype=np.int64)
     k = np.uint64(key)
     for f in range(n_flows):
-        flow = np.uint64(f)
+        flow = np.uint64(flow_lo + f)
         # Every draw is made for every flow, so the audit counts 6 per flow.
         u0 = prf_unit(k, flow, np.uint64(0))
         u1 = prf_unit(k, flow, np.uint64(1))

@@ -14,9 +14,11 @@ import numpy as np
 import pyarrow as pa
 
 from .gates.data import ints
+from .engine import LocalEngine, join
 from .kernels.flows import label_flows, sample_flows
 
 PROBE_BASE_LOGIT = -5.5
+FLOW_CHUNK = 2**18  # flows per task
 # Flow column (party, account, instrument, device, ip, merchant) and weight per role kind.
 PROBE_WEIGHTS = {"party": (0, 1.5), "account": (1, 1.5), "device": (3, 1.0), "ip": (4, 0.8),
                  "merchant": (5, 1.2)}
@@ -77,6 +79,15 @@ def _has_repeats(ids):
     return bool(np.any(ordered[1:] == ordered[:-1]))
 
 
+def _one_each(ids, n):
+    """Whether ``ids`` hold every id ``0 .. n - 1`` exactly once (in any order)."""
+    if ids.size != n:
+        return False
+    if n == 0 or (ids[0] == 0 and ids[-1] == n - 1 and _increasing(ids)):
+        return True  # the canonical layout: no count needed
+    return bool(ids.min() >= 0 and ids.max() < n and np.all(np.bincount(ids, minlength=n) == 1))
+
+
 def _unresolved(values, keys):
     """How many ``values`` are not among ``keys``."""
     if keys.size == 0:
@@ -120,7 +131,7 @@ def contract_violations(tables, n_merchants):
     sizes["merchant"] = n_merchants
     for kind, n in sizes.items():
         ids = ints(tables[f"s5_{kind}_fraud_roles_6A"], f"{kind}_id")
-        if not np.array_equal(np.sort(ids), np.arange(n)):
+        if not _one_each(ids, n):
             problems.append(f"s5_{kind}_fraud_roles_6A: not exactly one row per {kind}")
     return problems
 
@@ -128,13 +139,18 @@ def contract_violations(tables, n_merchants):
 def probe_flows(data, key, n_flows):
     """Sample and label ``n_flows`` flows from gate data; returns ``(flows, fraud, touches)``."""
     payers = np.flatnonzero(np.diff(data.party_account_ptr) > 0)
-    if payers.size == 0 or data.n_merchants == 0:
+    if payers.size == 0 or data.n_merchants == 0 or n_flows == 0:
         empty = np.zeros(0, dtype=bool)
         return np.zeros((0, 6), dtype=np.int64), empty, empty
-    flows = sample_flows(key, n_flows, payers, data.party_account_ptr,
-                         data.account_instrument_ptr, data.party_device_ptr,
-                         data.party_device_ids, data.device_ip_ptr, data.device_ip_ids,
-                         data.n_merchants)
+    # Flows in chunks on the local engine's threads (flow ids key the draws).
+    starts = np.arange(0, n_flows, FLOW_CHUNK)
+    flows = join(LocalEngine().map(
+        sample_flows, [key] * starts.size, starts, np.minimum(FLOW_CHUNK, n_flows - starts),
+        payers=payers, party_account_ptr=data.party_account_ptr,
+        account_instrument_ptr=data.account_instrument_ptr,
+        party_device_ptr=data.party_device_ptr, party_device_ids=data.party_device_ids,
+        device_ip_ptr=data.device_ip_ptr, device_ip_ids=data.device_ip_ids,
+        n_merchants=data.n_merchants))
     kinds = list(PROBE_WEIGHTS)
     flags = [data.roles[kind].is_risky for kind in kinds]
     offsets = np.concatenate([[0], np.cumsum([f.size for f in flags])[:-1]]).astype(np.int64)

@@ -445,14 +445,14 @@ def draw_roles(key, id_start, code, logit_of_code, risky_roles, risky_cdf, clean
 # ---------------------------------------------------------------------------------------
 
 
-def sample_flows(key, n_flows, payers, party_account_ptr, account_instrument_ptr,
+def sample_flows(key, flow_lo, n_flows, payers, party_account_ptr, account_instrument_ptr,
                  party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, n_merchants):
     def pick(ptr, owner, f, draw):
         n = int(ptr[owner + 1] - ptr[owner])
         return None if n == 0 else int(ptr[owner]) + int(prf_unit(key, f, draw) * n)
 
     rows = []
-    for f in range(n_flows):
+    for f in range(flow_lo, flow_lo + n_flows):
         p = int(payers[int(prf_unit(key, f, 0) * len(payers))])
         a = pick(party_account_ptr, p, f, 1)
         i = pick(account_instrument_ptr, a, f, 2)

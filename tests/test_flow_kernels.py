@@ -30,12 +30,13 @@ def graphs(draw):
             party_device_ids, device_ip_ptr, device_ip_ids, n_devices, n_ips)
 
 
-@given(keys, graphs(), st.integers(0, 60), st.integers(1, 30))
-def test_sample_flows_matches_reference_and_follows_edges(key, graph, n_flows, n_merchants):
+@given(keys, graphs(), st.integers(0, 60), st.integers(1, 30), st.integers(0, 2**40))
+def test_sample_flows_matches_reference_and_follows_edges(key, graph, n_flows, n_merchants,
+                                                          flow_lo):
     (account_ptr, instrument_ptr, party_device_ptr, party_device_ids, device_ip_ptr,
      device_ip_ids, _, _) = graph
     payers = np.flatnonzero(np.diff(account_ptr) > 0)
-    args = (n_flows, payers, account_ptr, instrument_ptr, party_device_ptr, party_device_ids,
+    args = (flow_lo, n_flows, payers, account_ptr, instrument_ptr, party_device_ptr, party_device_ids,
             device_ip_ptr, device_ip_ids, n_merchants)
     got = flows.sample_flows(key, *args)
     np.testing.assert_array_equal(got, ref.sample_flows(int(key), *args))

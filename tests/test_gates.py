@@ -245,6 +245,22 @@ def test_a_dangling_reference_fails_t10(tiny):
     assert "s3_instrument_base_6A.account_id" in contract["detail"][0]
 
 
+def test_role_rows_must_hold_each_entity_once_in_any_order(tiny):
+    from seg6a.downstream import contract_violations
+
+    n_merchants = tiny.sealed.world.merchants.num_rows
+    tables = dict(tiny.tables)
+    name = "s5_ip_fraud_roles_6A"
+    shuffled = tables[name].take(pa.array(np.random.default_rng(0).permutation(
+        tables[name].num_rows)))
+    assert contract_violations({**tables, name: shuffled}, n_merchants) == []
+    ids = tables[name].column("ip_id").to_numpy().copy()
+    ids[1] = ids[0]  # one IP twice, another missing
+    broken = {**tables, name: replaced(tables[name], "ip_id", pa.array(ids))}
+    assert contract_violations(broken, n_merchants) == [
+        "s5_ip_fraud_roles_6A: not exactly one row per ip"]
+
+
 # --- certification ------------------------------------------------------------------------------
 
 
