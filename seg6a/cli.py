@@ -44,7 +44,8 @@ def build_parser():
                      help="where the per-block work runs: this process (default) or a local "
                      "Dask cluster of 2 worker processes (needs seg6a[dask]); same bytes")
     run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                     help="Numba threads (default: all cores); outputs do not depend on it")
+                     help="threads for the canonical blocks (default: all cores); outputs do "
+                     "not depend on it")
     _script_flags(run)
 
     certify = commands.add_parser(
