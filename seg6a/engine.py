@@ -1,10 +1,9 @@
 """Execution engines: where the per-block work of a state runs (SPEC sections 2 and 9).
 
-A state splits its work into runs of consecutive canonical blocks ("chunks"): small global
-reductions run in the calling process, and each chunk is one task of a module-level block
-function. Every draw is keyed by global ids and every group by its global block, so a
-chunk's result does not depend on how the blocks were chunked or scheduled. Both engines
-make one task per block: ``LocalEngine`` runs them on a pool of threads (the kernels
+A state splits its work into canonical blocks: small global reductions run in the calling
+process, and each block is one task of a module-level block function. Every draw is keyed
+by global ids and every group by its global block, so a block's result does not depend on
+where or when it ran. ``LocalEngine`` runs the tasks on a pool of threads (the kernels
 release the GIL), ``DaskEngine`` on a ``distributed`` cluster, where a task's memory is
 bounded by the block size. Both publish identical bytes.
 """
@@ -23,10 +22,6 @@ class LocalEngine:
     (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``, ``seg6a run --threads``)."""
 
     name = "local"
-
-    def chunks(self, n_blocks):
-        """``[(first_block, stop_block)]``: one task per canonical block."""
-        return [(b, b + 1) for b in range(n_blocks)]
 
     def map(self, function, *per_block, **shared):
         """``[function(*args_of_block, **shared)]`` for each block's arguments, in order."""
@@ -56,10 +51,6 @@ class DaskEngine:
     """
 
     name = "dask"
-
-    def chunks(self, n_blocks):
-        """``[(first_block, stop_block)]``: one task per canonical block."""
-        return [(b, b + 1) for b in range(n_blocks)]
 
     def __init__(self, client=None, n_workers=2, memory_limit="4GiB"):
         try:
@@ -104,17 +95,17 @@ def make_engine(engine, client=None):
     raise ParameterError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
 
 
-def spans(offsets, chunks):
-    """``(starts, stops)`` of each chunk's entities, from their per-block ``offsets``.
+def spans(offsets):
+    """``(starts, stops)`` of each canonical block's entities, from their ``offsets``.
 
-    >>> spans([0, 10, 20, 25], [(0, 2), (2, 3)])
-    ([0, 20], [20, 25])
+    >>> spans([0, 10, 20, 25])
+    ([0, 10, 20], [10, 20, 25])
     """
-    return [int(offsets[a]) for a, _ in chunks], [int(offsets[z]) for _, z in chunks]
+    return [int(o) for o in offsets[:-1]], [int(o) for o in offsets[1:]]
 
 
 def join(parts):
-    """The chunks' arrays end to end (the one array itself when there is one chunk).
+    """The blocks' arrays end to end (the one array itself when there is one block).
 
     >>> join([np.arange(2), np.arange(3)]).tolist()
     [0, 1, 0, 1, 2]

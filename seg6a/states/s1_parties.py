@@ -108,7 +108,7 @@ def run(sealed, perf, engine=LOCAL):
         )
         country_ptr = ptr_from_counts(per_country)
         bounds = block_offsets_for(n_parties, sealed.scale.block_size)
-        codes = engine.map(party_block, *spans(bounds, engine.chunks(len(bounds) - 1)),
+        codes = engine.map(party_block, *spans(bounds),
                            country_ptr=country_ptr,
                            country_region=world.country_region,
                            type_key=rng.key("s1.party.type"), type_cdf=type_cdf,

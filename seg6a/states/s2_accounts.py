@@ -181,8 +181,7 @@ def run(sealed, parties, perf, engine=LOCAL):
         block_size = sealed.scale.block_size
         by_segment, rule_type = holding_tables(rules, parties)
         bounds = block_offsets_for(n, block_size)
-        chunks = engine.chunks(len(bounds) - 1)
-        starts, stops = spans(bounds, chunks)
+        starts, stops = spans(bounds)
         event["rows"] = n
 
     with perf.substep(STATE, "allocate_accounts") as event:
@@ -196,7 +195,7 @@ def run(sealed, parties, perf, engine=LOCAL):
         k_max = np.array([int(rule["k_max"]) for rule in rules], dtype=np.int64)
         allocated = engine.map(
             allocate_block, starts, stops, [holder for holder, _ in gated],
-            [quotas[a:z] for a, z in chunks], country_ptr=parties.country_ptr,
+            [quotas[b:b + 1] for b in range(len(starts))], country_ptr=parties.country_ptr,
             block_size=block_size, cell_total=cell_total, keys=keys, k_max=k_max)
         for _ in rules:
             for label in (_GATE, _WEIGHT, _TIE, _RANK):

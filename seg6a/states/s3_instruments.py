@@ -115,9 +115,8 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
     with perf.substep(STATE, "plan_counts") as event:
         bounds = block_offsets_for(parties.n_parties, sealed.scale.block_size)
         account_bounds = accounts.party_account_ptr[bounds]
-        chunks = engine.chunks(len(bounds) - 1)
-        starts, stops = spans(bounds, chunks)
-        account_starts, account_stops = spans(account_bounds, chunks)
+        starts, stops = spans(bounds)
+        account_starts, account_stops = spans(account_bounds)
         pieces = engine.map(
             instrument_block, starts, account_starts,
             [account_type[a:z] for a, z in zip(account_starts, account_stops)],

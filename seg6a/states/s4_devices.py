@@ -141,15 +141,14 @@ def run(sealed, parties, perf, engine=LOCAL):
         block_size = sealed.scale.block_size
         bounds = block_offsets_for(n_parties, block_size)
         n_blocks = len(bounds) - 1
-        block_chunks = engine.chunks(n_blocks)
-        starts, stops = spans(bounds, block_chunks)
-        chunks = list(zip(starts, stops))
+        starts, stops = spans(bounds)
+        blocks = list(zip(starts, stops))
         event["rows"] = n_parties
 
     with perf.substep(STATE, "plan_device_counts") as event:
         counts = engine.map(device_counts_block, starts,
-                            [parties.party_type[lo:hi] for lo, hi in chunks],
-                            [parties.segment[lo:hi] for lo, hi in chunks],
+                            [parties.party_type[lo:hi] for lo, hi in blocks],
+                            [parties.segment[lo:hi] for lo, hi in blocks],
                             key=rng.key(_COUNT), segment_mean=segment_mean,
                             min_count=min_count, max_count=max_count)
         rng.record(_COUNT, n_parties)
@@ -163,9 +162,9 @@ def run(sealed, parties, perf, engine=LOCAL):
                                                     _CAPACITY, _POSITION, _SLOT)}
         pieces = engine.map(
             device_block, starts, party_device_ptr[starts], counts,
-            [parties.party_type[lo:hi] for lo, hi in chunks],
-            [parties.country[lo:hi] for lo, hi in chunks],
-            [parties.region[lo:hi] for lo, hi in chunks],
+            [parties.party_type[lo:hi] for lo, hi in blocks],
+            [parties.country[lo:hi] for lo, hi in blocks],
+            [parties.region[lo:hi] for lo, hi in blocks],
             keys=keys, type_cdf=type_cdf, os_cdf=os_cdf, country_ptr=parties.country_ptr,
             block_size=block_size, share_probability=float(sharing["shared_device_probability"]),
             max_parties=int(sharing["max_parties_per_device"]),
@@ -192,7 +191,7 @@ def run(sealed, parties, perf, engine=LOCAL):
         # IP groups are (block, region), block-major: block b's are b * n_regions ...
         ips_per_block = sum(piece.ips_per_group for piece in pieces).reshape(n_blocks, n_regions)
         ip_block_ptr = ptr_from_counts(ips_per_block.sum(axis=1))
-        ip_lo = ip_block_ptr[[first for first, _ in block_chunks]]
+        ip_lo = ip_block_ptr[:-1]
         ip_type, ip_region, ip_country = (
             join([getattr(piece, name) for piece in pieces])
             for name in ("ip_type", "ip_region", "ip_country"))

@@ -144,7 +144,7 @@ def assign(kind, rng, code, shift, taxonomy, families_vocab, propagation, engine
     risky = np.flatnonzero(role_is_risky).astype(np.int16)
     clean = np.flatnonzero(~role_is_risky).astype(np.int16)
     label = f"s5.role.{kind}"
-    starts, stops = spans(offsets, engine.chunks(len(offsets) - 1))
+    starts, stops = spans(offsets)
     role = join(engine.map(
         roles_block, starts, [code[a:z] for a, z in zip(starts, stops)],
         key=rng.key(label), logit_of_code=logit_of_code, risky=risky,
