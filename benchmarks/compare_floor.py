@@ -58,7 +58,10 @@ def main(argv=None):
                 Path(root, f"part-{i}.parquet").write_bytes(data)
 
     def prf_floor():
-        uniform_range(np.uint64(7), 0, draws, 0)
+        # On the engine's threads, as the pipeline draws: blocks of 2**22 values.
+        starts = range(0, draws, 2**22)
+        LocalEngine().map(lambda lo: uniform_range(np.uint64(7), lo, min(2**22, draws - lo), 0),
+                          starts)
 
     t_pipeline = timed(pipeline, args.repeats)
     t_write = timed(write_floor, args.repeats)
