@@ -10,7 +10,7 @@ from .runs import layout, receipts
 from .runs.publish import (json_bytes, jsonl_bytes, parquet_bytes, publish_all, replace_bytes,
                            sha256_hex)
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
-from .engine import ENGINES, make_engine
+from .engine import ENGINES, DaskEngine, make_engine
 from .errors import ParameterError
 
 
@@ -318,7 +318,8 @@ class CertificationResult:
         return to_xarray(self.summary["per_seed"])
 
 
-def certify(seeds=None, scale="small", config=None, out=None, run_id=None, progress=None):
+def certify(seeds=None, scale="small", config=None, out=None, run_id=None, progress=None,
+            engine="local", client=None):
     """Run the witness seeds and decide PASS_BPLUS, PASS_B or HOLD_REMEDIATE (SPEC section 6).
 
     Parameters
@@ -332,6 +333,8 @@ def certify(seeds=None, scale="small", config=None, out=None, run_id=None, progr
     run_id : str, optional
     progress : callable, optional
         Called as ``progress(seed, state, seconds)`` after each state of each seed.
+    engine, client : as for ``simulate``
+        With ``engine="dask"`` and no client, one ``LocalCluster`` serves every seed.
 
     Returns
     -------
@@ -346,13 +349,22 @@ def certify(seeds=None, scale="small", config=None, out=None, run_id=None, progr
     seeds = list(policy["certification"]["required_seeds"] if seeds is None else seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ParameterError(f"certification needs distinct seeds, got {seeds}")
+    if engine not in ENGINES:
+        raise ParameterError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
+    cluster = DaskEngine() if engine == "dask" and client is None else None
     boards = []
-    for seed in seeds:
-        report = None if progress is None else (lambda state, s, seed=seed: progress(seed, state, s))
-        result = simulate(seed, scale=scale, config=config, out=out, run_id=run_id,
-                          progress=report)
-        boards.append(result.fraud.gates)
-        del result  # one seed's arrays at a time
+    try:
+        for seed in seeds:
+            report = None if progress is None else (
+                lambda state, s, seed=seed: progress(seed, state, s))
+            result = simulate(seed, scale=scale, config=config, out=out, run_id=run_id,
+                              progress=report, engine=engine,
+                              client=cluster.client if cluster is not None else client)
+            boards.append(result.fraud.gates)
+            del result  # one seed's arrays at a time
+    finally:
+        if cluster is not None:
+            cluster.close()
     summary = decide(policy, boards)
     summary.update(scale=sealed.scale.name, parameter_hash=sealed.parameter_hash,
                    manifest_fingerprint=sealed.manifest_fingerprint)

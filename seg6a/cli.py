@@ -65,6 +65,9 @@ def build_parser():
                          help="run folder name under ROOT (default: a fresh id)")
     certify.add_argument("--config", default=None, metavar="DIR",
                          help="folder of YAML files overlaying the embedded defaults")
+    certify.add_argument("--engine", default="local", choices=("local", "dask"),
+                         help="as for run: this process or one local Dask cluster for every "
+                         "seed; same bytes")
     _script_flags(certify)
 
     gates = commands.add_parser(
@@ -225,6 +228,7 @@ def _certify(args):
     started = time.perf_counter()
     outcome = certify(
         seeds=args.seeds, scale=args.scale, config=args.config, out=args.out, run_id=run_id,
+        engine=args.engine,
         progress=None if args.quiet else (
             lambda seed, state, seconds: _progress(f"seed {seed}: ")(state, seconds)),
     )

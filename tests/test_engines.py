@@ -106,8 +106,20 @@ def test_cli_runs_on_its_own_local_cluster(small_blocks, local_run, tmp_path, ca
                                                                     measurements=False)
 
 
+def test_certify_on_dask_publishes_the_local_summary(client, small_blocks, tmp_path):
+    local = seg6a.certify(seeds=(SEED, 7), scale="tiny", config=small_blocks,
+                          out=tmp_path / "local", run_id="c")
+    dask = seg6a.certify(seeds=(SEED, 7), scale="tiny", config=small_blocks,
+                         out=tmp_path / "dask", run_id="c", engine="dask", client=client)
+    assert dask.decision == local.decision
+    assert files_of(dask.run_dir, measurements=False) == files_of(local.run_dir,
+                                                                  measurements=False)
+
+
 def test_engine_arguments_are_checked():
     with pytest.raises(ParameterError, match="unknown engine 'spark'"):
         seg6a.simulate(SEED, scale="tiny", engine="spark")
     with pytest.raises(ParameterError, match="needs engine='dask'"):
         seg6a.simulate(SEED, scale="tiny", client=object())
+    with pytest.raises(ParameterError, match="unknown engine 'spark'"):
+        seg6a.certify(seeds=(SEED,), scale="tiny", engine="spark")
