@@ -10,6 +10,7 @@ bounded by the block size. Both publish identical bytes.
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 
 from .errors import ParameterError
@@ -25,8 +26,6 @@ class LocalEngine:
 
     def map(self, function, *per_block, **shared):
         """``[function(*args_of_block, **shared)]`` for each block's arguments, in order."""
-        import numba
-
         tasks = list(zip(*per_block))
         threads = min(numba.get_num_threads(), len(tasks))
         if threads <= 1:
