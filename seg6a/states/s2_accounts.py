@@ -83,26 +83,22 @@ def holding_tables(rules, parties):
     return by_segment, rule_type
 
 
-def holders_block(lo, hi, party_type, segment, *, country_ptr, block_size, gate_key,
-                  by_segment, rule_type):
-    """Pass 1 over party ids ``lo .. hi - 1`` (whole canonical blocks): the zero gate.
+def holders_block(lo, hi, party_type, segment, *, country_ptr, gate_key, by_segment,
+                  rule_type):
+    """Pass 1 over the party ids ``lo .. hi - 1`` of one canonical block: the zero gate.
 
-    Returns ``(holder, holders)``: holder flags per (rule, party), and the holder count per
-    (block of the span, rule, country).
+    Returns ``(holder, holders)``: holder flags per (rule, party), and holders per (rule,
+    country).
     """
     lo, hi = int(lo), int(hi)
     n_rules, n_countries = rule_type.shape[0], country_ptr.shape[0] - 1
     country = np.repeat(np.arange(n_countries), np.diff(np.clip(country_ptr, lo, hi)))
-    first_block = lo // block_size
-    n_blocks = -(-hi // block_size) - first_block
-    cell = (np.arange(lo, hi) // block_size - first_block) * n_countries + country
     holder = np.empty((n_rules, hi - lo), dtype=bool)
-    holders = np.empty((n_blocks, n_rules, n_countries), dtype=np.int64)
+    holders = np.empty((n_rules, n_countries), dtype=np.int64)
     for r in range(n_rules):
         prob = np.where(party_type == rule_type[r], by_segment[r][segment], 0.0)
         holder[r] = uniform_range(gate_key, lo, hi - lo, r) < prob
-        holders[:, r, :] = np.bincount(cell[holder[r]], minlength=n_blocks * n_countries
-                                       ).reshape(n_blocks, n_countries)
+        holders[r] = np.bincount(country[holder[r]], minlength=n_countries)
     return holder, holders
 
 
@@ -128,41 +124,37 @@ def block_quotas(block_holders, rules, country_ptr, block_size):
     return cell_total, quotas
 
 
-def allocate_block(lo, hi, holder, quota, *, country_ptr, block_size, cell_total, keys, k_max):
-    """Pass 2 over party ids ``lo .. hi - 1``: accounts per (party, rule), int16, and per rule
-    the cap counters ``(overflow, redistributed, dropped)``.
+def allocate_block(lo, hi, holder, quota, *, country_ptr, cell_total, keys, k_max):
+    """Pass 2 over the party ids ``lo .. hi - 1`` of one canonical block: accounts per
+    (party, rule), int16, and per rule the cap counters ``(overflow, redistributed, dropped)``.
 
-    In each (country, block) piece every holder gets one account and the rest of the
-    piece's quota (``quota[block - first block, rule, country]``) goes by largest remainder
-    over PRF exponential weights, ties by a PRF tie value; then the hard cap.
+    In each country's piece of the block every holder gets one account and the rest of the
+    piece's quota (``quota[rule, country]``) goes by largest remainder over PRF exponential
+    weights, ties by a PRF tie value; then the hard cap.
     """
     lo, hi = int(lo), int(hi)
     _, weight_key, tie_key, rank_key = keys
     n_rules = holder.shape[0]
     counts = np.zeros((hi - lo, n_rules), dtype=np.int16)
     counters = np.zeros((n_rules, 3), dtype=np.int64)
-    first_block = lo // block_size
     for r in range(n_rules):
         weight = exponential_range(weight_key, lo, hi - lo, r)
         tie = uniform_range(tie_key, lo, hi - lo, r)
         rank = uniform_range(rank_key, lo, hi - lo, r)
         for country in np.flatnonzero(cell_total[r]):
-            a, c_hi = max(int(country_ptr[country]), lo), min(int(country_ptr[country + 1]), hi)
-            while a < c_hi:  # the country's pieces, one per canonical block
-                block = a // block_size
-                z = min(c_hi, (block + 1) * block_size)
-                ids = a - lo + np.flatnonzero(holder[r, a - lo:z - lo])
-                a = z
-                if ids.size == 0:
-                    continue
-                piece_quota = int(quota[block - first_block, r, country])
-                if piece_quota < ids.size:  # impossible while mean_accounts_per_holder >= 1
-                    raise Seg6aError(f"S2 quota {piece_quota} below {ids.size} holders")
-                extra = largest_remainder(piece_quota - ids.size, weight[ids], tie[ids])
-                capped, overflow, redistributed, dropped = enforce_cap(
-                    1 + extra, int(k_max[r]), rank[ids])
-                counts[ids, r] = capped
-                counters[r] += (overflow, redistributed, dropped)
+            a = max(int(country_ptr[country]), lo) - lo
+            z = min(int(country_ptr[country + 1]), hi) - lo
+            ids = a + np.flatnonzero(holder[r, a:max(a, z)])
+            if ids.size == 0:
+                continue
+            piece_quota = int(quota[r, country])
+            if piece_quota < ids.size:  # impossible while mean_accounts_per_holder >= 1
+                raise Seg6aError(f"S2 quota {piece_quota} below {ids.size} holders")
+            extra = largest_remainder(piece_quota - ids.size, weight[ids], tie[ids])
+            capped, overflow, redistributed, dropped = enforce_cap(1 + extra, int(k_max[r]),
+                                                                   rank[ids])
+            counts[ids, r] = capped
+            counters[r] += (overflow, redistributed, dropped)
     return counts, counters
 
 
@@ -189,14 +181,14 @@ def run(sealed, parties, perf, engine=LOCAL):
         gated = engine.map(
             holders_block, starts, stops, [parties.party_type[a:z] for a, z in zip(starts, stops)],
             [parties.segment[a:z] for a, z in zip(starts, stops)], country_ptr=parties.country_ptr,
-            block_size=block_size, gate_key=keys[0], by_segment=by_segment, rule_type=rule_type)
-        cell_total, quotas = block_quotas(join([h for _, h in gated]), rules,
+            gate_key=keys[0], by_segment=by_segment, rule_type=rule_type)
+        cell_total, quotas = block_quotas(np.stack([h for _, h in gated]), rules,
                                           parties.country_ptr, block_size)
         k_max = np.array([int(rule["k_max"]) for rule in rules], dtype=np.int64)
         allocated = engine.map(
             allocate_block, starts, stops, [holder for holder, _ in gated],
-            [quotas[b:b + 1] for b in range(len(starts))], country_ptr=parties.country_ptr,
-            block_size=block_size, cell_total=cell_total, keys=keys, k_max=k_max)
+            list(quotas), country_ptr=parties.country_ptr, cell_total=cell_total, keys=keys,
+            k_max=k_max)
         for _ in rules:
             for label in (_GATE, _WEIGHT, _TIE, _RANK):
                 rng.record(label, n)

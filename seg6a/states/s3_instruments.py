@@ -67,8 +67,8 @@ def count_tables(priors, account_types):
 def instrument_block(lo, account_lo, account_type, owner, party_region, *, count_key,
                      scheme_key, mean, floor, cap, schemeless, scheme_mix, block_size,
                      n_groups):
-    """Instruments of the accounts (ids ``account_lo ..``) of the parties ``lo ..`` of whole
-    canonical blocks, in id order: ``(account_id, instrument_type, first_of_its_type,
+    """Instruments of the accounts (ids ``account_lo ..``) of the parties ``lo ..`` of one
+    canonical block, in id order: ``(account_id, instrument_type, first_of_its_type,
     scheme)``.
 
     Schemes are dealt per (block, region) group; a group's number (its PRF key) is global,

@@ -237,7 +237,7 @@ def run(sealed, parties, perf, engine=LOCAL):
 
 
 def _concat_ptr(ptrs):
-    """One CSR pointer from consecutive spans' pointers (each starting at 0)."""
+    """One CSR pointer from consecutive blocks' pointers (each starting at 0)."""
     if len(ptrs) == 1:
         return ptrs[0]
     offsets = np.concatenate([[0], np.cumsum([ptr[-1] for ptr in ptrs])]).astype(np.int64)
@@ -254,8 +254,8 @@ def device_counts_block(lo, party_type, segment, *, key, segment_mean, min_count
 
 @dataclass(frozen=True)
 class DeviceBlock:
-    """The devices and IPs of a span of canonical blocks, with span-local device, link and
-    IP ids (party ids are global); ``run`` offsets them when it joins the spans."""
+    """The devices and IPs of one canonical block, with block-local device, link and IP ids
+    (party ids are global); ``run`` offsets them when it joins the blocks."""
 
     device_type: np.ndarray
     os_family: np.ndarray
@@ -280,8 +280,8 @@ class DeviceBlock:
 def device_block(lo, device_lo, counts, party_type, party_country, party_region, *, keys,
                  type_cdf, os_cdf, country_ptr, block_size, share_probability, max_parties,
                  coverage, links_mean, links_max, n_groups, ip_mix, alpha, low, high):
-    """Devices, households, IP pools and links of the parties ``lo ..`` of whole canonical
-    blocks (see the module docstring). IP groups are (block, region), numbered globally
+    """Devices, households, IP pools and links of the parties ``lo ..`` of one canonical
+    block (see the module docstring). IP groups are (block, region), numbered globally
     (their PRF keys), so the groups of other blocks are passed empty."""
     lo, device_lo = int(lo), int(device_lo)
     n_regions = ip_mix.shape[0]

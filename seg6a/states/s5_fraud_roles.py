@@ -124,7 +124,7 @@ def calibrate_base(kind, shift, counts, target, low, high, xtol, tolerance):
 
 
 def roles_block(id_start, code, *, key, logit_of_code, risky, risky_cdf, clean, clean_cdf):
-    """Role codes of the entities ``id_start ..`` of a span of canonical blocks."""
+    """Role codes of the entities ``id_start ..`` of one canonical block."""
     return draw_roles(key, int(id_start), code, logit_of_code, risky, risky_cdf, clean,
                       clean_cdf)
 
