@@ -9,8 +9,8 @@ Each entity gets a covariate code from the upstream graph and the roles already 
 - IP: risky devices it serves (capped), high sharing, its ip_type.
 
 Its log-odds are ``clamp(base + shift[code])`` with shifts from
-``risk_propagation_coeffs_6A.v1.yaml``; ``base`` is solved with ``scipy.optimize.brentq`` so
-that the expected prevalence of risky roles equals the taxonomy's target despite the uplift.
+``risk_propagation_coeffs_6A.v1.yaml``; ``base`` is solved by bisection (the expected
+prevalence rises with it) so that the expected prevalence of risky roles equals the taxonomy's target despite the uplift.
 A PRF draw against ``sigmoid(logit)`` decides risky or clean, a second picks the raw role
 in proportion to the taxonomy's prevalences. Then the validation bundle checks structure
 and, fail-closed at the B thresholds, the realism metrics of T1-T8 from the same arrays
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from scipy.optimize import brentq
 
 from ..errors import ParameterError
 from ..gates import board
@@ -106,6 +105,24 @@ class FraudPosture:
         return self.report["overall_status"] == "PASS"
 
 
+def _bisect(increasing, lower, upper, xtol):
+    """The root of an increasing function bracketed by ``increasing(lower) < 0 < increasing(upper)``,
+    within ``xtol``.
+
+    >>> round(_bisect(lambda x: x * x - 2.0, 0.0, 2.0, 1e-12), 9)
+    1.414213562
+    """
+    while upper - lower > xtol:
+        middle = 0.5 * (lower + upper)
+        if middle in (lower, upper):  # the bracket is down to adjacent floats
+            break
+        if increasing(middle) < 0.0:
+            lower = middle
+        else:
+            upper = middle
+    return 0.5 * (lower + upper)
+
+
 def calibrate_base(kind, shift, counts, target, low, high, xtol, tolerance):
     """The base log-odds whose expected prevalence over the code counts equals ``target``."""
     def gap(base):
@@ -116,7 +133,7 @@ def calibrate_base(kind, shift, counts, target, low, high, xtol, tolerance):
         raise ParameterError(
             f"S5: the {kind} risky prevalence {target:g} cannot be met within "
             f"logit_clamp [{low:g}, {high:g}] of {PROPAGATION}")
-    base = brentq(gap, lower, upper, xtol=xtol)
+    base = _bisect(gap, lower, upper, xtol)
     if abs(gap(base)) > tolerance:
         raise ParameterError(f"S5: calibration of the {kind} base log-odds missed its target "
                              f"{target:g} by {abs(gap(base)):.3g}")
