@@ -1,6 +1,5 @@
 """The Python API: ``simulate``. Orchestration only; the numerics live in the states."""
-import os
-from concurrent.futures import ThreadPoolExecutor
+import functools
 from pathlib import Path
 
 from . import __version__
@@ -10,7 +9,7 @@ from .runs import layout, receipts
 from .runs.publish import (json_bytes, jsonl_bytes, parquet_bytes, publish_all, replace_bytes,
                            sha256_hex)
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
-from .engine import ENGINES, DaskEngine, make_engine
+from .engine import ENGINES, DaskEngine, concurrently, make_engine
 from .errors import ParameterError
 
 
@@ -100,15 +99,15 @@ class SimulationResult:
         files[s0_dir / "s0_gate_receipt_6A.json"] = json_bytes(sealed.receipt)
         outputs = {}
         # Serialisation is timed apart from the states, under the publish bucket. Parquet
-        # encoding releases the GIL, so parts are encoded on a thread per core; the order
+        # encoding releases the GIL, so parts are encoded on Numba's threads (``--threads``); the order
         # of the results (and so of everything derived from them) is the parts' order.
         with self._perf.substep("publish", "serialise_datasets") as event:
             jobs = [(dataset, layout.partition_dir(run_dir, dataset.name, seed,
                                                    dataset.parameter_hash, mf)
                      / layout.part_name(block), part)
                     for dataset in self.datasets.values() for block, part in dataset.parts()]
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                encoded = list(pool.map(lambda job: parquet_bytes(job[2]), jobs))
+            encoded = concurrently(*[functools.partial(parquet_bytes, part)
+                                     for _, _, part in jobs])
             for (dataset, path, _), data in zip(jobs, encoded):
                 files[path] = data
                 relative = path.relative_to(run_dir).as_posix()

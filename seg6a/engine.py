@@ -26,12 +26,8 @@ class LocalEngine:
 
     def map(self, function, *per_block, **shared):
         """``[function(*args_of_block, **shared)]`` for each block's arguments, in order."""
-        tasks = list(zip(*per_block))
-        threads = min(numba.get_num_threads(), len(tasks))
-        if threads <= 1:
-            return [function(*args, **shared) for args in tasks]
-        with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(lambda args: function(*args, **shared), tasks))
+        return concurrently(*[functools.partial(function, *args, **shared)
+                              for args in zip(*per_block)])
 
     def close(self):
         pass
@@ -81,6 +77,22 @@ class DaskEngine:
 
 
 LOCAL = LocalEngine()
+
+
+def concurrently(*tasks):
+    """``[task() for task in tasks]``, run on as many threads as Numba may use.
+
+    For independent pieces of work in this process that release the GIL (kernels, NumPy
+    and Arrow on large arrays); results come back in the tasks' order.
+
+    >>> concurrently(lambda: 1, lambda: 2)
+    [1, 2]
+    """
+    threads = min(numba.get_num_threads(), len(tasks))
+    if threads <= 1:
+        return [task() for task in tasks]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda task: task(), tasks))
 
 
 def make_engine(engine, client=None):

@@ -61,6 +61,16 @@ class Substreams:
             }
         )
 
+    def branch(self):
+        """An empty ledger of the same substreams (same keys), for work run concurrently;
+        ``merge`` the branches back in a fixed order so the trace does not depend on timing."""
+        return Substreams(self.state, self.manifest_fingerprint, self.parameter_hash, self.seed)
+
+    def merge(self, branch):
+        """Append a branch's records (and the keys it derived) to this ledger."""
+        self.trace.extend(branch.trace)
+        self._keys.update(branch._keys)
+
     def audit(self):
         """Audit records: one per substream with its key fingerprint and total draws."""
         totals = {}

@@ -7,11 +7,14 @@ the T10 lift) carry a 95% cluster-bootstrap CI and pass only if the CI lies whol
 passing side; the others are exact. Below the policy's minimum support a gate fails with
 reason ``insufficient_support``; a metric that cannot be computed fails with a reason.
 """
+import copy
+import functools
 from statistics import NormalDist
 
 import numpy as np
 
 from .. import downstream
+from ..engine import concurrently
 from ..kernels.csr import csr_from_owners
 from ..kernels.prf import uniform_ids
 from . import metrics
@@ -157,7 +160,12 @@ def judge(name, value, spec, *, ci=None, support_ok=True, ceiling=None):
 
 
 class Context:
-    """What every gate reads: data, config, the seed and its bootstrap settings."""
+    """What every gate reads: data, config, the seed and its bootstrap settings.
+
+    The per-party clusters and the per-rule holder counts, which several gates share, are
+    computed up front, so gates can run concurrently, each on a ``copy`` with its own
+    ledger of draws.
+    """
 
     def __init__(self, data, config, seed, rng):
         self.data = data
@@ -168,13 +176,13 @@ class Context:
         boot = self.policy["bootstrap"]
         self.n_clusters = int(boot["clusters"])
         self.support = self.policy["min_support"]
-        self.holdings = None  # per-rule holder counts, shared by T1, T2 and T8
-        self._party_cluster = None
+        self._party_cluster, self.holdings = concurrently(
+            lambda: _clusters(np.arange(data.n_parties), self.n_clusters),
+            # per-rule holder counts, shared by T1, T2 and T8
+            lambda: holdings_by_rule(data, config[ACCOUNT_PRIORS]["rules"]))
 
     def party_cluster(self, party_ids):
-        """Resampling cluster of each row by its party (hashed once per party)."""
-        if self._party_cluster is None:
-            self._party_cluster = _clusters(np.arange(self.data.n_parties), self.n_clusters)
+        """Resampling cluster of each row by its party."""
         return self._party_cluster[party_ids]
 
     def spec(self, gate_id, component):
@@ -194,11 +202,6 @@ class Context:
 # --- the gates ----------------------------------------------------------------------------
 
 
-def _holdings_by_rule(ctx):
-    """Per rule of the account priors: ``(rule, counts of its holders)``; plus orphan counts."""
-    if ctx.holdings is None:
-        ctx.holdings = holdings_by_rule(ctx.data, ctx.config[ACCOUNT_PRIORS]["rules"])
-    return ctx.holdings
 
 
 def holdings_by_rule(data, rules):
@@ -223,7 +226,7 @@ def holdings_by_rule(data, rules):
 
 
 def gate_t1(ctx):
-    rules, orphans = _holdings_by_rule(ctx)
+    rules, orphans = ctx.holdings
     excess = max([metrics.accounts_above_kmax(c, r["k_max"]) for r, c in rules], default=0)
     # A holding no rule covers has no K_max: every account of it is above the cap.
     excess = max(excess, int(orphans.max(initial=0)))
@@ -233,7 +236,7 @@ def gate_t1(ctx):
 
 
 def gate_t2(ctx):
-    rules, _ = _holdings_by_rule(ctx)
+    rules, _ = ctx.holdings
     components = []
     for rule, counts in rules:
         p99, top = metrics.holder_tail(counts)
@@ -377,7 +380,7 @@ def divergences(ctx):
         realised = np.bincount(data.ip_type[data.ip_region == g], minlength=len(data.ip_types))
         out[f"ip_type_mix.{region}"] = (metrics.jsd(realised, mix[g]),
                                         realised.sum() >= ctx.support["ips_per_region"])
-    rules, _ = _holdings_by_rule(ctx)
+    rules, _ = ctx.holdings
     for rule, counts in rules:
         k_max = rule["k_max"]
         realised = np.bincount(np.clip(counts, 1, k_max), minlength=k_max + 1)[1:]
@@ -518,13 +521,21 @@ def evaluate(data, config, seed, rng):
         Keys of the run (seeding the bootstraps and the 6B probe) and the audit of draws.
     """
     ctx = Context(data, config, seed, rng)
-    records = []
-    for gate_id in GATES:
-        if gate_id != "T9_CROSS_SEED_STABILITY":
-            # Empty cells give NaN metrics, which judge() fails with a reason.
-            with np.errstate(divide="ignore", invalid="ignore"):
-                components, support, method = _GATE_FUNCTIONS[gate_id](ctx)
-            records.append(record(gate_id, ctx.policy, components, seed, support, method))
+    gate_ids = [g for g in GATES if g != "T9_CROSS_SEED_STABILITY"]
+    contexts = [copy.copy(ctx) for _ in gate_ids]
+    for gate_ctx in contexts:
+        gate_ctx.rng = rng.branch()
+
+    def evaluate_gate(gate_id, gate_ctx):
+        # Empty cells give NaN metrics, which judge() fails with a reason.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            components, support, method = _GATE_FUNCTIONS[gate_id](gate_ctx)
+        return record(gate_id, ctx.policy, components, seed, support, method)
+
+    records = concurrently(*[functools.partial(evaluate_gate, gate_id, gate_ctx)
+                             for gate_id, gate_ctx in zip(gate_ids, contexts)])
+    for gate_ctx in contexts:  # the audit lists draws in gate order, however they ran
+        rng.merge(gate_ctx.rng)
     t9 = not_evaluable(ctx.policy, seed)
     # The seed's inputs to T9, which certification compares across seeds.
     t9["stability_metrics"] = stability_metrics(data, records)

@@ -4,6 +4,7 @@ Gates never see a state's objects or counters: ``from_tables`` rebuilds the rela
 need (CSR pointers, codes, role flags) from the dataset tables alone, and ``read_run``
 loads those tables back from a run folder's Parquet.
 """
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..engine import concurrently
 from ..errors import InputError
 from ..kernels.csr import csr_from_owners, is_grouped, ptr_from_grouped, transpose
 
@@ -109,61 +111,82 @@ def _group_rows(owner, n_owners):
     return csr_from_owners(owner, n_owners)
 
 
-def from_tables(tables, n_merchants):
-    """Gate inputs from dataset name -> ``pyarrow.Table`` (rows in canonical id order)."""
-    parties = tables["s1_party_base_6A"]
-    party_type, party_types = codes(parties, "party_type")
-    n_parties = parties.num_rows
-    holdings = tables["s2_party_product_holdings_6A"]
-    holding_type, account_types = codes(holdings, "account_type")
-    accounts = tables["s2_account_base_6A"]
-    account_owner = ints(accounts, "owner_party_id")
-    instrument_account = ints(tables["s3_instrument_base_6A"], "account_id")
-    devices = tables["s4_device_base_6A"]
-    device_primary = ints(devices, "primary_party_id")
-    links = tables["s4_device_party_links_6A"]
+def _resolved(owner, n_owners):
+    """The owner ids that lie in their table."""
+    ok = _resolvable((owner, n_owners))
+    return owner if ok.all() else owner[ok]
+
+
+def _device_party(links, n_devices, n_parties):
+    """``party -> devices`` from the device-party links that resolve."""
     link_device, link_party = ints(links, "device_id"), ints(links, "party_id")
-    ips = tables["s4_ip_base_6A"]
-    ip_links = tables["s4_device_ip_links_6A"]
-    ip_link_device, ip_link_ip = ints(ip_links, "device_id"), ints(ip_links, "ip_id")
-    # Relations are built from the rows whose references resolve; T10's contract check
-    # reports the others (a broken dataset must fail a gate, not crash the board).
-    ok = _resolvable((account_owner, n_parties))
-    resolved_owner = account_owner if ok.all() else account_owner[ok]
-    ok = _resolvable((instrument_account, accounts.num_rows))
-    instrument_account = instrument_account if ok.all() else instrument_account[ok]
-    ok = _resolvable((link_device, devices.num_rows), (link_party, n_parties))
-    link_device, link_party = (link_device, link_party) if ok.all() else (link_device[ok],
-                                                                          link_party[ok])
-    ok = _resolvable((ip_link_device, devices.num_rows), (ip_link_ip, ips.num_rows))
-    ip_link_device, ip_link_ip = (ip_link_device, ip_link_ip) if ok.all() else (
-        ip_link_device[ok], ip_link_ip[ok])
-    device_party_ptr, order = _group_rows(link_device, devices.num_rows)
+    ok = _resolvable((link_device, n_devices), (link_party, n_parties))
+    if not ok.all():
+        link_device, link_party = link_device[ok], link_party[ok]
+    device_party_ptr, order = _group_rows(link_device, n_devices)
     # Writable like the states' arrays (Arrow's are read-only): kernels compile once per type.
-    party_device_ptr, party_device_ids = transpose(
-        device_party_ptr, np.require(link_party[order], requirements="W"), n_parties)
-    device_ip_ptr, order = _group_rows(ip_link_device, devices.num_rows)
-    device_ip_ids = np.require(ip_link_ip[order], requirements="W")
-    ip_device_ptr, _ = transpose(device_ip_ptr, device_ip_ids, ips.num_rows)
+    return transpose(device_party_ptr, np.require(link_party[order], requirements="W"),
+                     n_parties)
+
+
+def _device_ip(ip_links, n_devices, n_ips):
+    """``device -> ips`` and the pointers of ``ip -> devices`` from the links that resolve."""
+    link_device, link_ip = ints(ip_links, "device_id"), ints(ip_links, "ip_id")
+    ok = _resolvable((link_device, n_devices), (link_ip, n_ips))
+    if not ok.all():
+        link_device, link_ip = link_device[ok], link_ip[ok]
+    device_ip_ptr, order = _group_rows(link_device, n_devices)
+    device_ip_ids = np.require(link_ip[order], requirements="W")
+    ip_device_ptr, _ = transpose(device_ip_ptr, device_ip_ids, n_ips)
+    return device_ip_ptr, device_ip_ids, ip_device_ptr
+
+
+def _roles(table, kind):
+    raw_role, raw_roles = codes(table, "raw_role")
+    family, families = codes(table, "canonical_role_family")
+    risky = table.column("is_risky").combine_chunks()
+    return Roles(raw_role, raw_roles, family, families,
+                 risky.fill_null(False).to_numpy(zero_copy_only=False).astype(bool),
+                 ints(table, f"{kind}_id"), sum(column.null_count for column in table.columns))
+
+
+def from_tables(tables, n_merchants):
+    """Gate inputs from dataset name -> ``pyarrow.Table`` (rows in canonical id order).
+
+    Relations are built from the rows whose references resolve; T10's contract check
+    reports the others (a broken dataset must fail a gate, not crash the board). The
+    independent relations are built concurrently.
+    """
+    parties = tables["s1_party_base_6A"]
+    n_parties = parties.num_rows
+    accounts = tables["s2_account_base_6A"]
+    devices = tables["s4_device_base_6A"]
+    ips = tables["s4_ip_base_6A"]
+    holdings = tables["s2_party_product_holdings_6A"]
+    instrument_account = _resolved(ints(tables["s3_instrument_base_6A"], "account_id"),
+                                   accounts.num_rows)
+    account_owner = ints(accounts, "owner_party_id")
+    results = concurrently(
+        lambda: _group_rows(_resolved(account_owner, n_parties), n_parties)[0],
+        lambda: _group_rows(instrument_account, accounts.num_rows)[0],
+        lambda: _device_party(tables["s4_device_party_links_6A"], devices.num_rows, n_parties),
+        lambda: _device_ip(tables["s4_device_ip_links_6A"], devices.num_rows, ips.num_rows),
+        *[functools.partial(_roles, tables[f"s5_{kind}_fraud_roles_6A"], kind)
+          for kind in ROLE_KINDS],
+    )
+    (party_account_ptr, account_instrument_ptr, (party_device_ptr, party_device_ids),
+     (device_ip_ptr, device_ip_ids, ip_device_ptr)) = results[:4]
+    party_type, party_types = codes(parties, "party_type")
+    holding_type, account_types = codes(holdings, "account_type")
     ip_type, ip_types = codes(ips, "ip_type")
     ip_region, regions = codes(ips, "region_id")
-    roles = {}
-    for kind in ROLE_KINDS:
-        table = tables[f"s5_{kind}_fraud_roles_6A"]
-        raw_role, raw_roles = codes(table, "raw_role")
-        family, families = codes(table, "canonical_role_family")
-        risky = table.column("is_risky").combine_chunks()
-        roles[kind] = Roles(raw_role, raw_roles, family, families,
-                            risky.fill_null(False).to_numpy(zero_copy_only=False).astype(bool),
-                            ints(table, f"{kind}_id"),
-                            sum(column.null_count for column in table.columns))
     return GateData(
         party_type, party_types, ints(holdings, "party_id"), holding_type, account_types,
-        ints(holdings, "account_count"), account_owner,
-        _group_rows(resolved_owner, n_parties)[0], instrument_account,
-        _group_rows(instrument_account, accounts.num_rows)[0], device_primary,
+        ints(holdings, "account_count"), account_owner, party_account_ptr, instrument_account,
+        account_instrument_ptr, ints(devices, "primary_party_id"),
         party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, ip_device_ptr,
-        ip_type, ip_types, ip_region, regions, n_merchants, roles, tables)
+        ip_type, ip_types, ip_region, regions, n_merchants, dict(zip(ROLE_KINDS, results[4:])),
+        tables)
 
 
 def read_run(run_dir, seed, state_hashes=None, names=DATASETS):

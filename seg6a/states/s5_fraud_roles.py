@@ -16,6 +16,7 @@ in proportion to the taxonomy's prevalences. Then the validation bundle checks s
 and, fail-closed at the B thresholds, the realism metrics of T1-T8 from the same arrays
 that are published; ``_passed.flag`` is written only when every check passes.
 """
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..gates import data as gate_data
 from ..kernels.csr import count_flagged, transpose
 from ..kernels.sample import normalised_cdf
 from ..kernels.uplift import draw_roles, expected_prevalence
-from ..engine import LOCAL, join, spans
+from ..engine import LOCAL, concurrently, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -261,7 +262,9 @@ def run(sealed, parties, accounts, devices, upstream_tables, perf, engine=LOCAL)
 
     with perf.substep(STATE, "validation_checks") as event:
         tables = dict(upstream_tables)
-        tables.update({DATASETS[kind]: role_table(roles[kind], families_vocab) for kind in KINDS})
+        built = concurrently(*[functools.partial(role_table, roles[kind], families_vocab)
+                               for kind in KINDS])
+        tables.update({DATASETS[kind]: table for kind, table in zip(KINDS, built)})
         data = gate_data.from_tables(tables, merchants.num_rows)
         gate_records = board.evaluate(data, sealed.config, sealed.seed, rng)
         report = validate(sealed, tables, gate_records, data)
