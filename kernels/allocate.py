@@ -1,4 +1,6 @@
 """Integer allocation of a total over weighted slots."""
+import math
+
 import numpy as np
 
 from ._jit import njit
@@ -24,24 +26,42 @@ def largest_remainder(total, weights, tie_values):
     n = out.shape[0]
     if left <= 0:
         return out
+    # (Loops, not array expressions: each NumPy array expression in a kernel costs a large
+    # share of a second of compile time.)
     if left >= n:  # only with degenerate weights; cycle through the full ranking
-        order = rank(-remainders, -tie_values)
+        primary = np.empty(n, dtype=np.float64)
+        secondary = np.empty(n, dtype=np.float64)
+        for i in range(n):
+            primary[i] = -remainders[i]
+            secondary[i] = -tie_values[i]
+        order = rank(primary, secondary)
         for r in range(left):
             out[order[r % n]] += 1
-    else:
-        # The units go to the `left` largest remainders: those above the left-th largest
-        # value, then among the ones equal to it by (tie desc, index asc). Selection is
-        # O(n); only the (usually tiny) set of equal remainders is sorted.
-        threshold = _select(remainders.copy(), n - left)
-        given = 0
-        for i in range(n):
-            if remainders[i] > threshold:
-                out[i] += 1
-                given += 1
-        equal = np.flatnonzero(remainders == threshold)
-        order = rank(-tie_values[equal], equal.astype(np.float64))
-        for r in range(left - given):
-            out[equal[order[r]]] += 1
+        return out
+    # The units go to the `left` largest remainders: those above the left-th largest value,
+    # then among the ones equal to it by (tie desc, index asc). Selection is O(n); only
+    # the (usually tiny) set of equal remainders is sorted.
+    threshold = _select(remainders.copy(), n - left)
+    given, n_equal = 0, 0
+    for i in range(n):
+        if remainders[i] > threshold:
+            out[i] += 1
+            given += 1
+        elif remainders[i] == threshold:
+            n_equal += 1
+    equal = np.empty(n_equal, dtype=np.int64)
+    primary = np.empty(n_equal, dtype=np.float64)
+    secondary = np.empty(n_equal, dtype=np.float64)
+    e = 0
+    for i in range(n):
+        if remainders[i] == threshold:
+            equal[e] = i
+            primary[e] = -tie_values[i]
+            secondary[e] = i
+            e += 1
+    order = rank(primary, secondary)
+    for r in range(left - given):
+        out[equal[order[r]]] += 1
     return out
 
 
@@ -56,14 +76,14 @@ def _floors(total, weights):
     weight_sum = 0.0
     for i in range(n):
         weight_sum += weights[i]
-    if not np.isfinite(weight_sum):
+    if not math.isfinite(weight_sum):
         raise ValueError("largest_remainder: weights must be finite with a finite sum")
     if n == 0 or total <= 0 or weight_sum <= 0.0:
         return out, remainders, np.int64(0)
     assigned = 0
     for i in range(n):
         quota = total * (weights[i] / weight_sum)
-        base = np.int64(np.floor(quota))
+        base = np.int64(math.floor(quota))
         out[i] = base
         remainders[i] = quota - base
         assigned += base
@@ -173,7 +193,9 @@ def assign_by_quota(key, group_ptr, members, group_law, laws):
     n_out = 0
     for i in range(members.shape[0]):
         n_out = max(n_out, members[i] + 1)
-    out = np.full(n_out, -1, dtype=np.int16)
+    out = np.empty(n_out, dtype=np.int16)
+    for i in range(n_out):
+        out[i] = -1
     k = np.uint64(key)
     for g in range(group_ptr.shape[0] - 1):
         _deal_group(k, g, group_ptr, members, laws[group_law[g]], out)

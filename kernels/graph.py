@@ -133,7 +133,10 @@ def _ips_for_group(key, g, need, row, alpha, low, high):
             hi = mid
         else:
             lo = mid
-    return hi, touched.sum()
+    draws = 0
+    for t in range(touched.shape[0]):
+        draws += touched[t]
+    return hi, draws
 
 
 @njit
