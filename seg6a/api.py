@@ -2,7 +2,7 @@
 import functools
 from pathlib import Path
 
-from . import __version__
+from . import __version__, kernel_cache
 from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
 from .runs import layout, receipts
@@ -259,6 +259,8 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
     if from_state is not None:
         receipts.check_upstream(Path(out) / run_id, sealed, from_state)
     _report(progress, perf, "S0")
+    with perf.jit_timer():
+        kernel_cache.load_or_compile()
     runner = make_engine(engine, client)
     try:
         parties, s1_datasets, s1_rng = s1_parties.run(sealed, perf, runner)

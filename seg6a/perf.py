@@ -21,6 +21,16 @@ class PerfRecorder:
         self.events = []
         self._jit_start = jit_counters()
         self._wall_start = time.perf_counter()
+        self._jit_seconds = 0.0
+
+    @contextmanager
+    def jit_timer(self):
+        """Time the loading (or compiling) of the kernels, apart from the states."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._jit_seconds += time.perf_counter() - start
 
     @contextmanager
     def substep(self, state, substep):
@@ -49,7 +59,8 @@ class PerfRecorder:
         hits, misses = jit_counters()
         compiled, loaded = misses - self._jit_start[1], hits - self._jit_start[0]
         mode = "cold" if compiled else ("cache_load" if loaded else "warm")
-        return {"mode": mode, "kernels_compiled": compiled, "kernels_loaded_from_cache": loaded}
+        return {"mode": mode, "kernels_compiled": compiled, "kernels_loaded_from_cache": loaded,
+                "load_or_compile_seconds": round(self._jit_seconds, 4)}
 
     def wall_seconds(self):
         return time.perf_counter() - self._wall_start

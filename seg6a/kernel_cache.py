@@ -1,0 +1,111 @@
+"""Every pipeline kernel ready before a run: loaded from Numba's cache, or compiled on two
+processes when the cache is cold.
+
+Numba compiles under one process-wide lock, so a first run on an empty cache compiled its
+~50 functions one after another (~25 s). ``load_or_compile`` compiles one cheap kernel
+first; if that was a cache miss, it starts a helper process that compiles half of the
+remaining kernels into the same cache while this process compiles the other half, then
+loads the helper's from the cache. A warm cache costs nothing extra (one load per kernel,
+as the run would do anyway). If the helper fails, this process compiles its share: a slow
+start, never a wrong result. ``tests/test_kernel_cache.py`` checks that ``KERNELS`` lists
+exactly the signatures a run uses, so a cold run compiles nothing after this step.
+
+Run as ``python -m seg6a.kernel_cache NAME...`` it compiles the named kernels (the helper).
+"""
+import importlib
+import os
+import subprocess
+import sys
+
+from numba import types
+
+_I64 = types.int64[::1]
+_I64_READONLY = types.Array(types.int64, 1, "C", readonly=True)
+_I16 = types.int16[::1]
+_F64 = types.float64[::1]
+_F64_2D = types.float64[:, ::1]
+_BOOL = types.boolean[::1]
+_KEY, _INT, _FLOAT = types.uint64, types.int64, types.float64
+
+# "module.function": argument types, costliest compiles first (they alternate between the
+# two processes). The first entry is cheap: it probes whether the cache is cold.
+KERNELS = {
+    "csr.ptr_from_counts": (_I64,),
+    "allocate.largest_remainder": (_INT, _F64, _F64),
+    "allocate.assign_by_quota": (_KEY, _I64, _I64, _I64, _F64_2D),
+    "graph.ips_per_group": (_KEY, _I64, _I64, _F64_2D, _F64, _F64, _F64),
+    "graph.assign_links": (_KEY, _KEY, _I64, _I64, _I64, _I64, _I64),
+    "graph.ip_types_and_capacities": (_KEY, _I64, _I64, _F64_2D, _F64, _F64, _F64),
+    "sample.categorical_range": (_KEY, _INT, _INT, _F64_2D, _I16),
+    "flows.sample_flows": (_KEY, _INT, _INT, _I64, _I64, _I64, _I64, _I64, _I64, _I64, _INT),
+    "graph.household_links": (_KEY, _INT, _I64, _INT, _I16, _I64, _INT, _FLOAT, _INT),
+    "caps.enforce_cap": (_I64, _INT, _F64),
+    "uplift.expected_prevalence": (_FLOAT, _F64, _F64, _FLOAT, _FLOAT),
+    "uplift.draw_roles": (_KEY, _INT, _I64, _F64, _I16, _F64_2D, _I16, _F64_2D),
+    "csr.expand_count_matrix": (types.int16[:, ::1],),
+    "csr.drop_repeats_within_rows": (_I64, _I64),
+    "sample.poisson_range": (_KEY, _INT, _INT, _F64),
+    "sample.exponential_range": (_KEY, _INT, _INT, _INT),
+    "flows.label_flows": (_KEY, types.int64[:, ::1], types.int64[:, ::1], _BOOL, _F64, _FLOAT),
+    "sample.normalised_cdf": (_F64_2D,),
+    "csr.csr_from_owners": (_I64, _INT),
+    "csr.transpose": (_I64, _I64, _INT),
+    "csr.count_flagged": (_I64, _I64, _BOOL),
+    "csr.owners_from_ptr": (_I64,),
+    "csr.is_grouped": (_I64_READONLY,),
+    "csr.ptr_from_grouped": (_I64_READONLY, _INT),
+    "prf.uniform_range": (_KEY, _INT, _INT, _INT),
+    "prf.uniform_ids": (_KEY, _I64, _INT),
+}
+
+
+def kernel(name):
+    """The dispatcher of ``"module.function"`` in ``seg6a.kernels``."""
+    module, function = name.split(".")
+    return getattr(importlib.import_module(f"seg6a.kernels.{module}"), function)
+
+
+def _compile(name):
+    """Load or compile one kernel's signature; True if it had to be compiled."""
+    dispatcher = kernel(name)
+    before = sum(dispatcher.stats.cache_misses.values())
+    dispatcher.compile(KERNELS[name])
+    return sum(dispatcher.stats.cache_misses.values()) > before
+
+
+def load_or_compile(helper=True):
+    """Make every kernel of ``KERNELS`` ready in this process (see the module docstring).
+
+    Parameters
+    ----------
+    helper : bool
+        Whether a cold cache may be filled with the help of a second process.
+
+    Returns
+    -------
+    int
+        The number of kernels this process compiled (0 on a warm cache).
+    """
+    if os.environ.get("NUMBA_DISABLE_JIT") == "1":
+        return 0
+    probe, *rest = KERNELS
+    compiled = int(_compile(probe))
+    if not compiled or not helper or (os.cpu_count() or 1) < 2:
+        return compiled + sum(_compile(name) for name in rest)
+    mine, theirs = rest[0::2], rest[1::2]
+    process = subprocess.Popen([sys.executable, "-m", __name__, *theirs],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        compiled += sum(_compile(name) for name in mine)
+    except BaseException:
+        process.kill()
+        raise
+    finally:
+        process.wait()
+    # Cache hits now, unless the helper failed: then they are compiled here.
+    return compiled + sum(_compile(name) for name in theirs)
+
+
+if __name__ == "__main__":
+    for kernel_name in sys.argv[1:]:
+        _compile(kernel_name)
