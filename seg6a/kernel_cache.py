@@ -2,10 +2,10 @@
 processes when the cache is cold.
 
 Numba compiles under one process-wide lock, so a first run on an empty cache compiled its
-~50 functions one after another (~25 s). ``load_or_compile`` compiles one cheap kernel
-first; if that was a cache miss, it starts a helper process that compiles half of the
-remaining kernels into the same cache while this process compiles the other half, then
-loads the helper's from the cache. A warm cache costs nothing extra (one load per kernel,
+~50 functions one after another (~25 s). ``Warmup`` compiles one cheap kernel first; if
+that was a cache miss, it starts a helper process that compiles half of the remaining
+kernels into the same cache while this process goes on (S0 validates the input meanwhile)
+and then compiles the other half; ``finish`` loads the helper's share from the cache. A warm cache costs nothing extra (one load per kernel,
 as the run would do anyway). If the helper fails, this process compiles its share: a slow
 start, never a wrong result. ``tests/test_kernel_cache.py`` checks that ``KERNELS`` lists
 exactly the signatures a run uses, so a cold run compiles nothing after this step.
@@ -27,8 +27,8 @@ _F64_2D = types.float64[:, ::1]
 _BOOL = types.boolean[::1]
 _KEY, _INT, _FLOAT = types.uint64, types.int64, types.float64
 
-# "module.function": argument types, costliest compiles first (they alternate between the
-# two processes). The first entry is cheap: it probes whether the cache is cold.
+# "module.function": argument types. The first entry is cheap: it probes whether the cache
+# is cold.
 KERNELS = {
     "csr.ptr_from_counts": (_I64,),
     "allocate.largest_remainder": (_INT, _F64, _F64),
@@ -58,6 +58,16 @@ KERNELS = {
     "prf.uniform_ids": (_KEY, _I64, _INT),
 }
 
+# What the helper compiles on a cold cache: a little more than half of the compile time
+# (measured), since this process also validates the input and builds the world meanwhile,
+# and compiles largest_remainder for it.
+HELPER_SHARE = frozenset({
+    "allocate.assign_by_quota", "graph.assign_links", "graph.ip_types_and_capacities",
+    "sample.categorical_range", "graph.household_links", "uplift.expected_prevalence",
+    "csr.expand_count_matrix", "sample.poisson_range", "flows.label_flows",
+    "csr.csr_from_owners", "csr.count_flagged", "csr.is_grouped", "prf.uniform_range",
+})
+
 
 def kernel(name):
     """The dispatcher of ``"module.function"`` in ``seg6a.kernels``."""
@@ -73,37 +83,60 @@ def _compile(name):
     return sum(dispatcher.stats.cache_misses.values()) > before
 
 
-def load_or_compile(helper=True):
-    """Make every kernel of ``KERNELS`` ready in this process (see the module docstring).
+class Warmup:
+    """Kernels being made ready: construct it early (it probes the cache and, if cold,
+    starts the helper process), do other work, then ``finish`` (or ``cancel``).
 
     Parameters
     ----------
     helper : bool
         Whether a cold cache may be filled with the help of a second process.
-
-    Returns
-    -------
-    int
-        The number of kernels this process compiled (0 on a warm cache).
     """
-    if os.environ.get("NUMBA_DISABLE_JIT") == "1":
-        return 0
-    probe, *rest = KERNELS
-    compiled = int(_compile(probe))
-    if not compiled or not helper or (os.cpu_count() or 1) < 2:
-        return compiled + sum(_compile(name) for name in rest)
-    mine, theirs = rest[0::2], rest[1::2]
-    process = subprocess.Popen([sys.executable, "-m", __name__, *theirs],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        compiled += sum(_compile(name) for name in mine)
-    except BaseException:
-        process.kill()
-        raise
-    finally:
-        process.wait()
-    # Cache hits now, unless the helper failed: then they are compiled here.
-    return compiled + sum(_compile(name) for name in theirs)
+
+    def __init__(self, helper=True):
+        self.compiled = 0
+        self._mine, self._theirs, self._process = [], [], None
+        if os.environ.get("NUMBA_DISABLE_JIT") == "1":
+            return
+        probe, *self._mine = KERNELS
+        self.compiled = int(_compile(probe))
+        if self.compiled and helper and (os.cpu_count() or 1) >= 2:
+            self._theirs = [name for name in self._mine if name in HELPER_SHARE]
+            self._mine = [name for name in self._mine if name not in HELPER_SHARE]
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, *self._theirs],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finish(self):
+        """Compile (or load) this process's share, wait for the helper, load its share.
+
+        Returns the number of kernels this process compiled (0 on a warm cache).
+        """
+        try:
+            self.compiled += sum(_compile(name) for name in self._mine)
+        except BaseException:
+            self.cancel()
+            raise
+        if self._process is not None:
+            self._process.wait()
+        # Cache hits now, unless the helper failed: then they are compiled here.
+        self.compiled += sum(_compile(name) for name in self._theirs)
+        self._mine, self._theirs = [], []
+        return self.compiled
+
+    def cancel(self):
+        """Stop the helper, if any (e.g. the run failed before ``finish``)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+
+
+def load_or_compile(helper=True):
+    """Make every kernel of ``KERNELS`` ready in this process (see the module docstring).
+
+    Returns the number of kernels this process compiled (0 on a warm cache).
+    """
+    return Warmup(helper).finish()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from seg6a.kernel_cache import KERNELS
+from seg6a.kernel_cache import HELPER_SHARE, KERNELS
 
 SIGNATURES_OF_A_RUN = """
 import importlib, json, pkgutil
@@ -43,6 +43,7 @@ def test_kernels_are_the_signatures_a_run_compiles():
     used = run_python(SIGNATURES_OF_A_RUN)
     listed = {name: [[str(t) for t in sig]] for name, sig in KERNELS.items()}
     assert used == listed
+    assert HELPER_SHARE < set(KERNELS) and next(iter(KERNELS)) not in HELPER_SHARE
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the helper process needs a second core")
