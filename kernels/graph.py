@@ -85,14 +85,19 @@ def ip_capacity(key, group, ip_type, index, alpha, low, high):
 
 
 @njit
-def _total_capacity(key, group, n_ips, mix, alpha, low, high, touched):
-    """Capacity of the first ``n_ips`` IPs of a group; ``touched[t]`` tracks draws read."""
+def _total_capacity(key, group, n_ips, mix, alpha, low, high, prefix, filled):
+    """Capacity of the first ``n_ips`` IPs of a group. ``prefix[t, k]`` is the capacity of
+    the first ``k`` IPs of type ``t``, drawn as far as ``filled[t]`` (the draws read): each
+    capacity is drawn once however often the search asks (capacities are integers, so the
+    sums are exact in any order)."""
     per_type = largest_remainder_law(n_ips, mix)
     total = 0
     for t in range(mix.shape[0]):
-        touched[t] = max(touched[t], per_type[t])
-        for index in range(per_type[t]):
-            total += ip_capacity(key, group, t, index, alpha, low, high)
+        while filled[t] < per_type[t]:
+            k = filled[t]
+            prefix[t, k + 1] = prefix[t, k] + ip_capacity(key, group, t, k, alpha, low, high)
+            filled[t] = k + 1
+        total += prefix[t, per_type[t]]
     return total
 
 
@@ -121,21 +126,22 @@ def ips_per_group(key, links, group_region, mix, alpha, low, high):
 def _ips_for_group(key, g, need, row, alpha, low, high):
     if need == 0:
         return 0, 0
-    touched = np.zeros(row.shape[0], dtype=np.int64)
+    prefix = np.zeros((row.shape[0], need + 1), dtype=np.int64)
+    filled = np.zeros(row.shape[0], dtype=np.int64)
     lo = 0
     hi = min(need, _INITIAL_IPS)
-    while _total_capacity(key, g, hi, row, alpha, low, high, touched) < need:
+    while _total_capacity(key, g, hi, row, alpha, low, high, prefix, filled) < need:
         lo = hi
         hi = min(need, 2 * hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _total_capacity(key, g, mid, row, alpha, low, high, touched) >= need:
+        if _total_capacity(key, g, mid, row, alpha, low, high, prefix, filled) >= need:
             hi = mid
         else:
             lo = mid
     draws = 0
-    for t in range(touched.shape[0]):
-        draws += touched[t]
+    for t in range(filled.shape[0]):
+        draws += filled[t]
     return hi, draws
 
 
