@@ -30,6 +30,13 @@ class Dataset:
     block_offsets: np.ndarray
     parameter_hash: str
 
+    @classmethod
+    def from_parts(cls, name, state, parts, parameter_hash):
+        """A dataset from its canonical blocks' tables, in block order (one chunk each)."""
+        lengths = [part.num_rows for part in parts]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return cls(name, state, pa.concat_tables(parts), offsets, parameter_hash)
+
     def parts(self):
         """Yield ``(block, table_slice)`` for every canonical block."""
         for block in range(len(self.block_offsets) - 1):

@@ -126,7 +126,8 @@ def block_quotas(block_holders, rules, country_ptr, block_size):
 
 def allocate_block(lo, hi, holder, quota, *, country_ptr, cell_total, keys, k_max):
     """Pass 2 over the party ids ``lo .. hi - 1`` of one canonical block: accounts per
-    (party, rule), int16, and per rule the cap counters ``(overflow, redistributed, dropped)``.
+    (party, rule), int16; per rule the cap counters ``(overflow, redistributed, dropped)``;
+    and per (rule, country) the block's accounts and holders ``(2, rules, countries)``.
 
     In each country's piece of the block every holder gets one account and the rest of the
     piece's quota (``quota[rule, country]``) goes by largest remainder over PRF exponential
@@ -137,6 +138,7 @@ def allocate_block(lo, hi, holder, quota, *, country_ptr, cell_total, keys, k_ma
     n_rules = holder.shape[0]
     counts = np.zeros((hi - lo, n_rules), dtype=np.int16)
     counters = np.zeros((n_rules, 3), dtype=np.int64)
+    cells = np.zeros((2, n_rules, country_ptr.shape[0] - 1), dtype=np.int64)
     for r in range(n_rules):
         weight = exponential_range(weight_key, lo, hi - lo, r)
         tie = uniform_range(tie_key, lo, hi - lo, r)
@@ -155,7 +157,33 @@ def allocate_block(lo, hi, holder, quota, *, country_ptr, cell_total, keys, k_ma
                                                                    rank[ids])
             counts[ids, r] = capped
             counters[r] += (overflow, redistributed, dropped)
-    return counts, counters
+            cells[:, r, country] = capped.sum(), np.count_nonzero(capped)
+    return counts, counters, cells
+
+
+def tables_block(lo, account_lo, counts, party_type, country, region, *, rule_account_type,
+                 vocabularies):
+    """The accounts of one canonical block (parties ``lo ..``, first account id
+    ``account_lo``): ``(owner, account_type, account base part, holdings part)``."""
+    owner, rule_of_account, _ = expand_count_matrix(counts)  # block-local owners
+    account_type = rule_account_type[rule_of_account]
+    party_types, countries, regions, account_types = vocabularies
+    base = pa.table({
+        "account_id": pa.array(np.arange(account_lo, account_lo + owner.shape[0],
+                                         dtype=np.int64)),
+        "owner_party_id": pa.array(lo + owner),
+        "account_type": dictionary_column(account_type, account_types),
+        "party_type": dictionary_column(party_type[owner], party_types),
+        "country_iso": dictionary_column(country[owner], countries),
+        "region_id": dictionary_column(region[owner], regions),
+    })
+    party_idx, rule_idx = np.nonzero(counts)
+    holdings = pa.table({
+        "party_id": pa.array(lo + party_idx.astype(np.int64)),
+        "account_type": dictionary_column(rule_account_type[rule_idx], account_types),
+        "account_count": pa.array(counts[party_idx, rule_idx]),
+    })
+    return lo + owner, account_type, base, holdings
 
 
 def run(sealed, parties, perf, engine=LOCAL):
@@ -192,8 +220,8 @@ def run(sealed, parties, perf, engine=LOCAL):
         for _ in rules:
             for label in (_GATE, _WEIGHT, _TIE, _RANK):
                 rng.record(label, n)
-        counts = join([c for c, _ in allocated])
-        totals = np.sum([t for _, t in allocated], axis=(0, 1))
+        counts = join([c for c, _, _ in allocated])
+        totals = np.sum([t for _, t, _ in allocated], axis=(0, 1))
         for index in np.flatnonzero((counts > k_max).any(axis=0)):
             rule = rules[index]
             excess = np.maximum(counts[:, index].astype(np.int64) - k_max[index], 0).sum()
@@ -207,59 +235,47 @@ def run(sealed, parties, perf, engine=LOCAL):
             "kmax_dropped_rows": int(totals[2]),
             "kmax_postcheck_violations": 0,  # the post-check raises on any
         }
-        owner, rule_of_account, _ = expand_count_matrix(counts)
-        account_type = rule_account_type[rule_of_account]
         party_account_ptr = ptr_from_counts(counts.sum(axis=1, dtype=np.int64))
-        event["rows"] = owner.shape[0]
+        event["rows"] = int(party_account_ptr[-1])
 
-    accounts = Accounts(owner, account_type, party_account_ptr, counts, account_types, rules,
-                        counters)
     ph = sealed.parameter_hashes[STATE]
-    # Canonical blocks are blocks of parties; a dataset's block offsets are its rows there.
-    block_parties = bounds
+    # The account base and the holdings per canonical block, on the engine; the summary
+    # from the blocks' per-cell sums.
     with perf.substep(STATE, "emit_account_base") as event:
-        base = pa.table(
-            {
-                "account_id": pa.array(np.arange(owner.shape[0], dtype=np.int64)),
-                "owner_party_id": pa.array(owner),
-                "account_type": dictionary_column(account_type, account_types),
-                "party_type": dictionary_column(parties.party_type[owner], parties.party_types),
-                "country_iso": dictionary_column(parties.country[owner], parties.countries),
-                "region_id": dictionary_column(parties.region[owner], parties.regions),
-            }
-        )
-        base_ds = Dataset(DATASETS[0], STATE, base, party_account_ptr[block_parties], ph)
-        event["rows"] = base.num_rows
+        emitted = engine.map(
+            tables_block, starts, [int(party_account_ptr[lo]) for lo in starts],
+            [c for c, _, _ in allocated], *[[column[a:z] for a, z in zip(starts, stops)]
+                                            for column in (parties.party_type, parties.country,
+                                                           parties.region)],
+            rule_account_type=rule_account_type,
+            vocabularies=(parties.party_types, parties.countries, parties.regions,
+                          account_types))
+        owner = join([e[0] for e in emitted])
+        account_type = join([e[1] for e in emitted])
+        base_ds = Dataset.from_parts(DATASETS[0], STATE, [e[2] for e in emitted], ph)
+        event["rows"] = base_ds.table.num_rows
 
     with perf.substep(STATE, "emit_holdings") as event:
-        party_idx, rule_idx = np.nonzero(counts)
-        holdings = pa.table(
-            {
-                "party_id": pa.array(party_idx.astype(np.int64)),
-                "account_type": dictionary_column(rule_account_type[rule_idx], account_types),
-                "account_count": pa.array(counts[party_idx, rule_idx]),
-            }
-        )
-        holdings_ptr = ptr_from_counts(np.count_nonzero(counts, axis=1).astype(np.int64))
-        holdings_ds = Dataset(DATASETS[1], STATE, holdings, holdings_ptr[block_parties], ph)
-        event["rows"] = holdings.num_rows
+        holdings_ds = Dataset.from_parts(DATASETS[1], STATE, [e[3] for e in emitted], ph)
+        event["rows"] = holdings_ds.table.num_rows
 
     with perf.substep(STATE, "emit_summary") as event:
-        summary = summarise(counts, rules, rule_account_type, account_types, parties)
-        summary_ds = Dataset(DATASETS[2], STATE, summary, np.array([0, summary.num_rows]), ph)
+        cells = np.sum([c for _, _, c in allocated], axis=0)
+        summary = summarise(cells, rules, rule_account_type, account_types, parties)
+        summary_ds = Dataset.from_parts(DATASETS[2], STATE, [summary], ph)
         event["rows"] = summary.num_rows
+    accounts = Accounts(owner, account_type, party_account_ptr, counts, account_types, rules,
+                        counters)
     return accounts, [base_ds, holdings_ds, summary_ds], rng
 
 
-def summarise(counts, rules, rule_account_type, account_types, parties):
-    """One row per cell ``(country, party_type, account_type)`` with any account."""
-    n_countries = len(parties.countries)
+def summarise(cells, rules, rule_account_type, account_types, parties):
+    """One row per cell ``(country, party_type, account_type)`` with any account, from the
+    accounts and holders per (rule, country), ``cells`` of shape (2, rules, countries)."""
     columns = {k: [] for k in ("country", "party_type", "account_type", "n_accounts",
                                "n_holders", "k_max")}
     for index, rule in enumerate(rules):
-        column = counts[:, index].astype(np.int64)
-        accounts = np.bincount(parties.country, weights=column, minlength=n_countries)
-        holders = np.bincount(parties.country, weights=column > 0, minlength=n_countries)
+        accounts, holders = cells[0, index], cells[1, index]
         for country in np.flatnonzero(accounts):
             columns["country"].append(country)
             columns["party_type"].append(parties.party_types.index(rule["party_type"]))
