@@ -99,8 +99,8 @@ class SimulationResult:
         files[s0_dir / "s0_gate_receipt_6A.json"] = json_bytes(sealed.receipt)
         outputs = {}
         # Serialisation is timed apart from the states, under the publish bucket. Parquet
-        # encoding releases the GIL, so parts are encoded on Numba's threads (``--threads``); the order
-        # of the results (and so of everything derived from them) is the parts' order.
+        # encoding releases the GIL, so parts are encoded on Numba's threads (--threads);
+        # the order of the results (and so of everything derived from them) is the parts'.
         with self._perf.substep("publish", "serialise_datasets") as event:
             jobs = [(dataset, layout.partition_dir(run_dir, dataset.name, seed,
                                                    dataset.parameter_hash, mf)

@@ -89,7 +89,8 @@ def test_bootstrap_ci_is_deterministic_and_covers_the_rate():
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(2, 40), st.integers(0, 2**32 - 1), st.sampled_from(["percentile", "basic", "BCa"]))
+@given(st.integers(2, 40), st.integers(0, 2**32 - 1),
+       st.sampled_from(["percentile", "basic", "BCa"]))
 def test_bootstrap_ci_is_scipys_bootstrap_over_cluster_indices(n_clusters, seed, method):
     stats_rng = np.random.default_rng(seed)
     trials = stats_rng.integers(1, 60, n_clusters)

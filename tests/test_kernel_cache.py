@@ -18,7 +18,8 @@ used = {}
 for info in pkgutil.iter_modules(seg6a.kernels.__path__):
     module = importlib.import_module(f"seg6a.kernels.{info.name}")
     for name, value in vars(module).items():
-        if getattr(value, "__module__", None) == module.__name__ and getattr(value, "signatures", None):
+        if getattr(value, "__module__", None) == module.__name__ and getattr(
+                value, "signatures", None):
             used[f"{info.name}.{name}"] = [[str(t) for t in sig] for sig in value.signatures]
 print(json.dumps(used))
 """
@@ -27,7 +28,8 @@ LOAD_OR_COMPILE = """
 import json
 from seg6a import kernel_cache
 compiled = kernel_cache.load_or_compile()
-hits = sum(sum(kernel_cache.kernel(name).stats.cache_hits.values()) for name in kernel_cache.KERNELS)
+hits = sum(sum(kernel_cache.kernel(name).stats.cache_hits.values())
+           for name in kernel_cache.KERNELS)
 print(json.dumps({"compiled": compiled, "hits": hits}))
 """
 

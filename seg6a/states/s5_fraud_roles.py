@@ -10,7 +10,8 @@ Each entity gets a covariate code from the upstream graph and the roles already 
 
 Its log-odds are ``clamp(base + shift[code])`` with shifts from
 ``risk_propagation_coeffs_6A.v1.yaml``; ``base`` is solved by bisection (the expected
-prevalence rises with it) so that the expected prevalence of risky roles equals the taxonomy's target despite the uplift.
+prevalence rises with it) so that the expected prevalence of risky roles equals the
+taxonomy's target despite the uplift.
 A PRF draw against ``sigmoid(logit)`` decides risky or clean, a second picks the raw role
 in proportion to the taxonomy's prevalences. Then the validation bundle checks structure
 and, fail-closed at the B thresholds, the realism metrics of T1-T8 from the same arrays
@@ -107,8 +108,8 @@ class FraudPosture:
 
 
 def _bisect(increasing, lower, upper, xtol):
-    """The root of an increasing function bracketed by ``increasing(lower) < 0 < increasing(upper)``,
-    within ``xtol``.
+    """The root, within ``xtol``, of an increasing function bracketed by
+    ``increasing(lower) < 0 < increasing(upper)``.
 
     >>> round(_bisect(lambda x: x * x - 2.0, 0.0, 2.0, 1e-12), 9)
     1.414213562
