@@ -92,6 +92,9 @@ class Config:
         return None
 
 
+# libyaml's safe loader when PyYAML has it (the same documents, ~6x faster than pure Python).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 def embedded_file(*parts):
     """A Traversable for a file of the embedded config package."""
     node = resources.files(_EMBEDDED)
@@ -150,13 +153,13 @@ def load_config(config_dir=None):
 
 
 def parse_document(name, text, shown_as=None):
-    """Parse YAML text (``yaml.safe_load``) and check it against its contract.
+    """Parse YAML text (the safe loader) and check it against its contract.
 
     ``name`` selects the contract; ``shown_as`` is how errors name the file.
     """
     shown_as = shown_as if shown_as is not None else name
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
