@@ -165,17 +165,18 @@ def tables_block(lo, account_lo, counts, party_type, country, region, *, rule_ac
                  vocabularies):
     """The accounts of one canonical block (parties ``lo ..``, first account id
     ``account_lo``): ``(owner, account_type, account base part, holdings part)``."""
-    owner, rule_of_account, _ = expand_count_matrix(counts)  # block-local owners
+    local_owner, rule_of_account, _ = expand_count_matrix(counts)
+    owner = lo + local_owner
     account_type = rule_account_type[rule_of_account]
     party_types, countries, regions, account_types = vocabularies
     base = pa.table({
         "account_id": pa.array(np.arange(account_lo, account_lo + owner.shape[0],
                                          dtype=np.int64)),
-        "owner_party_id": pa.array(lo + owner),
+        "owner_party_id": pa.array(owner),  # shares the array returned
         "account_type": dictionary_column(account_type, account_types),
-        "party_type": dictionary_column(party_type[owner], party_types),
-        "country_iso": dictionary_column(country[owner], countries),
-        "region_id": dictionary_column(region[owner], regions),
+        "party_type": dictionary_column(party_type[local_owner], party_types),
+        "country_iso": dictionary_column(country[local_owner], countries),
+        "region_id": dictionary_column(region[local_owner], regions),
     })
     party_idx, rule_idx = np.nonzero(counts)
     holdings = pa.table({
@@ -183,7 +184,7 @@ def tables_block(lo, account_lo, counts, party_type, country, region, *, rule_ac
         "account_type": dictionary_column(rule_account_type[rule_idx], account_types),
         "account_count": pa.array(counts[party_idx, rule_idx]),
     })
-    return lo + owner, account_type, base, holdings
+    return owner, account_type, base, holdings
 
 
 def run(sealed, parties, perf, engine=LOCAL):
