@@ -117,28 +117,21 @@ def _resolved(owner, n_owners):
     return owner if ok.all() else owner[ok]
 
 
-def _device_party(links, n_devices, n_parties):
-    """``party -> devices`` from the device-party links that resolve."""
-    link_device, link_party = ints(links, "device_id"), ints(links, "party_id")
-    ok = _resolvable((link_device, n_devices), (link_party, n_parties))
+def _links_by_device(links, column, n_devices, n_targets):
+    """CSR ``device -> <column>`` from the link rows whose ids both resolve."""
+    link_device, target = ints(links, "device_id"), ints(links, column)
+    ok = _resolvable((link_device, n_devices), (target, n_targets))
     if not ok.all():
-        link_device, link_party = link_device[ok], link_party[ok]
-    device_party_ptr, order = _group_rows(link_device, n_devices)
+        link_device, target = link_device[ok], target[ok]
+    ptr, order = _group_rows(link_device, n_devices)
     # Writable like the states' arrays (Arrow's are read-only): kernels compile once per type.
-    return transpose(device_party_ptr, np.require(link_party[order], requirements="W"),
-                     n_parties)
+    return ptr, np.require(target[order], requirements="W")
 
 
 def _device_ip(ip_links, n_devices, n_ips):
-    """``device -> ips`` and the pointers of ``ip -> devices`` from the links that resolve."""
-    link_device, link_ip = ints(ip_links, "device_id"), ints(ip_links, "ip_id")
-    ok = _resolvable((link_device, n_devices), (link_ip, n_ips))
-    if not ok.all():
-        link_device, link_ip = link_device[ok], link_ip[ok]
-    device_ip_ptr, order = _group_rows(link_device, n_devices)
-    device_ip_ids = np.require(link_ip[order], requirements="W")
-    ip_device_ptr, _ = transpose(device_ip_ptr, device_ip_ids, n_ips)
-    return device_ip_ptr, device_ip_ids, ip_device_ptr
+    """``device -> ips`` and the pointers of ``ip -> devices``."""
+    device_ip_ptr, device_ip_ids = _links_by_device(ip_links, "ip_id", n_devices, n_ips)
+    return device_ip_ptr, device_ip_ids, transpose(device_ip_ptr, device_ip_ids, n_ips)[0]
 
 
 def _roles(table, kind):
@@ -169,7 +162,8 @@ def from_tables(tables, n_merchants):
     results = concurrently(
         lambda: _group_rows(_resolved(account_owner, n_parties), n_parties)[0],
         lambda: _group_rows(instrument_account, accounts.num_rows)[0],
-        lambda: _device_party(tables["s4_device_party_links_6A"], devices.num_rows, n_parties),
+        lambda: transpose(*_links_by_device(tables["s4_device_party_links_6A"], "party_id",
+                                            devices.num_rows, n_parties), n_parties),
         lambda: _device_ip(tables["s4_device_ip_links_6A"], devices.num_rows, ips.num_rows),
         *[functools.partial(_roles, tables[f"s5_{kind}_fraud_roles_6A"], kind)
           for kind in ROLE_KINDS],
