@@ -3,12 +3,13 @@ processes when the cache is cold.
 
 Numba compiles under one process-wide lock, so a first run on an empty cache compiled its
 ~50 functions one after another (~25 s). ``Warmup`` compiles one cheap kernel first; if
-that was a cache miss, it starts a helper process that compiles half of the remaining
-kernels into the same cache while this process goes on (S0 validates the input meanwhile)
-and then compiles the other half; ``finish`` loads the helper's share from the cache. A
-warm cache costs nothing extra (one load per kernel, as the run would do anyway). If the helper fails, this process compiles its share: a slow
-start, never a wrong result. ``tests/test_kernel_cache.py`` checks that ``KERNELS`` lists
-exactly the signatures a run uses, so a cold run compiles nothing after this step.
+that was a cache miss, it starts a helper process that compiles a share of the kernels
+(``HELPER_SHARE``) into the same cache while this process validates the input (S0) and
+compiles the rest; ``finish`` then loads the helper's share from the cache. A warm cache
+costs nothing extra (one load per kernel, as the run would do anyway). If the helper
+fails, this process compiles its share: a slow start, never a wrong result.
+``tests/test_kernel_cache.py`` checks that ``KERNELS`` lists exactly the signatures a run
+uses, so a cold run compiles nothing after this step.
 
 Run as ``python -m seg6a.kernel_cache NAME...`` it compiles the named kernels (the helper).
 """

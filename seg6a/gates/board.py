@@ -92,7 +92,7 @@ def _bca_levels(data, statistic, theta, theta_b, alpha):
     """The BCa interval's quantile levels: bias from the bootstrap distribution, acceleration
     from the jackknife over clusters (Efron and Tibshirani, eq. 14.15)."""
     normal = NormalDist()
-    below = (np.count_nonzero(theta_b < theta) + np.count_nonzero(theta_b <= theta))
+    below = np.count_nonzero(theta_b < theta) + np.count_nonzero(theta_b <= theta)
     fraction = below / (2.0 * theta_b.shape[0])
     if not 0.0 < fraction < 1.0:
         return (float("nan"), float("nan"))
@@ -200,8 +200,6 @@ class Context:
 
 
 # --- the gates ----------------------------------------------------------------------------
-
-
 
 
 def holdings_by_rule(data, rules):
