@@ -135,12 +135,18 @@ def _device_ip(ip_links, n_devices, n_ips):
 
 
 def _roles(table, kind):
+    """The role rows of one kind in entity id order (the contract admits any row order, and
+    the gates look entities up by id)."""
     raw_role, raw_roles = codes(table, "raw_role")
     family, families = codes(table, "canonical_role_family")
     risky = table.column("is_risky").combine_chunks()
-    return Roles(raw_role, raw_roles, family, families,
-                 risky.fill_null(False).to_numpy(zero_copy_only=False).astype(bool),
-                 ints(table, f"{kind}_id"), sum(column.null_count for column in table.columns))
+    risky = risky.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+    ids = ints(table, f"{kind}_id")
+    if not (ids.size == 0 or (ids[0] == 0 and np.all(ids[1:] > ids[:-1]))):
+        order = np.argsort(ids, kind="stable")
+        ids, raw_role, family, risky = ids[order], raw_role[order], family[order], risky[order]
+    return Roles(raw_role, raw_roles, family, families, risky, ids,
+                 sum(column.null_count for column in table.columns))
 
 
 def from_tables(tables, n_merchants):
