@@ -15,7 +15,9 @@ def sample_flows(key, flow_lo, n_flows, payers, party_account_ptr, account_instr
     A flow picks a payer among ``payers`` (parties with an account), one of its accounts,
     one of that account's instruments, one of the devices the payer uses, one of that
     device's IPs, and a merchant, each uniformly. Returns an ``(n_flows, 6)`` int64 array
-    of party, account, instrument, device, ip and merchant ids.
+    of party, account, instrument, device, ip and merchant ids. Choices are by rank of id
+    (the ``j``-th smallest IP of the device), so the flows do not depend on the order of the
+    link rows, which the 6B contract leaves free.
     """
     out = np.full((n_flows, 6), -1, dtype=np.int64)
     k = np.uint64(key)
@@ -42,9 +44,25 @@ def sample_flows(key, flow_lo, n_flows, payers, party_account_ptr, account_instr
             out[f, 3] = d
             n = device_ip_ptr[d + 1] - device_ip_ptr[d]
             if n > 0:
-                out[f, 4] = device_ip_ids[device_ip_ptr[d] + np.int64(u4 * n)]
+                out[f, 4] = _kth_smallest(device_ip_ids, device_ip_ptr[d], n, np.int64(u4 * n))
         out[f, 5] = np.int64(u5 * n_merchants)
     return out
+
+
+@njit
+def _kth_smallest(values, start, n, k):
+    """The ``k``-th smallest (0-based) of ``values[start:start + n]``, for the few IPs of a
+    device: counts, no sort."""
+    for a in range(start, start + n):
+        smaller, equal = 0, 0
+        for b in range(start, start + n):
+            if values[b] < values[a]:
+                smaller += 1
+            elif values[b] == values[a]:
+                equal += 1
+        if smaller <= k < smaller + equal:
+            return values[a]
+    return values[start]  # unreachable: some value holds rank k
 
 
 @njit

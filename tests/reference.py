@@ -459,7 +459,9 @@ def sample_flows(key, flow_lo, n_flows, payers, party_account_ptr, account_instr
         slot = pick(party_device_ptr, p, f, 3)
         d = None if slot is None else int(party_device_ids[slot])
         ip_slot = None if d is None else pick(device_ip_ptr, d, f, 4)
-        ip = None if ip_slot is None else int(device_ip_ids[ip_slot])
+        # The IP of that rank among the device's IPs by id.
+        ip = None if ip_slot is None else int(np.sort(
+            device_ip_ids[device_ip_ptr[d]:device_ip_ptr[d + 1]])[ip_slot - device_ip_ptr[d]])
         m = int(prf_unit(key, f, 5) * n_merchants)
         rows.append([p, a, -1 if i is None else i, -1 if d is None else d,
                      -1 if ip is None else ip, m])

@@ -46,6 +46,12 @@ def test_sample_flows_matches_reference_and_follows_edges(key, graph, n_flows, n
         assert d == -1 or d in party_device_ids[party_device_ptr[p]:party_device_ptr[p + 1]]
         assert ip == -1 or ip in device_ip_ids[device_ip_ptr[d]:device_ip_ptr[d + 1]]
         assert 0 <= m < n_merchants
+    # The order of each device's IP links is free: reversing every row changes nothing.
+    reversed_ips = np.concatenate(
+        [device_ip_ids[a:z][::-1] for a, z in zip(device_ip_ptr[:-1], device_ip_ptr[1:])]
+        + [np.zeros(0, np.int64)]).astype(np.int64)
+    np.testing.assert_array_equal(
+        flows.sample_flows(key, *args[:-2], reversed_ips, n_merchants), got)
 
 
 @given(keys, st.integers(1, 50), st.data())

@@ -135,27 +135,41 @@ def _device_ip(ip_links, n_devices, n_ips):
 
 
 def _roles(table, kind):
-    """The role rows of one kind in entity id order (the contract admits any row order, and
-    the gates look entities up by id)."""
     raw_role, raw_roles = codes(table, "raw_role")
     family, families = codes(table, "canonical_role_family")
     risky = table.column("is_risky").combine_chunks()
-    risky = risky.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
-    ids = ints(table, f"{kind}_id")
-    if not (ids.size == 0 or (ids[0] == 0 and np.all(ids[1:] > ids[:-1]))):
-        order = np.argsort(ids, kind="stable")
-        ids, raw_role, family, risky = ids[order], raw_role[order], family[order], risky[order]
-    return Roles(raw_role, raw_roles, family, families, risky, ids,
-                 sum(column.null_count for column in table.columns))
+    return Roles(raw_role, raw_roles, family, families,
+                 risky.fill_null(False).to_numpy(zero_copy_only=False).astype(bool),
+                 ints(table, f"{kind}_id"), sum(column.null_count for column in table.columns))
+
+
+# Tables whose rows the gates index by entity id, and their keys.
+ENTITY_KEYS = {"s1_party_base_6A": "party_id", "s2_account_base_6A": "account_id",
+               "s3_instrument_base_6A": "instrument_id", "s4_device_base_6A": "device_id",
+               "s4_ip_base_6A": "ip_id",
+               **{f"s5_{kind}_fraud_roles_6A": f"{kind}_id" for kind in ROLE_KINDS}}
+
+
+def _in_id_order(table, key):
+    """The table with its rows in ``key`` order (the contract admits any row order; the
+    published layout is already in order, which costs one pass to see)."""
+    ids = ints(table, key)
+    if ids.size == 0 or (ids[0] == 0 and np.all(ids[1:] > ids[:-1])):
+        return table
+    return table.take(pa.array(np.argsort(ids, kind="stable")))
 
 
 def from_tables(tables, n_merchants):
-    """Gate inputs from dataset name -> ``pyarrow.Table`` (rows in canonical id order).
+    """Gate inputs from dataset name -> ``pyarrow.Table``.
 
-    Relations are built from the rows whose references resolve; T10's contract check
-    reports the others (a broken dataset must fail a gate, not crash the board). The
-    independent relations are built concurrently.
+    Entity tables are read in id order, whatever their row order. Relations are built from
+    the rows whose references resolve; T10's contract check reports the others (a broken
+    dataset must fail a gate, not crash the board). The independent relations are built
+    concurrently. ``GateData.tables`` keeps the tables as given, for the contract check.
     """
+    given = tables
+    tables = {**tables, **{name: _in_id_order(tables[name], key)
+                           for name, key in ENTITY_KEYS.items() if name in tables}}
     parties = tables["s1_party_base_6A"]
     n_parties = parties.num_rows
     accounts = tables["s2_account_base_6A"]
@@ -186,7 +200,7 @@ def from_tables(tables, n_merchants):
         account_instrument_ptr, ints(devices, "primary_party_id"),
         party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, ip_device_ptr,
         ip_type, ip_types, ip_region, regions, n_merchants, dict(zip(ROLE_KINDS, results[4:])),
-        tables)
+        given)
 
 
 def read_run(run_dir, seed, state_hashes=None, names=DATASETS):
