@@ -272,6 +272,16 @@ def test_a_dangling_reference_fails_t10(tiny):
     assert "s3_instrument_base_6A.account_id" in contract["detail"][0]
 
 
+def test_a_missing_key_column_fails_t10_and_the_board_still_evaluates(tiny):
+    tables = dict(tiny.tables)
+    name = "s3_instrument_base_6A"
+    tables[name] = tables[name].drop_columns(["instrument_id"])
+    t10 = evaluate(tiny, tables)["T10_DOWNSTREAM_COMPAT_6B"]
+    assert not t10["pass_B"]
+    assert t10["components"]["contract_violations"]["detail"] == [
+        "s3_instrument_base_6A.instrument_id: missing column"]
+
+
 def test_role_rows_must_hold_each_entity_once_in_any_order(tiny):
     from seg6a.downstream import contract_violations
 
