@@ -13,7 +13,7 @@ moving it would move the gate. Log-odds of fraud: ``PROBE_BASE_LOGIT`` plus
 import numpy as np
 import pyarrow as pa
 
-from .gates.data import ints
+from .gates.data import increasing, ints
 from .engine import LocalEngine, join
 from .kernels.flows import label_flows, sample_flows
 
@@ -68,12 +68,8 @@ def _type_ok(arrow_type, expected):
     return str(arrow_type) == expected
 
 
-def _increasing(ids):
-    return bool(np.all(ids[1:] > ids[:-1]))
-
-
 def _has_repeats(ids):
-    if _increasing(ids):  # the canonical layout: no sort needed
+    if increasing(ids):  # the canonical layout: no sort needed
         return False
     ordered = np.sort(ids)
     return bool(np.any(ordered[1:] == ordered[:-1]))
@@ -83,7 +79,7 @@ def _one_each(ids, n):
     """Whether ``ids`` hold every id ``0 .. n - 1`` exactly once (in any order)."""
     if ids.size != n:
         return False
-    if n == 0 or (ids[0] == 0 and ids[-1] == n - 1 and _increasing(ids)):
+    if n == 0 or (ids[0] == 0 and ids[-1] == n - 1 and increasing(ids)):
         return True  # the canonical layout: no count needed
     return bool(ids.min() >= 0 and ids.max() < n and np.all(np.bincount(ids, minlength=n) == 1))
 
@@ -92,10 +88,10 @@ def _unresolved(values, keys):
     """How many ``values`` are not among ``keys``."""
     if keys.size == 0:
         return int(values.size)
-    if keys[0] == 0 and keys[-1] == keys.size - 1 and _increasing(keys):
+    if keys[0] == 0 and keys[-1] == keys.size - 1 and increasing(keys):
         # Dense ids 0..n-1 (the canonical layout): a range check.
         return int(np.count_nonzero((values < 0) | (values >= keys.size)))
-    keys = keys if _increasing(keys) else np.unique(keys)
+    keys = keys if increasing(keys) else np.unique(keys)
     found = np.minimum(np.searchsorted(keys, values), keys.size - 1)
     return int(np.count_nonzero(keys[found] != values))
 

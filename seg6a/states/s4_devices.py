@@ -192,9 +192,12 @@ def run(sealed, parties, perf, engine=LOCAL):
         ips_per_block = sum(piece.ips_per_group for piece in pieces).reshape(n_blocks, n_regions)
         ip_block_ptr = ptr_from_counts(ips_per_block.sum(axis=1))
         ip_lo = ip_block_ptr[:-1]
-        ip_type, ip_region, ip_country = (
-            join([getattr(piece, name) for piece in pieces])
-            for name in ("ip_type", "ip_region", "ip_country"))
+
+        def concat(name):
+            return join([getattr(piece, name) for piece in pieces])
+
+        ip_type, ip_region, ip_country = (concat(name)
+                                          for name in ("ip_type", "ip_region", "ip_country"))
         event["rows"] = n_ips
 
     with perf.substep(STATE, "emit_regions") as event:
@@ -223,7 +226,6 @@ def run(sealed, parties, perf, engine=LOCAL):
             "capacity_slots_unused": sum(piece.capacity_total for piece in pieces) - n_links,
             "max_devices_per_ip": int(devices_per_ip.max()) if devices_per_ip.size else 0,
         }
-        concat = lambda name: join([getattr(piece, name) for piece in pieces])  # noqa: E731
         graph = DeviceGraph(
             owners_from_ptr(party_device_ptr), concat("device_type"), concat("os_family"),
             concat("device_region"), party_device_ptr, device_party_ptr,
