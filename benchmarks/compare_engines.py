@@ -3,7 +3,7 @@
 Runs the same seed on both engines into fresh run folders, checks that every published
 file (leaving out the perf measurements under ``reports/``) has the same SHA-256, and
 prints the median wall time of each engine over several repeats and their ratio. The Dask
-cluster (a ``LocalCluster`` of ``--workers`` single-threaded processes with
+cluster (``seg6a.engine.local_cluster``: ``--workers`` single-threaded processes with
 ``--memory-limit`` each) is started once, before timing, and its start-up time is printed
 apart; each worker's peak memory is read from the cluster at the end.
 
@@ -48,7 +48,9 @@ def main(argv=None):
                         help="time the Dask engine only (e.g. at a scale the local engine "
                         "cannot hold)")
     args = parser.parse_args(argv)
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from seg6a.engine import local_cluster
 
     config = None
     if args.block_size is not None:
@@ -58,8 +60,7 @@ def main(argv=None):
         (config / "scales.yaml").write_text(yaml.safe_dump(doc))
 
     start = time.perf_counter()
-    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                           memory_limit=args.memory_limit, dashboard_address=":0")
+    cluster = local_cluster(args.workers, args.memory_limit)
     client = Client(cluster)
     print(f"LocalCluster of {args.workers} workers started in "
           f"{time.perf_counter() - start:.2f} s")

@@ -11,7 +11,7 @@ import seg6a
 from configs import overlay
 from runfiles import files_of
 from seg6a.cli import main
-from seg6a.engine import LocalEngine
+from seg6a.engine import LocalEngine, local_cluster
 from seg6a.errors import ParameterError
 
 SEED = 42
@@ -20,8 +20,7 @@ BLOCK_SIZE = 4096  # tiny's 20,000 parties in 5 blocks, so blocks really are sep
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")
+    cluster = local_cluster(n_workers=2)
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
