@@ -278,10 +278,9 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         _report(progress, perf, "S3")
         devices, s4_datasets, s4_rng = s4_devices.run(sealed, parties, perf, runner)
         _report(progress, perf, "S4")
-        upstream = {d.name: d.table
-                    for d in s1_datasets + s2_datasets + s3_datasets + s4_datasets}
-        fraud, s5_datasets, s5_rng = s5_fraud_roles.run(sealed, parties, accounts, devices,
-                                                        upstream, perf, runner)
+        fraud, s5_datasets, s5_rng = s5_fraud_roles.run(
+            sealed, parties, accounts, devices,
+            s1_datasets + s2_datasets + s3_datasets + s4_datasets, perf, runner)
         _report(progress, perf, "S5")
     finally:
         runner.close()

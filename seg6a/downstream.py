@@ -14,11 +14,9 @@ import numpy as np
 import pyarrow as pa
 
 from .gates.data import increasing, ints
-from .engine import LocalEngine, join
 from .kernels.flows import label_flows, sample_flows
 
 PROBE_BASE_LOGIT = -5.5
-FLOW_CHUNK = 2**18  # flows per task
 # Flow column (party, account, instrument, device, ip, merchant) and weight per role kind.
 PROBE_WEIGHTS = {"party": (0, 1.5), "account": (1, 1.5), "device": (3, 1.0), "ip": (4, 0.8),
                  "merchant": (5, 1.2)}
@@ -75,12 +73,13 @@ def _has_repeats(ids):
     return bool(np.any(ordered[1:] == ordered[:-1]))
 
 
-def _one_each(ids, n):
-    """Whether ``ids`` hold every id ``0 .. n - 1`` exactly once (in any order)."""
+def _one_each(ids, first, n):
+    """Whether ``ids`` hold every id ``first .. first + n - 1`` exactly once (in any order)."""
     if ids.size != n:
         return False
-    if n == 0 or (ids[0] == 0 and ids[-1] == n - 1 and increasing(ids)):
+    if n == 0 or (ids[0] == first and ids[-1] == first + n - 1 and increasing(ids)):
         return True  # the canonical layout: no count needed
+    ids = ids - first
     return bool(ids.min() >= 0 and ids.max() < n and np.all(np.bincount(ids, minlength=n) == 1))
 
 
@@ -88,19 +87,27 @@ def _unresolved(values, keys):
     """How many ``values`` are not among ``keys``."""
     if keys.size == 0:
         return int(values.size)
-    if keys[0] == 0 and keys[-1] == keys.size - 1 and increasing(keys):
-        # Dense ids 0..n-1 (the canonical layout): a range check.
-        return int(np.count_nonzero((values < 0) | (values >= keys.size)))
+    if keys[-1] - keys[0] == keys.size - 1 and increasing(keys):
+        # Dense ids (the canonical layout): a range check.
+        return int(np.count_nonzero((values < keys[0]) | (values > keys[-1])))
     keys = keys if increasing(keys) else np.unique(keys)
     found = np.minimum(np.searchsorted(keys, values), keys.size - 1)
     return int(np.count_nonzero(keys[found] != values))
 
 
-def contract_violations(tables, n_merchants):
-    """Every violation of the 6B contract, as human-readable strings (empty: it holds)."""
+def contract_violations(tables, n_merchants, bases=None):
+    """Every violation of the 6B contract, as human-readable strings (empty: it holds).
+
+    With ``bases`` (kind -> first id), ``tables`` are one canonical block's parts, held to
+    the contract on their own: references resolve inside the block, and each role part
+    holds one row per entity of its base part. The merchant roles, which are global, may
+    be left out of a block.
+    """
     problems = []
     for name, columns in CONTRACT.items():
         table = tables.get(name)
+        if table is None and bases is not None and name == "s5_merchant_fraud_roles_6A":
+            continue
         if table is None:
             problems.append(f"{name}: missing")
             continue
@@ -126,33 +133,34 @@ def contract_violations(tables, n_merchants):
     sizes = {kind: tables[base].num_rows for kind, base in ROLE_BASES.items()}
     sizes["merchant"] = n_merchants
     for kind, n in sizes.items():
-        ids = ints(tables[f"s5_{kind}_fraud_roles_6A"], f"{kind}_id")
-        if not _one_each(ids, n):
-            problems.append(f"s5_{kind}_fraud_roles_6A: not exactly one row per {kind}")
+        name = f"s5_{kind}_fraud_roles_6A"
+        if name not in tables:
+            continue  # a block without the merchants
+        ids = ints(tables[name], f"{kind}_id")
+        if not _one_each(ids, 0 if bases is None else bases.get(kind, 0), n):
+            problems.append(f"{name}: not exactly one row per {kind}")
     return problems
 
 
-def probe_flows(data, key, n_flows):
-    """Sample and label ``n_flows`` flows from gate data; returns ``(flows, fraud, touches)``."""
-    payers = np.flatnonzero(np.diff(data.party_account_ptr) > 0)
-    if payers.size == 0 or data.n_merchants == 0 or n_flows == 0:
-        empty = np.zeros(0, dtype=bool)
-        return np.zeros((0, 6), dtype=np.int64), empty, empty
-    # Flows in chunks on the local engine's threads (flow ids key the draws).
-    starts = np.arange(0, n_flows, FLOW_CHUNK)
-    flows = join(LocalEngine().map(
-        sample_flows, [key] * starts.size, starts, np.minimum(FLOW_CHUNK, n_flows - starts),
-        payers=payers, party_account_ptr=data.party_account_ptr,
-        account_instrument_ptr=data.account_instrument_ptr,
-        party_device_ptr=data.party_device_ptr, party_device_ids=data.party_device_ids,
-        device_ip_ptr=data.device_ip_ptr, device_ip_ids=data.device_ip_ids,
-        n_merchants=data.n_merchants))
+def payers(data):
+    """The parties of a block's (or run's) gate data with an account: local ids, in order."""
+    return np.flatnonzero(np.diff(data.party_account_ptr) > 0)
+
+
+def block_flows(data, key, flow_ids, payer_rank, merchant_risky):
+    """Sample and label the probe flows ``flow_ids`` of one block, whose payers are its
+    ``payer_rank``-th payers; returns ``(flows, fraud, touches)`` with the block's ids."""
+    flows = sample_flows(key, flow_ids, payers(data)[payer_rank], data.party_account_ptr,
+                         data.account_instrument_ptr, data.party_device_ptr,
+                         data.party_device_ids, data.device_ip_ptr, data.device_ip_ids,
+                         merchant_risky.shape[0])
     kinds = list(PROBE_WEIGHTS)
-    flags = [data.roles[kind].is_risky for kind in kinds]
+    flags = [merchant_risky if kind == "merchant" else data.roles[kind].is_risky
+             for kind in kinds]
     offsets = np.concatenate([[0], np.cumsum([f.size for f in flags])[:-1]]).astype(np.int64)
     columns = np.array([[PROBE_WEIGHTS[k][0], o] for k, o in zip(kinds, offsets)], dtype=np.int64)
     weights = np.array([PROBE_WEIGHTS[k][1] for k in kinds])
-    fraud, touches = label_flows(key, flows, columns, np.concatenate(flags), weights,
+    fraud, touches = label_flows(key, flow_ids, flows, columns, np.concatenate(flags), weights,
                                  PROBE_BASE_LOGIT)
     return flows, fraud, touches
 

@@ -18,7 +18,8 @@ import numpy as np
 from .errors import InputError
 from .gates import data as gate_data
 from .gates import metrics
-from .gates.board import holdings_by_rule
+from .gates import stats as gate_stats
+from .gates.board import VALIDATION_POLICY, holdings_by_rule
 from .gates.tables import verdict
 from .perf import budget_rows
 from .policies import load_config, policy_hashes
@@ -72,15 +73,16 @@ def write_report(run_dir, config=None, out_dir=None):
         if certification is not None and seed in certification["seeds"]:
             records = [certification["T9"] if r["test_id"] == T9 else r for r in records]
         receipt = _s0_receipt(run_dir, seed, config, world)
-        data = gate_data.from_tables(
-            gate_data.read_run(run_dir, seed, receipt["state_parameter_hashes"]),
-            world.merchants.num_rows)
+        stats = gate_stats.measure_run(
+            [gate_data.read_run(run_dir, seed, receipt["state_parameter_hashes"])],
+            world.merchants.num_rows,
+            int(config[VALIDATION_POLICY]["bootstrap"]["clusters"])).stats
         figures = {
             "gates": _plot_gates(records),
-            "devices_per_ip": _plot_devices_per_ip(data, records),
+            "devices_per_ip": _plot_devices_per_ip(stats, records),
             "accounts_per_holder": _plot_accounts_per_holder(
-                holdings_by_rule(data, config["account_per_party_priors_6A.v1.yaml"]["rules"])[0]),
-            "role_prevalence": _plot_role_prevalence(data,
+                holdings_by_rule(stats, config["account_per_party_priors_6A.v1.yaml"]["rules"])[0]),
+            "role_prevalence": _plot_role_prevalence(stats,
                                                      config["fraud_role_taxonomy_6A.v1.yaml"]),
         }
         pngs = {f"seed={seed}_{name}.png": _png(figure) for name, figure in figures.items()}
@@ -174,16 +176,16 @@ def _plot_gates(records):
     return figure
 
 
-def _plot_devices_per_ip(data, records):
+def _plot_devices_per_ip(stats, records):
     """Share of IPs serving k devices, per ip_type, on log-log axes, with T5's bounds."""
     figure, axes = _figure(1, 1, 7.0, 4.2)
     ax = axes[0, 0]
-    degree = np.diff(data.ip_device_ptr)
-    for code, ip_type in enumerate(data.ip_types):
-        served = degree[(data.ip_type == code) & (degree > 0)]
-        if served.size:
-            k, count = np.unique(served, return_counts=True)
-            ax.loglog(k, count / served.size, "o", markersize=3, label=f"{ip_type} ({served.size})")
+    for ip_type, histogram in zip(stats.vocabularies["ip_types"], stats["devices_per_ip"]):
+        served = histogram[1:]  # IPs serving k = 1, 2, ... devices
+        if served.sum():
+            k = np.flatnonzero(served)
+            ax.loglog(k + 1, served[k] / served.sum(), "o", markersize=3,
+                      label=f"{ip_type} ({served.sum()})")
     t5 = next((r for r in records if r["test_id"] == "T5_IP_REUSE_TAIL_BOUNDS"), None)
     for name, style in (("p99", "--"), ("max", "-")):
         component = (t5 or {}).get("components", {}).get(name)
@@ -205,14 +207,17 @@ def _plot_accounts_per_holder(rules):
     figure, axes = _figure(n_rows, n_cols, 12.0, 2.3 * n_rows + 0.4)
     for ax in axes.flat[len(rules):]:
         ax.set_visible(False)
-    for ax, (rule, counts) in zip(axes.flat, rules):
+    for ax, (rule, histogram) in zip(axes.flat, rules):
         k_max = int(rule["k_max"])
-        top = max(k_max, int(counts.max()) if counts.size else 1)
+        top = max(k_max, metrics.largest(histogram), 1)
         k = np.arange(1, top + 1)
-        realised = np.bincount(counts, minlength=top + 1)[1:] / max(counts.size, 1)
+        holders = int(histogram.sum())
+        realised = np.zeros(top + 1)
+        realised[:min(histogram.size, top + 1)] = histogram[:top + 1]  # no counts above top
+        realised = realised[1:] / max(holders, 1)
         law = np.zeros(top)
         law[:k_max] = metrics.holder_law(rule["mean_accounts_per_holder"], k_max)
-        ax.bar(k, realised, color="#8c959f", label=f"realised ({counts.size} holders)")
+        ax.bar(k, realised, color="#8c959f", label=f"realised ({holders} holders)")
         ax.plot(k, law, "o", color="black", markersize=3, label="target law")
         ax.axvline(k_max + 0.5, color=_COLOURS["FAIL"], linewidth=1, label=f"K_max {k_max}")
         ax.set_title(f"{rule['party_type']} / {rule['account_type']}", fontsize=8)
@@ -222,17 +227,17 @@ def _plot_accounts_per_holder(rules):
     return figure
 
 
-def _plot_role_prevalence(data, taxonomy):
+def _plot_role_prevalence(stats, taxonomy):
     """Per entity kind: the realised share of each raw role next to its target prevalence."""
-    kinds = list(data.roles)
+    kinds = gate_data.ROLE_KINDS
     figure, axes = _figure(1, len(kinds), 3.2 * len(kinds), 3.6)
     for ax, kind in zip(axes[0], kinds):
-        roles = data.roles[kind]
+        raw_roles, _ = stats.vocabularies[f"roles.{kind}"]
+        per_code = stats[f"roles.{kind}"].sum(axis=1)  # nulls last
+        rows = int(per_code.sum())
         spec = taxonomy["entity_kinds"].get(kind, [])
         names = [r["raw_role"] for r in spec]
-        counts = np.bincount(roles.raw_role[roles.raw_role >= 0], minlength=len(roles.raw_roles))
-        share = {name: counts[i] / max(roles.raw_role.size, 1)
-                 for i, name in enumerate(roles.raw_roles)}
+        share = {name: per_code[i] / max(rows, 1) for i, name in enumerate(raw_roles)}
         y = np.arange(len(names))
         ax.barh(y - 0.2, [share.get(n, 0.0) for n in names], height=0.4, color="#8c959f",
                 label="realised")
@@ -240,7 +245,7 @@ def _plot_role_prevalence(data, taxonomy):
                 label="target")
         ax.set_yticks(y, names, fontsize=6)
         ax.set_xscale("log")
-        ax.set_title(f"{kind} ({roles.raw_role.size})", fontsize=9)
+        ax.set_title(f"{kind} ({rows})", fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="lower right")
     figure.suptitle("Role prevalence (S5) against the taxonomy's targets", fontsize=10)

@@ -445,15 +445,14 @@ def draw_roles(key, id_start, code, logit_of_code, risky_roles, risky_cdf, clean
 # ---------------------------------------------------------------------------------------
 
 
-def sample_flows(key, flow_lo, n_flows, payers, party_account_ptr, account_instrument_ptr,
+def sample_flows(key, flow_ids, payer, party_account_ptr, account_instrument_ptr,
                  party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, n_merchants):
     def pick(ptr, owner, f, draw):
         n = int(ptr[owner + 1] - ptr[owner])
         return None if n == 0 else int(ptr[owner]) + int(prf_unit(key, f, draw) * n)
 
     rows = []
-    for f in range(flow_lo, flow_lo + n_flows):
-        p = int(payers[int(prf_unit(key, f, 0) * len(payers))])
+    for f, p in zip(np.asarray(flow_ids).tolist(), np.asarray(payer).tolist()):
         a = pick(party_account_ptr, p, f, 1)
         i = pick(account_instrument_ptr, a, f, 2)
         slot = pick(party_device_ptr, p, f, 3)
@@ -465,12 +464,12 @@ def sample_flows(key, flow_lo, n_flows, payers, party_account_ptr, account_instr
         m = int(prf_unit(key, f, 5) * n_merchants)
         rows.append([p, a, -1 if i is None else i, -1 if d is None else d,
                      -1 if ip is None else ip, m])
-    return np.array(rows, dtype=np.int64).reshape(n_flows, 6)
+    return np.array(rows, dtype=np.int64).reshape(len(flow_ids), 6)
 
 
-def label_flows(key, flows, columns, risky, weights, base_logit):
+def label_flows(key, flow_ids, flows, columns, risky, weights, base_logit):
     fraud, touches = [], []
-    for f, row in enumerate(np.asarray(flows).tolist()):
+    for f, row in zip(np.asarray(flow_ids).tolist(), np.asarray(flows).tolist()):
         logit, touched = base_logit, False
         for (column, offset), weight in zip(np.asarray(columns).tolist(), weights):
             entity = row[column]

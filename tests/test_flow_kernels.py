@@ -30,16 +30,26 @@ def graphs(draw):
             party_device_ids, device_ip_ptr, device_ip_ids, n_devices, n_ips)
 
 
-@given(keys, graphs(), st.integers(0, 60), st.integers(1, 30), st.integers(0, 2**40))
+@given(keys, graphs(), st.integers(0, 60), st.integers(1, 30), st.integers(0, 2**40), st.data())
 def test_sample_flows_matches_reference_and_follows_edges(key, graph, n_flows, n_merchants,
-                                                          flow_lo):
+                                                          flow_lo, data):
     (account_ptr, instrument_ptr, party_device_ptr, party_device_ids, device_ip_ptr,
      device_ip_ids, _, _) = graph
     payers = np.flatnonzero(np.diff(account_ptr) > 0)
-    args = (flow_lo, n_flows, payers, account_ptr, instrument_ptr, party_device_ptr, party_device_ids,
+    # Any flow ids (a block's flows are scattered over the run's), each with a payer.
+    flow_ids = np.unique(np.array(data.draw(st.lists(st.integers(flow_lo, flow_lo + 10**6),
+                                                     max_size=n_flows)), dtype=np.int64))
+    payer = payers[data.draw(st.lists(st.integers(0, payers.size - 1), min_size=flow_ids.size,
+                                      max_size=flow_ids.size))].astype(np.int64)
+    args = (flow_ids, payer, account_ptr, instrument_ptr, party_device_ptr, party_device_ids,
             device_ip_ptr, device_ip_ids, n_merchants)
     got = flows.sample_flows(key, *args)
     np.testing.assert_array_equal(got, ref.sample_flows(int(key), *args))
+    np.testing.assert_array_equal(got[:, 0], payer)
+    # A flow's entities depend on its id alone, not on the other flows given with it.
+    if flow_ids.size:
+        np.testing.assert_array_equal(flows.sample_flows(key, flow_ids[-1:], payer[-1:],
+                                                         *args[2:]), got[-1:])
     for p, a, i, d, ip, m in got.tolist():
         assert account_ptr[p] <= a < account_ptr[p + 1]
         assert i == -1 or instrument_ptr[a] <= i < instrument_ptr[a + 1]
@@ -61,8 +71,10 @@ def test_label_flows_matches_reference(key, n_flows, data):
     columns = np.array([[0, 0], [1, 5], [2, 12]], dtype=np.int64)
     table = np.array([[data.draw(st.integers(-1, n - 1)) for n in sizes] for _ in range(n_flows)],
                      dtype=np.int64)
+    flow_ids = np.sort(np.array(data.draw(st.lists(st.integers(0, 2**40), min_size=n_flows,
+                                                   max_size=n_flows, unique=True)), np.int64))
     weights = np.array([1.0, 0.5, 2.0])
-    got = flows.label_flows(key, table, columns, risky, weights, -3.0)
-    expected = ref.label_flows(int(key), table, columns, risky, weights, -3.0)
+    got = flows.label_flows(key, flow_ids, table, columns, risky, weights, -3.0)
+    expected = ref.label_flows(int(key), flow_ids, table, columns, risky, weights, -3.0)
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])

@@ -19,10 +19,12 @@ from configs import embedded, overlay
 from seg6a.cli import main
 from seg6a.gates import board, bootstrap_ci, jsd, odds_ratio
 from seg6a.gates import data as gate_data
+from seg6a.gates import stats as gate_stats
 from seg6a.rng import Substreams
 
 VALIDATION = "validation_policy_6A.v1.yaml"
 PROPAGATION = "risk_propagation_coeffs_6A.v1.yaml"
+N_CLUSTERS = embedded(VALIDATION)["bootstrap"]["clusters"]
 
 
 @pytest.fixture(scope="module")
@@ -225,9 +227,11 @@ def test_gates_command_prints_every_gate(tiny, capsys):
 
 
 def evaluate(tiny, tables):
-    data = gate_data.from_tables(tables, tiny.sealed.world.merchants.num_rows)
+    """The board of a run given as one block of tables (or as a list of blocks)."""
+    blocks = tables if isinstance(tables, list) else [tables]
+    measured = gate_stats.measure_run(blocks, tiny.sealed.world.merchants.num_rows, N_CLUSTERS)
     rng = Substreams("S5", tiny.sealed.manifest_fingerprint, tiny.sealed.parameter_hashes["S5"], 42)
-    return {r["test_id"]: r for r in board.evaluate(data, tiny.sealed.config, 42, rng)}
+    return {r["test_id"]: r for r in board.evaluate(measured, tiny.sealed.config, 42, rng)}
 
 
 def replaced(table, column, values):
@@ -359,3 +363,75 @@ def test_gates_do_not_depend_on_row_order(tiny, board_of):
     for gate_id, record in board_of.items():
         assert shuffled[gate_id]["value"] == record["value"], gate_id
         assert shuffled[gate_id].get("components") == record.get("components"), gate_id
+
+
+# --- statistics add up over canonical blocks -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blocked(tmp_path_factory):
+    """A tiny run in 5 canonical blocks of 4,096 parties."""
+    doc = embedded("scales.yaml", folder="")
+    doc["block_size"] = 4096
+    return seg6a.simulate(42, scale="tiny",
+                          config=overlay(tmp_path_factory.mktemp("cfg"), "scales.yaml", doc))
+
+
+def _gate_blocks(result):
+    return gate_stats.blocks_of([d for d in result.datasets.values()
+                                 if d.name in gate_data.DATASETS])
+
+
+def _assert_same_stats(a, b):
+    assert a.vocabularies == b.vocabularies and a.flags == b.flags
+    assert a.violations == b.violations
+    assert set(a.arrays) == set(b.arrays)
+    for name in a.arrays:
+        x, y = a[name], b[name]
+        width = max(x.shape[-1], y.shape[-1])  # histograms end at their largest value
+        pad = lambda h: np.pad(h, [(0, 0)] * (h.ndim - 1) + [(0, width - h.shape[-1])])  # noqa: E731
+        np.testing.assert_array_equal(pad(x), pad(y), err_msg=name)
+
+
+def test_blocks_add_up_to_the_whole_run(blocked):
+    n_merchants = blocked.sealed.world.merchants.num_rows
+    blocks = _gate_blocks(blocked)
+    by_block = gate_stats.measure_run(blocks, n_merchants, N_CLUSTERS)
+    assert len(blocks) == 5 and len(by_block.blocks) == 5  # measured block by block
+    whole = gate_stats.measure_run([blocked.tables], n_merchants, N_CLUSTERS)
+    assert len(whole.blocks) == 1
+    _assert_same_stats(by_block.stats, whole.stats)
+    # and the probe's flows, drawn per block, are the run's
+    key = np.uint64(12345)
+    np.testing.assert_array_equal(gate_stats.probe_sums(by_block, key, 30000, N_CLUSTERS)[0],
+                                  gate_stats.probe_sums(whole, key, 30000, N_CLUSTERS)[0])
+    assert evaluate(blocked, blocks) == evaluate(blocked, blocked.tables)
+
+
+def test_a_reference_across_blocks_is_measured_with_the_whole_run(blocked):
+    # The contract allows an account owned by a party of another block; a block cannot
+    # measure it alone, so the run is measured as one block, with the same result.
+    blocks = _gate_blocks(blocked)
+    name = "s2_account_base_6A"
+    owners = blocks[1][name].column("owner_party_id").to_numpy().copy()
+    owners[0] = 7  # a party of block 0
+    blocks[1] = {**blocks[1], name: replaced(blocks[1][name], "owner_party_id", pa.array(owners))}
+    n_merchants = blocked.sealed.world.merchants.num_rows
+    measured = gate_stats.measure_run(blocks, n_merchants, N_CLUSTERS)
+    assert len(measured.blocks) == 1
+    whole = {n: pa.concat_tables([b[n] for b in blocks if n in b]) for n in blocks[0]}
+    _assert_same_stats(measured.stats, gate_stats.measure_run([whole], n_merchants,
+                                                              N_CLUSTERS).stats)
+    assert measured.stats.violations == []
+    assert evaluate(blocked, blocks) == evaluate(blocked, whole)
+
+
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=200),
+       st.sampled_from([0.01, 0.5, 0.9, 0.99, 1.0]))
+def test_quantiles_from_histograms_are_numpys(values, q):
+    from seg6a.gates import metrics
+
+    histogram = np.bincount(values)
+    expected = np.quantile(values, q, method="inverted_cdf")
+    assert metrics.upper_quantile(histogram, q) == expected
+    assert metrics.largest(histogram) == max(values)

@@ -1,5 +1,8 @@
 """The gateboard: T1-T10 of one seed as records, computed from the published tables.
 
+Gates judge the run's sufficient statistics (``seg6a.gates.stats``), which add up over the
+canonical blocks, so a run is measured block by block.
+
 Each gate yields one record (``test_id, metric_name, value, threshold_B, threshold_Bplus,
 pass_B, pass_Bplus, ci_low, ci_high, seed, support, method, owner_state, reason``) and,
 where it has parts, ``components`` with the same fields per part. Rate gates (T3, T4, T7,
@@ -14,10 +17,8 @@ from statistics import NormalDist
 import numpy as np
 
 from .. import downstream
-from ..engine import concurrently
-from ..kernels.csr import csr_from_owners
-from ..kernels.prf import uniform_ids
-from . import metrics
+from ..engine import LOCAL, concurrently
+from . import metrics, stats as gate_stats
 
 GATES = ("T1_KMAX_HARD_INVARIANT", "T2_KMAX_TAIL_SANITY", "T3_IP_PRIOR_ALIGNMENT",
          "T4_DEVICE_IP_COVERAGE", "T5_IP_REUSE_TAIL_BOUNDS", "T6_ROLE_MAPPING_COVERAGE",
@@ -28,7 +29,6 @@ ACCOUNT_PRIORS = "account_per_party_priors_6A.v1.yaml"
 DEVICE_IP_PRIORS = "device_ip_priors_6A.v1.yaml"
 TAXONOMY = "fraud_role_taxonomy_6A.v1.yaml"
 NOT_EVALUABLE = "not_evaluable_single_run"
-_CLUSTER_KEY = np.uint64(0x6A_C1_05_7E_12_5E_ED_00)
 
 
 def bootstrap_ci(cluster_stats, statistic, *, seed=0, n_resamples=999, confidence_level=0.95,
@@ -108,23 +108,6 @@ def _bca_levels(data, statistic, theta, theta_b, alpha):
     return tuple(levels)
 
 
-def _clusters(ids, n_clusters):
-    """Resampling cluster of each id: a keyed hash of the id, so clusters are exchangeable.
-
-    Ids are laid out by country (parties) or by (block, region, type) (IPs); contiguous id
-    ranges would be strata, not exchangeable clusters. All rows of one id (the accounts of
-    a party) share its cluster. The hash key is fixed: clustering is part of the method.
-    """
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
-    return (uniform_ids(_CLUSTER_KEY, ids, 0) * n_clusters).astype(np.int64)
-
-
-def _cluster_sums(cluster, columns, n_clusters):
-    """Per-cluster sums of the given per-row columns: shape ``(n_clusters, len(columns))``."""
-    return np.stack([np.bincount(cluster, weights=np.asarray(c, dtype=np.float64),
-                                 minlength=n_clusters)[:n_clusters] for c in columns], axis=1)
-
-
 def _passes(value, comparator, threshold):
     return value <= threshold if comparator == "le" else value >= threshold
 
@@ -160,30 +143,21 @@ def judge(name, value, spec, *, ci=None, support_ok=True, ceiling=None):
 
 
 class Context:
-    """What every gate reads: data, config, the seed and its bootstrap settings.
+    """What every gate reads: the run's statistics, config, the seed and its bootstrap
+    settings. Gates run concurrently, each on a ``copy`` with its own ledger of draws."""
 
-    The per-party clusters and the per-rule holder counts, which several gates share, are
-    computed up front, so gates can run concurrently, each on a ``copy`` with its own
-    ledger of draws.
-    """
-
-    def __init__(self, data, config, seed, rng):
-        self.data = data
+    def __init__(self, measured, config, seed, rng, engine=LOCAL):
+        self.measured = measured
+        self.stats = measured.stats
         self.config = config
         self.policy = config[VALIDATION_POLICY]
         self.seed = seed
         self.rng = rng  # seg6a.rng.Substreams: keys of the run, and the audit of draws
-        boot = self.policy["bootstrap"]
-        self.n_clusters = int(boot["clusters"])
+        self.engine = engine
+        self.n_clusters = int(self.policy["bootstrap"]["clusters"])
         self.support = self.policy["min_support"]
-        self._party_cluster, self.holdings = concurrently(
-            lambda: _clusters(np.arange(data.n_parties), self.n_clusters),
-            # per-rule holder counts, shared by T1, T2 and T8
-            lambda: holdings_by_rule(data, config[ACCOUNT_PRIORS]["rules"]))
-
-    def party_cluster(self, party_ids):
-        """Resampling cluster of each row by its party."""
-        return self._party_cluster[party_ids]
+        # per-rule histograms of accounts per holder, shared by T1, T2 and T8
+        self.holdings = holdings_by_rule(self.stats, config[ACCOUNT_PRIORS]["rules"])
 
     def spec(self, gate_id, component):
         return self.policy["gates"][gate_id]["components"][component]
@@ -202,67 +176,60 @@ class Context:
 # --- the gates ----------------------------------------------------------------------------
 
 
-def holdings_by_rule(data, rules):
-    """``([(rule, accounts per holder of the rule's cell)], accounts of cells no rule covers)``."""
-    n_accounts = len(data.account_types)
-    cell = data.party_type[data.holding_party].astype(np.int64) * n_accounts + data.holding_type
-    n_cells = len(data.party_types) * n_accounts
-    cell_ptr, rows = csr_from_owners(cell, n_cells)
-    counts = data.holding_count[rows]
-    out, covered = [], np.zeros(n_cells, dtype=bool)
+def holdings_by_rule(stats, rules):
+    """``([(rule, histogram of accounts per holder of the rule's cell)], histogram of the
+    cells no rule covers)``."""
+    party_types = stats.vocabularies["party_types"]
+    account_types = stats.vocabularies["account_types"]
+    histograms = stats["holdings"]
+    out, covered = [], np.zeros(histograms.shape[0], dtype=bool)
     for rule in rules:
-        if rule["party_type"] not in data.party_types or rule["account_type"] not in data.account_types:
-            out.append((rule, np.zeros(0, dtype=np.int64)))
+        if rule["party_type"] not in party_types or rule["account_type"] not in account_types:
+            out.append((rule, np.zeros(1, dtype=np.int64)))
             continue
-        c = data.party_types.index(rule["party_type"]) * n_accounts + data.account_types.index(
-            rule["account_type"])
-        covered[c] = True
-        out.append((rule, counts[cell_ptr[c]:cell_ptr[c + 1]]))
-    orphans = np.concatenate([counts[cell_ptr[c]:cell_ptr[c + 1]]
-                              for c in np.flatnonzero(~covered)] + [np.zeros(0, np.int64)])
-    return out, orphans
+        cell = (party_types.index(rule["party_type"]) * len(account_types)
+                + account_types.index(rule["account_type"]))
+        covered[cell] = True
+        out.append((rule, histograms[cell]))
+    return out, histograms[~covered].sum(axis=0)
 
 
 def gate_t1(ctx):
     rules, orphans = ctx.holdings
-    excess = max([metrics.accounts_above_kmax(c, r["k_max"]) for r, c in rules], default=0)
+    excess = max([metrics.accounts_above_kmax(h, r["k_max"]) for r, h in rules], default=0)
     # A holding no rule covers has no K_max: every account of it is above the cap.
-    excess = max(excess, int(orphans.max(initial=0)))
+    excess = max(excess, metrics.largest(orphans))
     spec = ctx.spec("T1_KMAX_HARD_INVARIANT", "max_accounts_above_kmax")
-    support = int(sum(c.size for _, c in rules) + orphans.size)
+    support = int(sum(h.sum() for _, h in rules) + orphans.sum())
     return [judge("max_accounts_above_kmax", excess, spec)], support, "exact"
 
 
 def gate_t2(ctx):
     rules, _ = ctx.holdings
     components = []
-    for rule, counts in rules:
-        p99, top = metrics.holder_tail(counts)
-        enough = counts.size >= ctx.support["holders_per_type"]
+    for rule, histogram in rules:
+        p99, top = metrics.holder_tail(histogram)
+        enough = histogram.sum() >= ctx.support["holders_per_type"]
         cell = f"{rule['party_type']}.{rule['account_type']}"
         for part, value in (("p99_over_kmax", p99 - rule["k_max"]),
                             ("max_over_kmax", top - rule["k_max"])):
             components.append(judge(f"{cell}.{part}", value,
                                     ctx.spec("T2_KMAX_TAIL_SANITY", part), support_ok=enough))
-    support = min((c.size for _, c in rules), default=0)
+    support = min((int(h.sum()) for _, h in rules), default=0)
     return components, support, "exact"
 
 
 def _ip_mix(ctx):
     mixes = ctx.config[DEVICE_IP_PRIORS]["ip_type_mix"]
-    data = ctx.data
-    return np.array([[mixes.get(region, {}).get(t, np.nan) for t in data.ip_types]
-                     for region in data.regions])
+    vocabularies = ctx.stats.vocabularies
+    return np.array([[mixes.get(region, {}).get(t, np.nan) for t in vocabularies["ip_types"]]
+                     for region in vocabularies["regions"]])
 
 
 def gate_t3(ctx):
-    data = ctx.data
     mix = _ip_mix(ctx)
     n_regions, n_types = mix.shape
-    cell = data.ip_region * n_types + data.ip_type
-    cluster = _clusters(np.arange(data.n_ips), ctx.n_clusters)
-    per_cluster = np.zeros((ctx.n_clusters, n_regions * n_types))
-    np.add.at(per_cluster, (cluster, cell), 1.0)
+    per_cluster = ctx.stats["ip_cells"]
 
     def max_error(summed):
         counts = summed.reshape(summed.shape[:-1] + (n_regions, n_types))
@@ -278,56 +245,53 @@ def gate_t3(ctx):
         "cluster_bootstrap"
 
 
+def _fraction(summed):
+    return summed[..., 0] / summed[..., 1]
+
+
 def gate_t4(ctx):
-    data = ctx.data
-    linked = np.diff(data.device_ip_ptr) > 0
-    cluster = ctx.party_cluster(data.device_primary)
-    per_cluster = _cluster_sums(cluster, [linked, np.ones_like(linked)], ctx.n_clusters)
-
-    def fraction(summed):
-        return summed[..., 0] / summed[..., 1]
-
-    value = metrics.linked_fraction(data.device_ip_ptr)
-    ci = ctx.ci("T4_DEVICE_IP_COVERAGE", per_cluster, fraction)
+    per_cluster = ctx.stats["linked_devices"]
+    n_devices = int(ctx.stats["entities"][2])
+    value = float(_fraction(per_cluster.sum(axis=0))) if n_devices else float("nan")
+    ci = ctx.ci("T4_DEVICE_IP_COVERAGE", per_cluster, _fraction)
     spec = ctx.spec("T4_DEVICE_IP_COVERAGE", "linked_device_fraction")
     return [judge("linked_device_fraction", value, spec, ci=ci,
-                  support_ok=data.n_devices >= ctx.support["devices"])], data.n_devices, \
+                  support_ok=n_devices >= ctx.support["devices"])], n_devices, \
         "cluster_bootstrap"
 
 
 def gate_t5(ctx):
-    p99, top = metrics.devices_per_ip_tail(ctx.data.ip_device_ptr)
+    p99, top = metrics.devices_per_ip_tail(ctx.stats["devices_per_ip"].sum(axis=0))
     return [judge("p99", p99, ctx.spec("T5_IP_REUSE_TAIL_BOUNDS", "p99")),
-            judge("max", top, ctx.spec("T5_IP_REUSE_TAIL_BOUNDS", "max"))], ctx.data.n_ips, "exact"
+            judge("max", top, ctx.spec("T5_IP_REUSE_TAIL_BOUNDS", "max"))], \
+        int(ctx.stats["entities"][3]), "exact"
 
 
-def unmapped_roles(data, taxonomy):
+def _role_kinds(stats):
+    return [name.split(".", 1)[1] for name in stats.arrays if name.startswith("roles.")]
+
+
+def unmapped_roles(stats, taxonomy):
     """``(rows, unmapped)``: role rows, and rows whose raw role has no (or the wrong) family."""
     rows = unmapped = 0
-    for kind, roles in data.roles.items():
+    for kind in _role_kinds(stats):
+        raw_roles, families = stats.vocabularies[f"roles.{kind}"]
+        pairs = stats[f"roles.{kind}"]  # rows per (raw role, family); nulls last
         expected = {r["raw_role"]: r["family"] for r in taxonomy["entity_kinds"].get(kind, [])}
-        # Per raw-role code, the family code the taxonomy demands (-2: none can match);
-        # the extra last entry serves null raw roles (code -1).
-        wanted = np.array([roles.families.index(expected[name])
-                           if expected.get(name) in roles.families else -2
-                           for name in roles.raw_roles] + [-2], dtype=np.int64)
-        mapped = (roles.family >= 0) & (roles.family == wanted[roles.raw_role])
-        rows += roles.raw_role.shape[0]
-        unmapped += int(np.count_nonzero(~mapped))
+        mapped = sum(int(pairs[code, families.index(expected[name])])
+                     for code, name in enumerate(raw_roles)
+                     if expected.get(name) in families)
+        rows += int(pairs.sum())
+        unmapped += int(pairs.sum()) - mapped
     return rows, unmapped
 
 
 def gate_t6(ctx):
-    rows, unmapped = unmapped_roles(ctx.data, ctx.config[TAXONOMY])
+    rows, unmapped = unmapped_roles(ctx.stats, ctx.config[TAXONOMY])
     coverage = (rows - unmapped) / rows if rows else float("nan")
     return [judge("coverage", coverage, ctx.spec("T6_ROLE_MAPPING_COVERAGE", "coverage")),
             judge("unmapped", unmapped, ctx.spec("T6_ROLE_MAPPING_COVERAGE", "unmapped"))], rows, \
         "exact"
-
-
-def _odds_ratio_columns(owner_risky, entity_risky):
-    return [owner_risky & entity_risky, owner_risky & ~entity_risky,
-            ~owner_risky & entity_risky, ~owner_risky & ~entity_risky]
 
 
 def _or_statistic(offset):
@@ -338,20 +302,13 @@ def _or_statistic(offset):
 
 
 def gate_t7(ctx):
-    data = ctx.data
-    party_risky = data.roles["party"].is_risky
     ceiling = ctx.policy["role_distribution_checks"]["propagation"]["max_odds_ratio"]
     components, supports = [], []
-    for name, owner, entity_risky in (
-            ("OR_account", data.account_owner, data.roles["account"].is_risky),
-            ("OR_device", data.device_primary, data.roles["device"].is_risky)):
-        owner_risky = party_risky[owner]
-        cluster = ctx.party_cluster(owner)
-        per_cluster = _cluster_sums(cluster, _odds_ratio_columns(owner_risky, entity_risky),
-                                    ctx.n_clusters)
+    for name in ("OR_account", "OR_device"):
+        per_cluster = ctx.stats[name]
         statistic = _or_statistic(0)
         value = statistic(per_cluster.sum(axis=0))
-        risky_owners = int(np.count_nonzero(np.bincount(owner[owner_risky], minlength=1)))
+        risky_owners = int(ctx.stats[f"{name}.risky_owners"][0])
         supports.append(risky_owners)
         ci = ctx.ci(f"T7_RISK_PROPAGATION_EFFECT.{name}", per_cluster, statistic)
         components.append(judge(name, value, ctx.spec("T7_RISK_PROPAGATION_EFFECT", name), ci=ci,
@@ -360,31 +317,41 @@ def gate_t7(ctx):
     return components, min(supports), "cluster_bootstrap"
 
 
+def _ip_type_counts(stats):
+    """IPs per (region, ip_type)."""
+    n_types = len(stats.vocabularies["ip_types"])
+    return stats["ip_cells"].sum(axis=0).astype(np.int64).reshape(-1, n_types)
+
+
 def divergences(ctx):
     """``{distribution: (jsd, support_ok)}`` of T8: role mixes, ip_type mixes, holder laws."""
-    data, out = ctx.data, {}
+    stats, out = ctx.stats, {}
     taxonomy = ctx.config[TAXONOMY]
-    for kind, roles in data.roles.items():
+    for kind in _role_kinds(stats):
+        raw_roles, _ = stats.vocabularies[f"roles.{kind}"]
+        per_code = stats[f"roles.{kind}"].sum(axis=1)  # the last counts null raw roles
         spec = taxonomy["entity_kinds"].get(kind, [])
         names = [r["raw_role"] for r in spec]
         # Null and unknown raw roles land in an extra category with target share 0.
-        index = np.array([names.index(n) if n in names else len(names) for n in roles.raw_roles]
+        index = np.array([names.index(n) if n in names else len(names) for n in raw_roles]
                          + [len(names)])
-        realised = np.bincount(index[roles.raw_role], minlength=len(names) + 1)
+        realised = np.bincount(index, weights=per_code, minlength=len(names) + 1)
         target = [r["target_prevalence"] for r in spec] + [0.0]
-        out[f"role_mix.{kind}"] = (metrics.jsd(realised, target), roles.raw_role.size > 0)
+        out[f"role_mix.{kind}"] = (metrics.jsd(realised, target), per_code.sum() > 0)
     mix = _ip_mix(ctx)
-    for g, region in enumerate(data.regions):
-        realised = np.bincount(data.ip_type[data.ip_region == g], minlength=len(data.ip_types))
-        out[f"ip_type_mix.{region}"] = (metrics.jsd(realised, mix[g]),
-                                        realised.sum() >= ctx.support["ips_per_region"])
+    counts = _ip_type_counts(stats)
+    for g, region in enumerate(stats.vocabularies["regions"]):
+        out[f"ip_type_mix.{region}"] = (metrics.jsd(counts[g], mix[g]),
+                                        counts[g].sum() >= ctx.support["ips_per_region"])
     rules, _ = ctx.holdings
-    for rule, counts in rules:
+    for rule, histogram in rules:
         k_max = rule["k_max"]
-        realised = np.bincount(np.clip(counts, 1, k_max), minlength=k_max + 1)[1:]
+        # accounts per holder, cut to 1 .. k_max
+        realised = np.zeros(k_max, dtype=np.int64)
+        np.add.at(realised, np.clip(np.arange(histogram.size), 1, k_max) - 1, histogram)
         law = metrics.holder_law(rule["mean_accounts_per_holder"], k_max)
         out[f"accounts_per_holder.{rule['party_type']}.{rule['account_type']}"] = (
-            metrics.jsd(realised, law), counts.size >= ctx.support["holders_per_type"])
+            metrics.jsd(realised, law), histogram.sum() >= ctx.support["holders_per_type"])
     return out
 
 
@@ -396,11 +363,11 @@ def gate_t8(ctx):
 
 
 def gate_t10(ctx):
-    data = ctx.data
-    violations = downstream.contract_violations(data.tables, data.n_merchants)
+    stats = ctx.stats
+    violations = stats.violations
     probe = ctx.policy["downstream_probe"]
     n_flows = max(int(ctx.support["flows"]), min(int(probe["max_flows"]), int(round(
-        probe["flows_per_party"] * data.n_parties))))
+        probe["flows_per_party"] * int(stats["entities"][0])))))
     contract = judge("contract_violations", len(violations),
                      ctx.spec("T10_DOWNSTREAM_COMPAT_6B", "contract_violations"))
     contract["detail"] = violations[:20]
@@ -409,11 +376,9 @@ def gate_t10(ctx):
         lift = judge("fraud_label_lift", None, spec)
         lift["reason"] = "contract_violated"
         return [lift, contract], 0, "cluster_bootstrap"
-    flows, fraud, touches = downstream.probe_flows(data, ctx.rng.key("gates.t10.flows"), n_flows)
+    per_cluster, n_drawn = gate_stats.probe_sums(ctx.measured, ctx.rng.key("gates.t10.flows"),
+                                                 n_flows, ctx.n_clusters, ctx.engine)
     ctx.rng.record("gates.t10.flows", n_flows, 7)
-    cluster = ctx.party_cluster(flows[:, 0])
-    per_cluster = _cluster_sums(cluster, [fraud & touches, touches, fraud & ~touches, ~touches],
-                                ctx.n_clusters)
 
     def statistic(summed):
         return downstream.lift(summed[..., 0], summed[..., 1], summed[..., 2], summed[..., 3])
@@ -421,8 +386,8 @@ def gate_t10(ctx):
     value = statistic(per_cluster.sum(axis=0))
     ci = ctx.ci("T10_DOWNSTREAM_COMPAT_6B", per_cluster, statistic)
     lift = judge("fraud_label_lift", value, spec, ci=ci,
-                 support_ok=flows.shape[0] >= ctx.support["flows"])
-    return [lift, contract], int(flows.shape[0]), "cluster_bootstrap"
+                 support_ok=n_drawn >= ctx.support["flows"])
+    return [lift, contract], n_drawn, "cluster_bootstrap"
 
 
 _GATE_FUNCTIONS = {
@@ -480,7 +445,7 @@ def record(gate_id, policy, components, seed, support, method):
     return out
 
 
-def stability_metrics(data, records):
+def stability_metrics(stats, records):
     """The per-seed values T9 compares across seeds (SPEC section 5).
 
     T3 enters through the realised ip_type shares it compares (its error is near zero by
@@ -488,11 +453,9 @@ def stability_metrics(data, records):
     """
     by_id = {r["test_id"]: r for r in records}
     out = {}
-    n_types = len(data.ip_types)
-    counts = np.bincount(data.ip_region * n_types + data.ip_type,
-                         minlength=len(data.regions) * n_types).reshape(len(data.regions), n_types)
-    for g, region in enumerate(data.regions):
-        for t, ip_type in enumerate(data.ip_types):
+    counts = _ip_type_counts(stats)
+    for g, region in enumerate(stats.vocabularies["regions"]):
+        for t, ip_type in enumerate(stats.vocabularies["ip_types"]):
             if counts[g].sum():
                 out[f"T3.share.{region}.{ip_type}"] = float(counts[g, t] / counts[g].sum())
     out["T4.linked_device_fraction"] = by_id["T4_DEVICE_IP_COVERAGE"]["value"]
@@ -500,25 +463,28 @@ def stability_metrics(data, records):
     for name in ("OR_account", "OR_device"):
         out[f"T7.{name}"] = by_id["T7_RISK_PROPAGATION_EFFECT"]["components"][name]["value"]
     out["T8.max_jsd"] = by_id["T8_DISTRIBUTION_ALIGNMENT_JSD"]["value"]
-    for kind, roles in data.roles.items():
-        out[f"prevalence.{kind}"] = float(np.mean(roles.is_risky)) if roles.is_risky.size else None
+    for kind in _role_kinds(stats):
+        risky, rows, _ = stats[f"risky.{kind}"]
+        out[f"prevalence.{kind}"] = float(risky / rows) if rows else None
     return out
 
 
-def evaluate(data, config, seed, rng):
+def evaluate(measured, config, seed, rng, engine=LOCAL):
     """The board of one seed: a record per gate, T9 marked not evaluable (single run).
 
     Parameters
     ----------
-    data : seg6a.gates.data.GateData
-        The published tables' arrays.
+    measured : seg6a.gates.stats.Measured
+        The statistics of the published tables (``seg6a.gates.stats.measure_run``).
     config : Mapping
         Config documents by file name (validation policy, priors, taxonomy).
     seed : int
     rng : seg6a.rng.Substreams
         Keys of the run (seeding the bootstraps and the 6B probe) and the audit of draws.
+    engine : seg6a.engine.LocalEngine or DaskEngine
+        Where the 6B probe's flows are drawn, block by block.
     """
-    ctx = Context(data, config, seed, rng)
+    ctx = Context(measured, config, seed, rng, engine)
     gate_ids = [g for g in GATES if g != "T9_CROSS_SEED_STABILITY"]
     contexts = [copy.copy(ctx) for _ in gate_ids]
     for gate_ctx in contexts:
@@ -536,7 +502,7 @@ def evaluate(data, config, seed, rng):
         rng.merge(gate_ctx.rng)
     t9 = not_evaluable(ctx.policy, seed)
     # The seed's inputs to T9, which certification compares across seeds.
-    t9["stability_metrics"] = stability_metrics(data, records)
+    t9["stability_metrics"] = stability_metrics(measured.stats, records)
     records.insert(GATES.index("T9_CROSS_SEED_STABILITY"), t9)
     return records
 

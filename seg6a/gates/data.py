@@ -1,8 +1,9 @@
 """The arrays the gates read, taken from the published tables (or the identical in-memory ones).
 
 Gates never see a state's objects or counters: ``from_tables`` rebuilds the relations they
-need (CSR pointers, codes, role flags) from the dataset tables alone, and ``read_run``
-loads those tables back from a run folder's Parquet.
+need (CSR pointers, codes, role flags) from the dataset tables alone, for a whole run or for
+one canonical block (whose parts hold its own id ranges), and ``read_run`` loads the
+tables back from a run folder's Parquet.
 """
 import functools
 from dataclasses import dataclass
@@ -61,7 +62,11 @@ class Roles:
 
 @dataclass
 class GateData:
-    """What T1-T10 read, as arrays (ids are row indices of their base tables)."""
+    """What T1-T10 read of a run or of one canonical block, as arrays.
+
+    Ids are row indices of their base tables: entity ``i`` of a kind is global id
+    ``bases[kind] + i`` (the bases are 0 for a whole run).
+    """
 
     party_type: np.ndarray
     party_types: list
@@ -86,6 +91,7 @@ class GateData:
     n_merchants: int
     roles: dict
     tables: dict
+    bases: dict
 
     @property
     def n_parties(self):
@@ -122,9 +128,8 @@ def _resolved(owner, n_owners):
     return owner if ok.all() else owner[ok]
 
 
-def _links_by_device(links, column, n_devices, n_targets):
-    """CSR ``device -> <column>`` from the link rows whose ids both resolve."""
-    link_device, target = ints(links, "device_id"), ints(links, column)
+def _links_by_device(link_device, target, n_devices, n_targets):
+    """CSR ``device -> target`` from the link rows whose ids both resolve."""
     ok = _resolvable((link_device, n_devices), (target, n_targets))
     if not ok.all():
         link_device, target = link_device[ok], target[ok]
@@ -133,9 +138,9 @@ def _links_by_device(links, column, n_devices, n_targets):
     return ptr, np.require(target[order], requirements="W")
 
 
-def _device_ip(ip_links, n_devices, n_ips):
+def _device_ip(link_device, link_ip, n_devices, n_ips):
     """``device -> ips`` and the pointers of ``ip -> devices``."""
-    device_ip_ptr, device_ip_ids = _links_by_device(ip_links, "ip_id", n_devices, n_ips)
+    device_ip_ptr, device_ip_ids = _links_by_device(link_device, link_ip, n_devices, n_ips)
     return device_ip_ptr, device_ip_ids, transpose(device_ip_ptr, device_ip_ids, n_ips)[0]
 
 
@@ -161,20 +166,31 @@ def _in_id_order(table, key):
     if key not in table.column_names:
         return table  # T10's contract check reports the missing key
     ids = ints(table, key)
-    if ids.size == 0 or (ids[0] == 0 and increasing(ids)):
+    if ids.size == 0 or increasing(ids):
         return table
     return table.take(pa.array(np.argsort(ids, kind="stable")))
 
 
-def from_tables(tables, n_merchants):
+# The base table of each entity kind an id refers to.
+BASES = {"party": "s1_party_base_6A", "account": "s2_account_base_6A",
+         "instrument": "s3_instrument_base_6A", "device": "s4_device_base_6A",
+         "ip": "s4_ip_base_6A"}
+
+
+def from_tables(tables, n_merchants, bases=None):
     """Gate inputs from dataset name -> ``pyarrow.Table``.
 
     Entity tables are read in id order, whatever their row order. Relations are built from
     the rows whose references resolve; T10's contract check reports the others (a broken
     dataset must fail a gate, not crash the board). The independent relations are built
     concurrently. ``GateData.tables`` keeps the tables as given, for the contract check.
+
+    ``bases`` maps each kind of ``BASES`` to the global id of its first entity, for the
+    tables of one canonical block (default: a whole run, all 0). The merchant roles are
+    global: a block's tables may leave them out.
     """
     given = tables
+    bases = dict.fromkeys(BASES, 0) if bases is None else bases
     tables = {**tables, **{name: _in_id_order(tables[name], key)
                            for name, key in ENTITY_KEYS.items() if name in tables}}
     parties = tables["s1_party_base_6A"]
@@ -183,17 +199,27 @@ def from_tables(tables, n_merchants):
     devices = tables["s4_device_base_6A"]
     ips = tables["s4_ip_base_6A"]
     holdings = tables["s2_party_product_holdings_6A"]
-    instrument_account = _resolved(ints(tables["s3_instrument_base_6A"], "account_id"),
-                                   accounts.num_rows)
-    account_owner = ints(accounts, "owner_party_id")
+
+    def local(table, column, kind):
+        ids = ints(table, column)
+        return ids - bases[kind] if bases[kind] else ids
+
+    instrument_account = _resolved(local(tables["s3_instrument_base_6A"], "account_id",
+                                         "account"), accounts.num_rows)
+    account_owner = local(accounts, "owner_party_id", "party")
+    kinds = [kind for kind in ROLE_KINDS if f"s5_{kind}_fraud_roles_6A" in tables]
     results = concurrently(
         lambda: _group_rows(_resolved(account_owner, n_parties), n_parties)[0],
         lambda: _group_rows(instrument_account, accounts.num_rows)[0],
-        lambda: transpose(*_links_by_device(tables["s4_device_party_links_6A"], "party_id",
-                                            devices.num_rows, n_parties), n_parties),
-        lambda: _device_ip(tables["s4_device_ip_links_6A"], devices.num_rows, ips.num_rows),
+        lambda: transpose(*_links_by_device(
+            local(tables["s4_device_party_links_6A"], "device_id", "device"),
+            local(tables["s4_device_party_links_6A"], "party_id", "party"),
+            devices.num_rows, n_parties), n_parties),
+        lambda: _device_ip(local(tables["s4_device_ip_links_6A"], "device_id", "device"),
+                           local(tables["s4_device_ip_links_6A"], "ip_id", "ip"),
+                           devices.num_rows, ips.num_rows),
         *[functools.partial(_roles, tables[f"s5_{kind}_fraud_roles_6A"], kind)
-          for kind in ROLE_KINDS],
+          for kind in kinds],
     )
     (party_account_ptr, account_instrument_ptr, (party_device_ptr, party_device_ids),
      (device_ip_ptr, device_ip_ids, ip_device_ptr)) = results[:4]
@@ -202,12 +228,12 @@ def from_tables(tables, n_merchants):
     ip_type, ip_types = codes(ips, "ip_type")
     ip_region, regions = codes(ips, "region_id")
     return GateData(
-        party_type, party_types, ints(holdings, "party_id"), holding_type, account_types,
-        ints(holdings, "account_count"), account_owner, party_account_ptr, instrument_account,
-        account_instrument_ptr, ints(devices, "primary_party_id"),
-        party_device_ptr, party_device_ids, device_ip_ptr, device_ip_ids, ip_device_ptr,
-        ip_type, ip_types, ip_region, regions, n_merchants, dict(zip(ROLE_KINDS, results[4:])),
-        given)
+        party_type, party_types, local(holdings, "party_id", "party"), holding_type,
+        account_types, ints(holdings, "account_count"), account_owner, party_account_ptr,
+        instrument_account, account_instrument_ptr,
+        local(devices, "primary_party_id", "party"), party_device_ptr, party_device_ids,
+        device_ip_ptr, device_ip_ids, ip_device_ptr, ip_type, ip_types, ip_region, regions,
+        n_merchants, dict(zip(kinds, results[4:])), given, bases)
 
 
 def read_run(run_dir, seed, state_hashes=None, names=DATASETS):

@@ -59,29 +59,39 @@ def jsd(p, q):
     return max(0.0, 0.5 * kl(p) + 0.5 * kl(q))
 
 
-def upper_quantile(values, q):
-    """The ``inverted_cdf`` quantile (the smallest value with at least ``q`` of the mass at or
-    below it), by selection rather than a sort; NaN for no values."""
-    values = np.asarray(values)
-    if values.size == 0:
+def upper_quantile(histogram, q):
+    """The ``inverted_cdf`` quantile (the smallest value with at least ``q`` of the mass at
+    or below it) of the values counted by ``histogram`` (``histogram[v]`` values equal
+    ``v``); NaN for no values.
+
+    >>> upper_quantile([0, 3, 0, 1], 0.5), upper_quantile([0, 3, 0, 1], 0.99)
+    (1.0, 3.0)
+    """
+    cumulative = np.cumsum(histogram)
+    if cumulative.size == 0 or cumulative[-1] == 0:
         return float("nan")
-    k = max(int(np.ceil(q * values.size)) - 1, 0)
-    return float(np.partition(values, k)[k])
+    k = max(int(np.ceil(q * cumulative[-1])) - 1, 0)
+    return float(np.searchsorted(cumulative, k, side="right"))
 
 
-def accounts_above_kmax(counts, k_max):
-    """Largest excess of accounts over K_max over all parties of one (party type, account type)."""
-    counts = np.asarray(counts)
-    return int(np.max(counts - k_max, initial=0)) if counts.size else 0
+def largest(histogram):
+    """The largest value counted by ``histogram`` (-1 for none)."""
+    return int(np.flatnonzero(histogram)[-1]) if np.any(histogram) else -1
 
 
-def holder_tail(counts):
-    """``(p99, max)`` of accounts per holder (parties with at least one); NaN without holders."""
-    held = np.asarray(counts)
-    held = held[held > 0]
-    if held.size == 0:
+def accounts_above_kmax(histogram, k_max):
+    """Largest excess of accounts over K_max over all parties of one (party type, account
+    type), from the histogram of their accounts."""
+    return max(largest(histogram) - k_max, 0)
+
+
+def holder_tail(histogram):
+    """``(p99, max)`` of accounts per holder (parties with at least one), from the histogram
+    of accounts per party; NaN without holders."""
+    held = np.asarray(histogram)[1:]
+    if not np.any(held):
         return float("nan"), float("nan")
-    return upper_quantile(held, 0.99), float(held.max())
+    return upper_quantile(held, 0.99) + 1.0, float(largest(held) + 1)
 
 
 def holder_law(mean_per_holder, k_max):
@@ -101,18 +111,12 @@ def holder_law(mean_per_holder, k_max):
     return law / law.sum()
 
 
-def linked_fraction(device_ip_ptr):
-    """Fraction of devices with at least one IP link (NaN without devices)."""
-    per_device = np.diff(device_ip_ptr)
-    return float(np.mean(per_device > 0)) if per_device.size else float("nan")
-
-
-def devices_per_ip_tail(ip_device_ptr):
-    """``(p99, max)`` of devices per IP (NaN without IPs)."""
-    per_ip = np.diff(ip_device_ptr)
-    if per_ip.size == 0:
+def devices_per_ip_tail(histogram):
+    """``(p99, max)`` of devices per IP, from the histogram of devices per IP (NaN without
+    IPs)."""
+    if not np.any(histogram):
         return float("nan"), float("nan")
-    return upper_quantile(per_ip, 0.99), float(per_ip.max())
+    return upper_quantile(histogram, 0.99), float(largest(histogram))
 
 
 def risky_odds_ratio(entity_risky, owner_risky):

@@ -24,8 +24,9 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import ParameterError
-from ..gates import board
+from ..gates import board, metrics
 from ..gates import data as gate_data
+from ..gates import stats as gate_stats
 from ..kernels.csr import count_flagged, transpose
 from ..kernels.sample import normalised_cdf
 from ..kernels.uplift import draw_roles, expected_prevalence
@@ -175,11 +176,11 @@ def assign(kind, rng, code, shift, taxonomy, families_vocab, propagation, engine
     return Roles(kind, role, code, shift, logit_of_code, raw_roles, families, role_is_risky, target, base)
 
 
-def run(sealed, parties, accounts, devices, upstream_tables, perf, engine=LOCAL):
+def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
     """Assign fraud roles and validate. Returns ``(FraudPosture, [Dataset], Substreams)``.
 
-    ``upstream_tables`` maps the S1-S4 dataset names to their tables, which the validation
-    reads exactly as they are published.
+    ``upstream`` holds the S1-S4 datasets (``seg6a.tables.Dataset``), which the validation
+    reads exactly as they are published, block by block.
     """
     rng = Substreams(STATE, sealed.manifest_fingerprint, sealed.parameter_hashes[STATE], sealed.seed)
     with perf.substep(STATE, "load_contracts_inputs"):
@@ -262,21 +263,22 @@ def run(sealed, parties, accounts, devices, upstream_tables, perf, engine=LOCAL)
         event["rows"] = code.shape[0]
 
     with perf.substep(STATE, "validation_checks") as event:
-        tables = dict(upstream_tables)
+        ph = sealed.parameter_hashes[STATE]
         built = concurrently(*[functools.partial(role_table, roles[kind], families_vocab)
                                for kind in KINDS])
-        tables.update({DATASETS[kind]: table for kind, table in zip(KINDS, built)})
-        data = gate_data.from_tables(tables, merchants.num_rows)
-        gate_records = board.evaluate(data, sealed.config, sealed.seed, rng)
-        report = validate(sealed, tables, gate_records, data)
+        datasets = [Dataset(DATASETS[kind], STATE, table, offsets[kind], ph)
+                    for kind, table in zip(KINDS, built)]
+        blocks = gate_stats.blocks_of([d for d in upstream + datasets
+                                       if d.name in gate_data.DATASETS])
+        n_clusters = int(sealed.config[VALIDATION_POLICY]["bootstrap"]["clusters"])
+        measured = gate_stats.measure_run(blocks, merchants.num_rows, n_clusters)
+        gate_records = board.evaluate(measured, sealed.config, sealed.seed, rng)
+        report = validate(sealed, gate_records, measured.stats)
         event["rows"] = len(report["checks"])
 
     with perf.substep(STATE, "bundle_publish") as event:
-        ph = sealed.parameter_hashes[STATE]
-        datasets = [Dataset(DATASETS[kind], STATE, tables[DATASETS[kind]], offsets[kind], ph)
-                    for kind in KINDS]
         counters = uplift_evidence(roles, accounts, devices)
-        event["rows"] = sum(t.num_rows for t in tables.values())
+        event["rows"] = sum(d.table.num_rows for d in datasets)
     return FraudPosture(roles, report, counters, gate_records), datasets, rng
 
 
@@ -324,27 +326,26 @@ def _check(check_id, kind, owner_state, passed, value, threshold, reason):
             "reason": None if passed else reason}
 
 
-def validate(sealed, tables, gate_records, data):
+def validate(sealed, gate_records, stats):
     """The S5 validation report: structural checks, the policy's linkage and role ceilings,
-    and every gate's B verdict (CI-judged for rate gates), all fail-closed."""
+    and every gate's B verdict (CI-judged for rate gates), all fail-closed, from the
+    statistics of the published tables (``seg6a.gates.stats``)."""
     policy = sealed.config[VALIDATION_POLICY]
     checks = []
-    sizes = {"party": data.n_parties, "account": data.account_owner.shape[0],
-             "merchant": data.n_merchants, "device": data.n_devices, "ip": data.n_ips}
+    sizes = dict(zip(("party", "account", "device", "ip"), stats["entities"].tolist()),
+                 merchant=sealed.world.merchants.num_rows)
     for kind in KINDS:
-        table = tables[DATASETS[kind]]
-        ids = table.column(f"{kind}_id").to_numpy()
-        one_each = ids.shape[0] == sizes[kind] and np.array_equal(ids, np.arange(sizes[kind]))
-        checks.append(_check(f"STRUCT.{kind}.one_row_per_entity", "structural", STATE, one_each,
-                             int(ids.shape[0]), sizes[kind], "keys"))
-        nulls = sum(column.null_count for column in table.columns)
+        _, rows, nulls = stats[f"risky.{kind}"].tolist()
+        checks.append(_check(f"STRUCT.{kind}.one_row_per_entity", "structural", STATE,
+                             stats.flags[f"one_row.{kind}"], rows, sizes[kind], "keys"))
         checks.append(_check(f"STRUCT.{kind}.no_nulls", "structural", STATE, nulls == 0, nulls, 0,
                              "nulls"))
-    top = float(np.diff(data.ip_device_ptr).max(initial=0))
+    top = float(max(metrics.largest(stats["devices_per_ip"].sum(axis=0)), 0))
     ceiling = policy["linkage_checks"]["ip_links"]["max_devices_per_ip"]
     checks.append(_check("LINKAGE.max_devices_per_ip", "realism", "S4", top <= ceiling, top,
                          ceiling, "threshold"))
-    risky_ips = float(np.mean(data.roles["ip"].is_risky)) if data.n_ips else float("nan")
+    risky, n_ips, _ = stats["risky.ip"].tolist()
+    risky_ips = risky / n_ips if n_ips else float("nan")
     limit = policy["role_distribution_checks"]["ip_roles"]["max_risky_fraction"]
     checks.append(_check("ROLES.ip.max_risky_fraction", "realism", STATE, risky_ips <= limit,
                          risky_ips, limit, "threshold"))

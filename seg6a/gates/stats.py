@@ -1,0 +1,294 @@
+"""The gates' sufficient statistics: counts and histograms that add up over canonical blocks.
+
+Every gate reads sums: per-cluster counts for the bootstrapped rates, histograms for the
+tail quantiles, category counts for the divergences. ``measure`` takes them from one
+block's gate data (or a whole run's), ``combine`` adds the blocks' up, and the board
+judges the total. A run is measured block by block when its parts keep the published
+layout (part ``b`` of every entity table holds the ids of block ``b``, in order, and every
+reference stays inside its block); otherwise, or when a part breaks the 6B contract, as one
+block, so a broken run is reported exactly as before. Both give the same totals: the sums
+are of integers (exact in float64 too), whatever the blocking.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from .. import downstream
+from ..engine import LOCAL
+from ..kernels.prf import uniform_ids
+from . import data as gate_data
+
+# The hash key of the resampling clusters is fixed: clustering is part of the method.
+_CLUSTER_KEY = np.uint64(0x6A_C1_05_7E_12_5E_ED_00)
+
+
+def clusters(ids, n_clusters):
+    """Resampling cluster of each id: a keyed hash of the id, so clusters are exchangeable.
+
+    Ids are laid out by country (parties) or by (block, region, type) (IPs); contiguous id
+    ranges would be strata, not exchangeable clusters. All rows of one id (the accounts of
+    a party) share its cluster.
+    """
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    return (uniform_ids(_CLUSTER_KEY, ids, 0) * n_clusters).astype(np.int64)
+
+
+def cluster_sums(cluster, columns, n_clusters):
+    """Per-cluster sums of the given per-row 0/1 columns: shape ``(n_clusters, len(columns))``."""
+    return np.stack([np.bincount(cluster, weights=np.asarray(c, dtype=np.float64),
+                                 minlength=n_clusters)[:n_clusters] for c in columns], axis=1)
+
+
+@dataclass
+class Stats:
+    """The statistics of a run (or of one block, before ``combine``).
+
+    ``vocabularies`` are compared, not added: category codes mean the same in every block.
+    ``arrays`` add up (histograms are padded to the longest), ``flags`` are and-ed, and
+    ``violations`` (the 6B contract) are joined.
+    """
+
+    vocabularies: dict
+    arrays: dict
+    flags: dict = field(default_factory=dict)
+    violations: list = field(default_factory=list)
+
+    def __getitem__(self, name):
+        return self.arrays[name]
+
+
+def _hist(index, n_rows, values):
+    """Histogram per row: ``out[r, v]`` counts the ``(index, values)`` pairs ``(r, v)``."""
+    width = int(values.max(initial=0)) + 1
+    flat = np.bincount(index * width + values, minlength=n_rows * width)
+    return flat.reshape(n_rows, width)
+
+
+def _role_pairs(roles):
+    """Rows per (raw role, family) code pair; the last row and column count nulls."""
+    n_raw, n_family = len(roles.raw_roles), len(roles.families)
+    raw = np.where(roles.raw_role < 0, n_raw, roles.raw_role).astype(np.int64)
+    family = np.where(roles.family < 0, n_family, roles.family).astype(np.int64)
+    return np.bincount(raw * (n_family + 1) + family,
+                       minlength=(n_raw + 1) * (n_family + 1)).reshape(n_raw + 1, n_family + 1)
+
+
+def measure(data, n_clusters):
+    """The statistics of one block's (or a whole run's) ``GateData``."""
+    n_types, n_regions = len(data.ip_types), len(data.regions)
+    n_accounts = len(data.account_types)
+    party_base = data.bases["party"]
+    arrays = {"entities": np.array([data.n_parties, data.account_owner.shape[0],
+                                    data.n_devices, data.n_ips], dtype=np.int64)}
+    # Holdings: accounts per holder, per (party type, account type) cell; counts at or below
+    # zero share bucket 0 (they exceed no K_max and hold no account).
+    holder = data.holding_party
+    ok = (holder >= 0) & (holder < data.n_parties) & (data.holding_type >= 0)
+    ok[ok] &= data.party_type[holder[ok]] >= 0
+    cell = data.party_type[holder[ok]].astype(np.int64) * n_accounts + data.holding_type[ok]
+    arrays["holdings"] = _hist(cell, len(data.party_types) * n_accounts,
+                               np.maximum(data.holding_count[ok], 0))
+    # IPs: per cluster and (region, type); devices per IP by type (nulls last).
+    ip_ok = (data.ip_region >= 0) & (data.ip_type >= 0)
+    ip_cluster = clusters(data.bases["ip"] + np.flatnonzero(ip_ok), n_clusters)
+    ip_cell = data.ip_region[ip_ok].astype(np.int64) * n_types + data.ip_type[ip_ok]
+    arrays["ip_cells"] = np.bincount(
+        ip_cluster * (n_regions * n_types) + ip_cell,
+        minlength=n_clusters * n_regions * n_types).reshape(
+            n_clusters, n_regions * n_types).astype(np.float64)
+    ip_type = np.where(data.ip_type < 0, n_types, data.ip_type).astype(np.int64)
+    arrays["devices_per_ip"] = _hist(ip_type, n_types + 1, np.diff(data.ip_device_ptr))
+    # Devices with an IP, per cluster of the primary party.
+    primary_cluster = clusters(party_base + data.device_primary, n_clusters)
+    linked = np.diff(data.device_ip_ptr) > 0
+    arrays["linked_devices"] = cluster_sums(primary_cluster, [linked, np.ones_like(linked)],
+                                            n_clusters)
+    flags = {}
+    entities = dict(zip(("party", "account", "device", "ip"), arrays["entities"].tolist()),
+                    merchant=data.n_merchants)
+    for kind, roles in data.roles.items():
+        arrays[f"roles.{kind}"] = _role_pairs(roles)
+        arrays[f"risky.{kind}"] = np.array([np.count_nonzero(roles.is_risky),
+                                            roles.is_risky.shape[0], roles.null_cells])
+        # one role row per entity: the ids (read in order) are the entities' own
+        first, n, ids = data.bases.get(kind, 0), entities[kind], roles.ids
+        flags[f"one_row.{kind}"] = ids.size == n and (n == 0 or bool(
+            ids[0] == first and ids[-1] == first + n - 1 and gate_data.increasing(ids)))
+    if "party" in data.roles:
+        # T7: the 2x2 of entity risky by owner risky, per cluster of the owner.
+        party_risky = data.roles["party"].is_risky
+        for name, owner, kind in (("OR_account", data.account_owner, "account"),
+                                  ("OR_device", data.device_primary, "device")):
+            owner_risky = party_risky[owner]
+            risky = data.roles[kind].is_risky
+            arrays[name] = cluster_sums(
+                clusters(party_base + owner, n_clusters),
+                [owner_risky & risky, owner_risky & ~risky, ~owner_risky & risky,
+                 ~owner_risky & ~risky], n_clusters)
+            arrays[f"{name}.risky_owners"] = np.array(
+                [np.count_nonzero(np.bincount(owner[owner_risky], minlength=1))])
+    arrays["payers"] = np.array([np.count_nonzero(np.diff(data.party_account_ptr))])
+    vocabularies = {"party_types": data.party_types, "account_types": data.account_types,
+                    "ip_types": data.ip_types, "regions": data.regions,
+                    **{f"roles.{kind}": (r.raw_roles, r.families)
+                       for kind, r in data.roles.items()}}
+    return Stats(vocabularies, arrays, flags)
+
+
+def _pad_add(a, b):
+    if a.shape != b.shape:
+        shape = np.maximum(a.shape, b.shape)
+        a = np.pad(a, [(0, s - n) for s, n in zip(shape, a.shape)])
+        b = np.pad(b, [(0, s - n) for s, n in zip(shape, b.shape)])
+    return a + b
+
+
+def combine(parts):
+    """The total of the blocks' statistics; ``None`` when their vocabularies differ (then
+    codes mean different categories, and the run must be measured as one block)."""
+    total = Stats(dict(parts[0].vocabularies), dict(parts[0].arrays), dict(parts[0].flags),
+                  list(parts[0].violations))
+    for part in parts[1:]:
+        for name, vocabulary in part.vocabularies.items():
+            if total.vocabularies.setdefault(name, vocabulary) != vocabulary:
+                return None
+        for name, array in part.arrays.items():
+            total.arrays[name] = _pad_add(total.arrays[name], array) \
+                if name in total.arrays else array
+        for name, flag in part.flags.items():
+            total.flags[name] = total.flags.get(name, True) and flag
+        total.violations += part.violations
+    return total
+
+
+# --- the run's statistics, by block ------------------------------------------------------
+
+
+def blocks_of(datasets):
+    """Per canonical block, dataset name -> the block's part, from ``seg6a.tables.Dataset``
+    objects split into the same blocks (the merchant roles, one global part, go with the
+    first block)."""
+    n_blocks = max(len(d.block_offsets) - 1 for d in datasets)
+    blocks = [{} for _ in range(n_blocks)]
+    for dataset in datasets:
+        for block, part in dataset.parts():
+            blocks[block][dataset.name] = part
+    return blocks
+
+
+@dataclass
+class Measured:
+    """A run's statistics and the gate data they came from (per block, for the 6B probe)."""
+
+    stats: Stats
+    blocks: list
+    merchant_risky: np.ndarray
+
+
+def _block_task(tables, bases, *, n_merchants, n_clusters):
+    """Gate data and statistics of one block's parts (``bases``: its first ids), or of a
+    whole run (``bases`` None); ``None`` for a block that breaks the 6B contract or the
+    published layout, which only the whole run can judge."""
+    violations = downstream.contract_violations(tables, n_merchants, bases)
+    if bases is not None and (violations or not _in_layout(tables, bases)):
+        return None
+    data = gate_data.from_tables(tables, n_merchants, bases)
+    stats = measure(data, n_clusters)
+    stats.violations = violations
+    return data, stats
+
+
+def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL):
+    """The statistics of a run given as its blocks' tables.
+
+    Parameters
+    ----------
+    blocks : list of dict
+        Per canonical block, dataset name -> the block's part (``pyarrow.Table``). The
+        merchant roles (global) belong to the first block. One block: a whole run, in any
+        row order.
+    n_merchants : int
+    n_clusters : int
+        Resampling clusters of the bootstrap.
+    engine : seg6a.engine.LocalEngine or DaskEngine
+        Where the blocks are measured.
+    """
+    results = None
+    if len(blocks) > 1:
+        # Where each block's parts must start for the published layout.
+        starts = {kind: np.cumsum([0] + [b[name].num_rows for b in blocks[:-1]]).tolist()
+                  for kind, name in gate_data.BASES.items()}
+        bases = [{kind: starts[kind][b] for kind in starts} for b in range(len(blocks))]
+        results = engine.map(_block_task, blocks, bases, n_merchants=n_merchants,
+                             n_clusters=n_clusters)
+        total = None if None in results else combine([stats for _, stats in results])
+        if total is None:
+            results = None
+    if results is None:  # one block: the whole run, read in id order
+        names = {name for block in blocks for name in block}
+        whole = {name: pa.concat_tables([b[name] for b in blocks if name in b])
+                 for name in names}
+        results = [_block_task(whole, None, n_merchants=n_merchants, n_clusters=n_clusters)]
+        total = results[0][1]
+    merchants = blocks[0].get("s5_merchant_fraud_roles_6A")
+    merchant_risky = results[0][0].roles["merchant"].is_risky \
+        if merchants is not None else np.zeros(0, bool)
+    return Measured(total, [data for data, _ in results], merchant_risky)
+
+
+def _in_layout(tables, bases):
+    """Whether every entity table of the block holds exactly the ids ``base ..`` in order
+    (its role table too) and its holdings are its own parties' (the contract checks the
+    other references)."""
+    holdings = tables["s2_party_product_holdings_6A"]
+    if "party_id" in holdings.column_names:
+        party = gate_data.ints(holdings, "party_id") - bases["party"]
+        if party.size and not (party.min() >= 0 and
+                               party.max() < tables["s1_party_base_6A"].num_rows):
+            return False
+    for kind, name in gate_data.BASES.items():
+        for table_name in (name, f"s5_{kind}_fraud_roles_6A"):
+            table = tables.get(table_name)
+            key = f"{kind}_id"
+            if table is None or key not in table.column_names:
+                continue
+            ids = gate_data.ints(table, key)
+            if ids.size and not (ids[0] == bases[kind] and ids[-1] == bases[kind] + ids.size - 1
+                                 and gate_data.increasing(ids)):
+                return False
+    return True
+
+
+def probe_sums(measured, key, n_flows, n_clusters, engine=LOCAL):
+    """Per-cluster sums ``(fraud & touches, touches, fraud & ~touches, ~touches)`` of the
+    6B probe's ``n_flows`` flows, and the number of flows drawn.
+
+    Flow ``f`` picks the payer of rank ``floor(prf(key, f, 0) * payers)`` among the run's
+    parties with an account; the block holding that payer draws the rest of the flow, keyed
+    by ``f``. So the flows are the same whatever the blocking.
+    """
+    blocks = measured.blocks
+    per_block = np.array([downstream.payers(data).size for data in blocks], dtype=np.int64)
+    payer_start = np.concatenate([[0], np.cumsum(per_block)])
+    sums = np.zeros((n_clusters, 4))
+    if payer_start[-1] == 0 or measured.merchant_risky.size == 0 or n_flows == 0:
+        return sums, 0
+    flow_ids = np.arange(n_flows, dtype=np.int64)
+    rank = (uniform_ids(key, flow_ids, 0) * payer_start[-1]).astype(np.int64)
+    block = np.searchsorted(payer_start, rank, side="right") - 1
+    order = np.argsort(block, kind="stable")  # each block's flows in flow order
+    bounds = np.searchsorted(block[order], np.arange(len(blocks) + 1))
+    tasks = [order[a:z] for a, z in zip(bounds[:-1], bounds[1:])]
+    results = engine.map(_probe_block, blocks, tasks,
+                         [rank[ids] - payer_start[b] for b, ids in enumerate(tasks)],
+                         key=key, merchant_risky=measured.merchant_risky, n_clusters=n_clusters)
+    return sum(results, sums), n_flows
+
+
+def _probe_block(data, flow_ids, payer_rank, *, key, merchant_risky, n_clusters):
+    flows, fraud, touches = downstream.block_flows(data, key, flow_ids, payer_rank,
+                                                   merchant_risky)
+    cluster = clusters(data.bases["party"] + flows[:, 0], n_clusters)
+    return cluster_sums(cluster, [fraud & touches, touches, fraud & ~touches, ~touches],
+                        n_clusters)
