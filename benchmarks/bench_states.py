@@ -9,14 +9,13 @@ from seg6a.states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_de
 
 
 def _upstream(scale, config):
-    """S0..S4 of seed 42, with the tables S5 reads."""
+    """S0..S4 of seed 42, with the datasets S5 reads."""
     sealed = s0_gate.run(42, scale, config, PerfRecorder())
     parties, d1, _ = s1_parties.run(sealed, PerfRecorder())
     accounts, d2, _ = s2_accounts.run(sealed, parties, PerfRecorder())
     instruments, d3, _ = s3_instruments.run(sealed, parties, accounts, PerfRecorder())
     devices, d4, _ = s4_devices.run(sealed, parties, PerfRecorder())
-    tables = {d.name: d.table for d in d1 + d2 + d3 + d4}
-    return sealed, parties, accounts, instruments, devices, tables
+    return sealed, parties, accounts, instruments, devices, d1 + d2 + d3 + d4
 
 
 class States:
@@ -29,7 +28,7 @@ class States:
     def setup(self, scale):
         self.config = load_config()
         (self.sealed, self.parties, self.accounts, self.instruments, self.devices,
-         self.tables) = _upstream(scale, self.config)
+         self.datasets) = _upstream(scale, self.config)
 
     def time_s0_gate(self, scale):
         s0_gate.run(42, scale, self.config, PerfRecorder())
@@ -47,8 +46,8 @@ class States:
         s4_devices.run(self.sealed, self.parties, PerfRecorder())
 
     def time_s5_fraud_roles(self, scale):
-        s5_fraud_roles.run(self.sealed, self.parties, self.accounts, self.devices, self.tables,
-                           PerfRecorder())
+        s5_fraud_roles.run(self.sealed, self.parties, self.accounts, self.devices,
+                           self.datasets, PerfRecorder())
 
 
 class Pipeline:

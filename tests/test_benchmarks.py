@@ -17,3 +17,18 @@ def test_asv_check_passes():
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "No problems found" in done.stdout + done.stderr
+
+
+def test_state_benchmarks_run_at_tiny():
+    # `asv check` only imports: a state whose signature changed would fail on the dashboard.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_states import States
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    bench = States()
+    bench.setup("tiny")
+    timed = [name for name in dir(bench) if name.startswith("time_")]
+    assert len(timed) == 6
+    for name in timed:
+        getattr(bench, name)("tiny")

@@ -143,37 +143,113 @@ def calibrate_base(kind, shift, counts, target, low, high, xtol, tolerance):
     return base
 
 
-def roles_block(id_start, code, *, key, logit_of_code, risky, risky_cdf, clean, clean_cdf):
-    """Role codes of the entities ``id_start ..`` of one canonical block."""
-    return draw_roles(key, int(id_start), code, logit_of_code, risky, risky_cdf, clean,
-                      clean_cdf)
+@dataclass(frozen=True)
+class Calibration:
+    """One entity kind's calibrated role law: what a block needs to draw its roles."""
+
+    kind: str
+    shift: np.ndarray
+    logit_of_code: np.ndarray
+    base_logit: float
+    draw: dict  # the arguments of ``draw_roles`` after ``(key, id_start, code)``
 
 
-def assign(kind, rng, code, shift, taxonomy, families_vocab, propagation, engine, offsets):
-    """Calibrate the roles of one entity kind on its code counts, then draw them block by
-    block (entities ``offsets[b]:offsets[b+1]`` of canonical block ``b``)."""
+def calibrate(kind, rng, code_counts, shift, taxonomy, propagation):
+    """Calibrate the roles of one entity kind on its code counts (summed over blocks) and
+    note its draws (two per entity) in the audit."""
     spec = taxonomy["entity_kinds"][kind]
-    raw_roles = tuple(r["raw_role"] for r in spec)
     role_is_risky = np.array([r["is_risky"] for r in spec])
     target = np.array([r["target_prevalence"] for r in spec], dtype=np.float64)
     clamp, calibration = propagation["logit_clamp"], propagation["calibration"]
-    counts = np.bincount(code, minlength=shift.shape[0]).astype(np.float64)
-    base = calibrate_base(kind, shift, counts, float(target[role_is_risky].sum()), clamp["min"],
-                          clamp["max"], calibration["xtol"], calibration["prevalence_tolerance"])
+    base = calibrate_base(kind, shift, code_counts.astype(np.float64),
+                          float(target[role_is_risky].sum()), clamp["min"], clamp["max"],
+                          calibration["xtol"], calibration["prevalence_tolerance"])
     logit_of_code = np.clip(base + shift, clamp["min"], clamp["max"])
     risky = np.flatnonzero(role_is_risky).astype(np.int16)
     clean = np.flatnonzero(~role_is_risky).astype(np.int16)
     label = f"s5.role.{kind}"
-    starts, stops = spans(offsets)
-    role = join(engine.map(
-        roles_block, starts, [code[a:z] for a, z in zip(starts, stops)],
-        key=rng.key(label), logit_of_code=logit_of_code, risky=risky,
-        risky_cdf=normalised_cdf(target[risky][None, :]), clean=clean,
+    rng.record(label, int(code_counts.sum()), 2)
+    return Calibration(kind, shift, logit_of_code, base, dict(
+        key=rng.key(label), logit_of_code=logit_of_code, risky_roles=risky,
+        risky_cdf=normalised_cdf(target[risky][None, :]), clean_roles=clean,
         clean_cdf=normalised_cdf(target[clean][None, :])))
-    rng.record(label, code.shape[0], 2)
+
+
+def draw(calibration, id_start, code):
+    """Role codes of the entities ``id_start ..`` with covariate codes ``code``."""
+    d = calibration.draw
+    return draw_roles(d["key"], int(id_start), code, d["logit_of_code"], d["risky_roles"],
+                      d["risky_cdf"], d["clean_roles"], d["clean_cdf"])
+
+
+def roles_of(calibration, taxonomy, families_vocab, role, code):
+    """The ``Roles`` of one kind from its (joined) role and covariate codes."""
+    spec = taxonomy["entity_kinds"][calibration.kind]
     families = tuple(r["family"] for r in spec)
     assert set(families) <= set(families_vocab)  # the taxonomy contract checks this
-    return Roles(kind, role, code, shift, logit_of_code, raw_roles, families, role_is_risky, target, base)
+    return Roles(calibration.kind, role, code, calibration.shift, calibration.logit_of_code,
+                 tuple(r["raw_role"] for r in spec), families,
+                 np.array([r["is_risky"] for r in spec]),
+                 np.array([r["target_prevalence"] for r in spec], dtype=np.float64),
+                 calibration.base_logit)
+
+
+# --- the blocks ---------------------------------------------------------------------------
+# A canonical block's parties, accounts, devices and IPs are its own: a device's parties,
+# an account's owner and an IP's devices all lie in the block. So every covariate is
+# computed per block, with block-local ids; only the code counts are summed.
+
+
+def _rows(ptr, ids, lo, hi, id_lo):
+    """Rows ``lo .. hi - 1`` of a CSR relation, as a CSR of their own with ids less
+    ``id_lo``."""
+    a, z = ptr[lo], ptr[hi]
+    return ptr[lo:hi + 1] - a, ids[a:z] - id_lo
+
+
+def party_codes_block(device_party, device_ip, ip_device, n_parties, *, high_sharing_devices):
+    """Party covariate codes of one block: uses a shared device (1), reaches a high-sharing
+    IP (2); and their counts."""
+    high_sharing = np.diff(ip_device[0]) >= high_sharing_devices
+    device_shared = np.diff(device_party[0]) > 1
+    device_high = count_flagged(*device_ip, high_sharing) > 0
+    party_device = transpose(*device_party, n_parties)
+    code = (count_flagged(*party_device, device_shared) > 0).astype(np.int64) \
+        + 2 * (count_flagged(*party_device, device_high) > 0)
+    return code, np.bincount(code, minlength=4)
+
+
+def _is_risky(role, calibration):
+    return np.isin(role, calibration.draw["risky_roles"])
+
+
+def party_roles_block(party_lo, code, owner, device_party, *, calibration):
+    """Party roles of one block; and the codes of its accounts (risky owner) and devices
+    (used by a risky party), with their counts."""
+    role = draw(calibration, party_lo, code)
+    party_risky = _is_risky(role, calibration)
+    account_code = party_risky[owner].astype(np.int64)
+    device_code = (count_flagged(*device_party, party_risky) > 0).astype(np.int64)
+    return (role, account_code, np.bincount(account_code, minlength=2), device_code,
+            np.bincount(device_code, minlength=2))
+
+
+def roles_block(id_start, code, *, calibration):
+    """Role codes of the entities ``id_start ..`` of one block."""
+    return draw(calibration, id_start, code)
+
+
+def device_roles_block(device_lo, code, ip_device, ip_type, *, calibration,
+                       high_sharing_devices, n_types):
+    """Device roles of one block; and the codes of its IPs (risky devices served, capped;
+    high sharing; ip_type), with their counts."""
+    role = draw(calibration, device_lo, code)
+    neighbours = np.minimum(count_flagged(*ip_device, _is_risky(role, calibration)),
+                            MAX_RISKY_NEIGHBOURS)
+    high_sharing = np.diff(ip_device[0]) >= high_sharing_devices
+    ip_code = ((neighbours * 2 + high_sharing) * n_types + ip_type).astype(np.int64)
+    return role, ip_code, np.bincount(ip_code,
+                                      minlength=(MAX_RISKY_NEIGHBOURS + 1) * 2 * n_types)
 
 
 def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
@@ -188,7 +264,6 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
         propagation = sealed.config[PROPAGATION]
         families_vocab = tuple(taxonomy["families"])
         to_ip = propagation["to_ip"]
-        high_sharing = np.diff(devices.ip_device_ptr) >= to_ip["high_sharing_devices_per_ip"]
         merchants = sealed.world.merchants
         blocks = block_offsets_for(parties.n_parties, sealed.scale.block_size)
         offsets = {
@@ -198,31 +273,52 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
             "device": devices.party_device_ptr[blocks],
             "ip": devices.ip_block_ptr,
         }
-        draw = dict(taxonomy=taxonomy, families_vocab=families_vocab, propagation=propagation,
-                    engine=engine)
 
-    roles = {}
+    party_lo, party_hi = spans(offsets["party"])
+    account_lo, account_hi = spans(offsets["account"])
+    device_lo, device_hi = spans(offsets["device"])
+    ip_lo, ip_hi = spans(offsets["ip"])
+    # Each block's relations, with block-local ids.
+    device_party = [_rows(devices.device_party_ptr, devices.device_party_ids, a, z, p)
+                    for a, z, p in zip(device_lo, device_hi, party_lo)]
+    ip_device = [_rows(devices.ip_device_ptr, devices.ip_device_ids, a, z, d)
+                 for a, z, d in zip(ip_lo, ip_hi, device_lo)]
+    high_sharing_devices = to_ip["high_sharing_devices_per_ip"]
+    law = dict(rng=rng, taxonomy=taxonomy, propagation=propagation)
+    roles, codes = {}, {}
+
+    def finish(kind, calibration, role_parts):
+        roles[kind] = roles_of(calibration, taxonomy, families_vocab, join(role_parts),
+                               join(codes.pop(kind)))
+
     with perf.substep(STATE, "assign_party_roles") as event:
         graph = propagation["party_graph"]
-        device_shared = np.diff(devices.device_party_ptr) > 1
-        device_high = count_flagged(devices.device_ip_ptr, devices.device_ip_ids, high_sharing) > 0
-        party_device_ptr, party_device_ids = transpose(
-            devices.device_party_ptr, devices.device_party_ids, parties.n_parties)
-        uses_shared = count_flagged(party_device_ptr, party_device_ids, device_shared) > 0
-        reaches_high = count_flagged(party_device_ptr, party_device_ids, device_high) > 0
-        code = uses_shared.astype(np.int64) + 2 * reaches_high
+        coded = engine.map(
+            party_codes_block, device_party,
+            [_rows(devices.device_ip_ptr, devices.device_ip_ids, a, z, i)
+             for a, z, i in zip(device_lo, device_hi, ip_lo)], ip_device,
+            [hi - lo for lo, hi in zip(party_lo, party_hi)],
+            high_sharing_devices=high_sharing_devices)
+        codes["party"] = [c for c, _ in coded]
         shift = np.array([0.0, graph["beta_shared_device"], graph["beta_high_sharing_ip"],
                           graph["beta_shared_device"] + graph["beta_high_sharing_ip"]])
-        roles["party"] = assign("party", rng, code, shift, offsets=offsets["party"], **draw)
-        party_risky = roles["party"].is_risky
+        calibration = calibrate("party", code_counts=sum(n for _, n in coded), shift=shift,
+                                **law)
+        drawn = engine.map(party_roles_block, party_lo, codes["party"],
+                           [accounts.owner_party_id[a:z] - p
+                            for a, z, p in zip(account_lo, account_hi, party_lo)],
+                           device_party, calibration=calibration)
+        finish("party", calibration, [d[0] for d in drawn])
+        codes["account"], codes["device"] = [d[1] for d in drawn], [d[3] for d in drawn]
         event["rows"] = parties.n_parties
 
     with perf.substep(STATE, "assign_account_roles") as event:
-        code = party_risky[accounts.owner_party_id].astype(np.int64)
         shift = np.array([0.0, propagation["party_to_account"]["beta_risky_owner"]])
-        roles["account"] = assign("account", rng, code, shift, offsets=offsets["account"],
-                                  **draw)
-        event["rows"] = code.shape[0]
+        calibration = calibrate("account", code_counts=sum(d[2] for d in drawn), shift=shift,
+                                **law)
+        finish("account", calibration, engine.map(roles_block, account_lo, codes["account"],
+                                                  calibration=calibration))
+        event["rows"] = int(offsets["account"][-1])
 
     with perf.substep(STATE, "assign_merchant_roles") as event:
         to_merchant = propagation["to_merchant"]
@@ -232,35 +328,38 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
                                      return_inverse=True)
         mcc_shift = np.array([to_merchant["beta_mcc"].get(f"{int(m):04d}", 0.0) for m in mccs])
         size_shift = np.array([to_merchant["beta_size_class"].get(str(s), 0.0) for s in sizes])
-        code = mcc_code.astype(np.int64) * len(sizes) + size_code
+        codes["merchant"] = [mcc_code.astype(np.int64) * len(sizes) + size_code]
         shift = (mcc_shift[:, None] + size_shift[None, :]).ravel()
-        roles["merchant"] = assign("merchant", rng, code, shift, offsets=offsets["merchant"],
-                                   **draw)
-        event["rows"] = code.shape[0]
+        calibration = calibrate("merchant", code_counts=np.bincount(
+            codes["merchant"][0], minlength=shift.shape[0]), shift=shift, **law)
+        finish("merchant", calibration, [roles_block(0, codes["merchant"][0],
+                                                     calibration=calibration)])
+        event["rows"] = merchants.num_rows
 
     with perf.substep(STATE, "assign_device_roles") as event:
-        used_by_risky = count_flagged(devices.device_party_ptr, devices.device_party_ids,
-                                      party_risky) > 0
-        code = used_by_risky.astype(np.int64)
         shift = np.array([0.0, propagation["party_to_device"]["beta_risky_party"]])
-        roles["device"] = assign("device", rng, code, shift, offsets=offsets["device"],
-                                 **draw)
-        event["rows"] = code.shape[0]
+        calibration = calibrate("device", code_counts=sum(d[4] for d in drawn), shift=shift,
+                                **law)
+        drawn = engine.map(device_roles_block, device_lo, codes["device"], ip_device,
+                           [devices.ip_type[a:z] for a, z in zip(ip_lo, ip_hi)],
+                           calibration=calibration, high_sharing_devices=high_sharing_devices,
+                           n_types=len(devices.ip_types))
+        finish("device", calibration, [d[0] for d in drawn])
+        codes["ip"] = [d[1] for d in drawn]
+        event["rows"] = devices.n_devices
 
     with perf.substep(STATE, "assign_ip_roles") as event:
-        n_types = len(devices.ip_types)
-        risky_devices = count_flagged(devices.ip_device_ptr, devices.ip_device_ids,
-                                      roles["device"].is_risky)
-        neighbours = np.minimum(risky_devices, MAX_RISKY_NEIGHBOURS)
-        code = (neighbours * 2 + high_sharing) * n_types + devices.ip_type
         per_neighbour = np.arange(MAX_RISKY_NEIGHBOURS + 1) * to_ip["beta_per_risky_device"]
         per_sharing = np.array([0.0, to_ip["beta_high_sharing"]])
         per_type = np.array([to_ip["beta_ip_type"][t] for t in devices.ip_types])
         shift = (per_neighbour[:, None, None] + per_sharing[None, :, None]
                  + per_type[None, None, :]).ravel()
-        roles["ip"] = assign("ip", rng, code.astype(np.int64), shift, offsets=offsets["ip"],
-                             **draw)
-        event["rows"] = code.shape[0]
+        calibration = calibrate("ip", code_counts=sum(d[2] for d in drawn), shift=shift,
+                                **law)
+        finish("ip", calibration, engine.map(roles_block, ip_lo, codes["ip"],
+                                             calibration=calibration))
+        event["rows"] = devices.n_ips
+    del device_party, ip_device, drawn  # the blocks' copies; the validation needs memory
 
     with perf.substep(STATE, "validation_checks") as event:
         ph = sealed.parameter_hashes[STATE]
