@@ -14,7 +14,9 @@ Feistel permutations. Devices per IP therefore never exceed the capacity law's b
 tail follows the law instead of being clipped, and every IP serves at least one device.
 An IP's country is that of the device that took its first slot.
 """
+import functools
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +28,7 @@ from ..kernels.graph import (assign_links, household_links, ip_types_and_capacit
                              ips_per_group)
 from ..kernels.prf import uniform_range
 from ..kernels.sample import categorical_range, normalised_cdf, poisson_range
-from ..engine import LOCAL, join, spans
+from ..engine import LOCAL, concurrently, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -42,9 +44,9 @@ _SHARE, _COVER, _LINKS = "s4.device.share", "s4.ip.coverage", "s4.ip.links"
 _CAPACITY, _POSITION, _SLOT = "s4.ip.capacity", "s4.ip.position", "s4.ip.slot"
 
 
-@dataclass(frozen=True)
 class DeviceGraph:
-    """Devices, IPs and their links as arrays; ids are row indices.
+    """Devices, IPs and their links, kept per canonical block; the run's arrays (ids are row
+    indices) are joined from the blocks on first use.
 
     Attributes
     ----------
@@ -60,44 +62,103 @@ class DeviceGraph:
         CSR ``device -> ips``.
     ip_device_ptr, ip_device_ids : int64 arrays
         CSR ``ip -> devices``, the transpose.
-    ip_block_ptr : int64 array
-        IPs of canonical block ``b`` are ids ``ip_block_ptr[b]:ip_block_ptr[b+1]``.
+    device_block_ptr, ip_block_ptr : int64 arrays
+        Devices (IPs) of canonical block ``b`` are ids ``ptr[b]:ptr[b+1]``.
     device_ip_primary : bool array
         Per ``device -> ips`` entry: whether it is the device's primary IP.
+    blocks : list of DeviceBlock
+        Per canonical block, its devices and IPs with block-local ids.
     counters : dict
         Construction evidence for the receipt (links drawn, repeats dropped, slots unused).
     """
 
-    primary_party_id: np.ndarray
-    device_type: np.ndarray
-    os_family: np.ndarray
-    device_region: np.ndarray
-    party_device_ptr: np.ndarray
-    device_party_ptr: np.ndarray
-    device_party_ids: np.ndarray
-    ip_type: np.ndarray
-    ip_region: np.ndarray
-    ip_country: np.ndarray
-    ip_asn_class: np.ndarray
-    device_ip_ptr: np.ndarray
-    device_ip_ids: np.ndarray
-    ip_device_ptr: np.ndarray
-    ip_device_ids: np.ndarray
-    ip_block_ptr: np.ndarray
-    device_ip_primary: np.ndarray
-    device_types: tuple
-    os_families: tuple
-    ip_types: tuple
-    asn_classes: tuple
-    counters: dict
+    def __init__(self, blocks, device_counts, device_block_ptr, ip_block_ptr, asn_of_type,
+                 vocabularies, counters):
+        self.blocks = blocks
+        self._device_counts = device_counts  # per block: devices owned by each party
+        self.device_block_ptr = device_block_ptr
+        self.ip_block_ptr = ip_block_ptr
+        self._asn_of_type = asn_of_type
+        self.device_types, self.os_families, self.ip_types, self.asn_classes = vocabularies
+        self.counters = counters
 
     @property
     def n_devices(self):
-        return self.primary_party_id.shape[0]
+        return int(self.device_block_ptr[-1])
 
     @property
     def n_ips(self):
-        return self.ip_type.shape[0]
+        return int(self.ip_block_ptr[-1])
+
+    def _join(self, name):
+        return join([getattr(block, name) for block in self.blocks])
+
+    def _join_ids(self, name, offsets):
+        return join([getattr(block, name) + offsets[b] for b, block in enumerate(self.blocks)])
+
+    @cached_property
+    def party_device_ptr(self):
+        return ptr_from_counts(join(self._device_counts))
+
+    @cached_property
+    def primary_party_id(self):
+        return owners_from_ptr(self.party_device_ptr)
+
+    @cached_property
+    def device_type(self):
+        return self._join("device_type")
+
+    @cached_property
+    def os_family(self):
+        return self._join("os_family")
+
+    @cached_property
+    def device_region(self):
+        return self._join("device_region")
+
+    @cached_property
+    def device_party_ptr(self):
+        return _concat_ptr([block.device_party_ptr for block in self.blocks])
+
+    @cached_property
+    def device_party_ids(self):
+        return self._join("device_party_ids")
+
+    @cached_property
+    def ip_type(self):
+        return self._join("ip_type")
+
+    @cached_property
+    def ip_region(self):
+        return self._join("ip_region")
+
+    @cached_property
+    def ip_country(self):
+        return self._join("ip_country")
+
+    @cached_property
+    def ip_asn_class(self):
+        return self._asn_of_type[self.ip_type]
+
+    @cached_property
+    def device_ip_ptr(self):
+        return _concat_ptr([block.device_ip_ptr for block in self.blocks])
+
+    @cached_property
+    def device_ip_ids(self):
+        return self._join_ids("device_ip_ids", self.ip_block_ptr)
+
+    @cached_property
+    def ip_device_ptr(self):
+        return _concat_ptr([block.ip_device_ptr for block in self.blocks])
+
+    @cached_property
+    def ip_device_ids(self):
+        return self._join_ids("ip_device_ids", self.device_block_ptr)
+
+    @cached_property
+    def device_ip_primary(self):
+        return self._join("device_ip_primary")
 
 
 def _mix_rows(mixes, rows, columns):
@@ -152,8 +213,9 @@ def run(sealed, parties, perf, engine=LOCAL):
                             key=rng.key(_COUNT), segment_mean=segment_mean,
                             min_count=min_count, max_count=max_count)
         rng.record(_COUNT, n_parties)
-        party_device_ptr = ptr_from_counts(join(counts))
-        n_devices = int(party_device_ptr[-1])
+        per_block = np.array([c.sum() for c in counts], dtype=np.int64)
+        party_device_ptr_at_blocks = ptr_from_counts(per_block)[:-1]
+        n_devices = int(per_block.sum())
         event["rows"] = n_devices
 
     n_regions = len(parties.regions)
@@ -161,7 +223,7 @@ def run(sealed, parties, perf, engine=LOCAL):
         keys = {label: rng.key(label) for label in (_TYPE, _OS, _SHARE, _COVER, _LINKS,
                                                     _CAPACITY, _POSITION, _SLOT)}
         pieces = engine.map(
-            device_block, starts, party_device_ptr[starts], counts,
+            device_block, starts, party_device_ptr_at_blocks, counts,
             [parties.party_type[lo:hi] for lo, hi in blocks],
             [parties.country[lo:hi] for lo, hi in blocks],
             [parties.region[lo:hi] for lo, hi in blocks],
@@ -191,50 +253,40 @@ def run(sealed, parties, perf, engine=LOCAL):
         # IP groups are (block, region), block-major: block b's are b * n_regions ...
         ips_per_block = sum(piece.ips_per_group for piece in pieces).reshape(n_blocks, n_regions)
         ip_block_ptr = ptr_from_counts(ips_per_block.sum(axis=1))
-        ip_lo = ip_block_ptr[:-1]
-
-        def concat(name):
-            return join([getattr(piece, name) for piece in pieces])
-
-        ip_type, ip_region, ip_country = (concat(name)
-                                          for name in ("ip_type", "ip_region", "ip_country"))
+        device_block_ptr = np.append(party_device_ptr_at_blocks, n_devices)
+        vocabularies = (device_types, os_families, ip_types, asn_classes, parties.party_types,
+                        parties.countries, parties.regions)
+        parts = concurrently(*[functools.partial(
+            tables_block, lo, device_lo, ip_lo, device_counts, piece, asn_of_type=asn_of_type,
+            vocabularies=vocabularies) for lo, device_lo, ip_lo, device_counts, piece in zip(
+                starts, device_block_ptr[:-1], ip_block_ptr[:-1], counts, pieces)])
         event["rows"] = n_ips
 
     with perf.substep(STATE, "emit_regions") as event:
-        device_lo = party_device_ptr[starts]
-        device_party_ptr = _concat_ptr([piece.device_party_ptr for piece in pieces])
-        device_ip_ptr = _concat_ptr([piece.device_ip_ptr for piece in pieces])
-        device_ip_ids = np.concatenate([piece.device_ip_ids + ip_lo[c]
-                                        for c, piece in enumerate(pieces)])
-        ip_device_ptr = _concat_ptr([piece.ip_device_ptr for piece in pieces])
-        ip_device_ids = np.concatenate([piece.ip_device_ids + device_lo[c]
-                                        for c, piece in enumerate(pieces)])
+        ph = sealed.parameter_hashes[STATE]
+        datasets = [Dataset.from_parts(name, STATE, [part[d] for part in parts], ph)
+                    for d, name in enumerate(DATASETS)]
         event["rows"] = n_links
 
     with perf.substep(STATE, "merge_parts") as event:
-        devices_per_ip = np.diff(ip_device_ptr)
-        if devices_per_ip.size and int(devices_per_ip.max()) > ceiling:
-            raise Seg6aError(f"S4: an IP serves {int(devices_per_ip.max())} devices, above "
+        top = max(piece.max_devices_per_ip for piece in pieces)
+        if top > ceiling:
+            raise Seg6aError(f"S4: an IP serves {top} devices, above "
                              f"linkage_checks.ip_links.max_devices_per_ip {ceiling}")
+        kept = sum(int(piece.device_ip_ptr[-1]) for piece in pieces)
         counters = {
             "devices": n_devices,
-            "shared_devices": int(np.count_nonzero(np.diff(device_party_ptr) > 1)),
+            "shared_devices": sum(piece.shared_devices for piece in pieces),
             "linked_devices": sum(piece.linked_devices for piece in pieces),
             "ips": n_ips,
             "ip_links_drawn": n_links,
-            "ip_links_repeated_dropped": int(n_links - device_ip_ptr[-1]),
+            "ip_links_repeated_dropped": n_links - kept,
             "capacity_slots_unused": sum(piece.capacity_total for piece in pieces) - n_links,
-            "max_devices_per_ip": int(devices_per_ip.max()) if devices_per_ip.size else 0,
+            "max_devices_per_ip": top,
         }
-        graph = DeviceGraph(
-            owners_from_ptr(party_device_ptr), concat("device_type"), concat("os_family"),
-            concat("device_region"), party_device_ptr, device_party_ptr,
-            concat("device_party_ids"), ip_type, ip_region, ip_country, asn_of_type[ip_type],
-            device_ip_ptr, device_ip_ids, ip_device_ptr, ip_device_ids, ip_block_ptr,
-            concat("device_ip_primary"), device_types, os_families, ip_types, asn_classes,
-            counters)
-        datasets = _datasets(graph, parties, sealed)
-        event["rows"] = int(device_ip_ptr[-1])
+        graph = DeviceGraph(pieces, counts, device_block_ptr, ip_block_ptr, asn_of_type,
+                            vocabularies[:4], counters)
+        event["rows"] = kept
     return graph, datasets, rng
 
 
@@ -257,7 +309,7 @@ def device_counts_block(lo, party_type, segment, *, key, segment_mean, min_count
 @dataclass(frozen=True)
 class DeviceBlock:
     """The devices and IPs of one canonical block, with block-local device, link and IP ids
-    (party ids are global); ``run`` offsets them when it joins the blocks."""
+    (party ids are global); ``DeviceGraph`` offsets them when it joins the blocks."""
 
     device_type: np.ndarray
     os_family: np.ndarray
@@ -277,6 +329,8 @@ class DeviceBlock:
     linked_devices: int
     capacity_total: int
     capacity_draws: int
+    shared_devices: int
+    max_devices_per_ip: int
 
 
 def device_block(lo, device_lo, counts, party_type, party_country, party_region, *, keys,
@@ -323,45 +377,43 @@ def device_block(lo, device_lo, counts, party_type, party_country, party_region,
         ip_device_ids, ip_type, np.repeat(group_region, n_ips).astype(np.int16),
         # An IP's country is that of the device that took its first slot.
         party_country[owner[link_device[first_link]]], n_ips,
-        int(np.count_nonzero(device_links)), int(capacity.sum()), int(capacity_draws.sum()))
+        int(np.count_nonzero(device_links)), int(capacity.sum()), int(capacity_draws.sum()),
+        int(np.count_nonzero(np.diff(device_party_ptr) > 1)),
+        int(np.diff(ip_device_ptr).max(initial=0)))
 
 
-def _datasets(graph, parties, sealed):
-    ph = sealed.parameter_hashes[STATE]
-    party_blocks = block_offsets_for(parties.n_parties, sealed.scale.block_size)
-    device_blocks = graph.party_device_ptr[party_blocks]
-    device_ids = pa.array(np.arange(graph.n_devices, dtype=np.int64))
+def tables_block(lo, device_lo, ip_lo, device_counts, block, *, asn_of_type, vocabularies):
+    """The parts of the four datasets for one canonical block (parties ``lo ..``, first
+    device and IP ids ``device_lo`` and ``ip_lo``)."""
+    (device_types, os_families, ip_types, asn_classes, party_types, countries,
+     regions) = vocabularies
+    n_devices = block.device_type.shape[0]
     device_base = pa.table({
-        "device_id": device_ids,
-        "primary_party_id": pa.array(graph.primary_party_id),
-        "device_type": dictionary_column(graph.device_type, graph.device_types),
-        "os_family": dictionary_column(graph.os_family, graph.os_families),
-        "region_id": dictionary_column(graph.device_region, parties.regions),
+        "device_id": pa.array(np.arange(device_lo, device_lo + n_devices, dtype=np.int64)),
+        "primary_party_id": pa.array(lo + owners_from_ptr(ptr_from_counts(device_counts))),
+        "device_type": dictionary_column(block.device_type, device_types),
+        "os_family": dictionary_column(block.os_family, os_families),
+        "region_id": dictionary_column(block.device_region, regions),
     })
-    party_link_device = owners_from_ptr(graph.device_party_ptr)
-    shared = np.ones(graph.device_party_ids.shape[0], dtype=np.int16)
-    shared[graph.device_party_ptr[:-1]] = 0  # every device's first party is its primary
+    shared = np.ones(block.device_party_ids.shape[0], dtype=np.int16)
+    shared[block.device_party_ptr[:-1]] = 0  # every device's first party is its primary
     party_links = pa.table({
-        "device_id": pa.array(party_link_device),
-        "party_id": pa.array(graph.device_party_ids),
+        "device_id": pa.array(device_lo + owners_from_ptr(block.device_party_ptr)),
+        "party_id": pa.array(block.device_party_ids),
         "link_role": dictionary_column(shared, PARTY_LINK_ROLES),
     })
+    n_ips = block.ip_type.shape[0]
     ip_base = pa.table({
-        "ip_id": pa.array(np.arange(graph.n_ips, dtype=np.int64)),
-        "ip_type": dictionary_column(graph.ip_type, graph.ip_types),
-        "region_id": dictionary_column(graph.ip_region, parties.regions),
-        "country_iso": dictionary_column(graph.ip_country.astype(np.int16), parties.countries),
-        "asn_class": dictionary_column(graph.ip_asn_class, graph.asn_classes),
+        "ip_id": pa.array(np.arange(ip_lo, ip_lo + n_ips, dtype=np.int64)),
+        "ip_type": dictionary_column(block.ip_type, ip_types),
+        "region_id": dictionary_column(block.ip_region, regions),
+        "country_iso": dictionary_column(block.ip_country.astype(np.int16), countries),
+        "asn_class": dictionary_column(asn_of_type[block.ip_type], asn_classes),
     })
     ip_links = pa.table({
-        "device_id": pa.array(owners_from_ptr(graph.device_ip_ptr)),
-        "ip_id": pa.array(graph.device_ip_ids),
-        "link_role": dictionary_column(np.where(graph.device_ip_primary, 0, 1).astype(np.int16),
+        "device_id": pa.array(device_lo + owners_from_ptr(block.device_ip_ptr)),
+        "ip_id": pa.array(ip_lo + block.device_ip_ids),
+        "link_role": dictionary_column(np.where(block.device_ip_primary, 0, 1).astype(np.int16),
                                        IP_LINK_ROLES),
     })
-    return [
-        Dataset(DATASETS[0], STATE, device_base, device_blocks, ph),
-        Dataset(DATASETS[1], STATE, party_links, graph.device_party_ptr[device_blocks], ph),
-        Dataset(DATASETS[2], STATE, ip_base, graph.ip_block_ptr, ph),
-        Dataset(DATASETS[3], STATE, ip_links, graph.device_ip_ptr[device_blocks], ph),
-    ]
+    return device_base, party_links, ip_base, ip_links

@@ -200,13 +200,6 @@ def roles_of(calibration, taxonomy, families_vocab, role, code):
 # computed per block, with block-local ids; only the code counts are summed.
 
 
-def _rows(ptr, ids, lo, hi, id_lo):
-    """Rows ``lo .. hi - 1`` of a CSR relation, as a CSR of their own with ids less
-    ``id_lo``."""
-    a, z = ptr[lo], ptr[hi]
-    return ptr[lo:hi + 1] - a, ids[a:z] - id_lo
-
-
 def party_codes_block(device_party, device_ip, ip_device, n_parties, *, high_sharing_devices):
     """Party covariate codes of one block: uses a shared device (1), reaches a high-sharing
     IP (2); and their counts."""
@@ -270,19 +263,17 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
             "party": blocks,
             "account": accounts.party_account_ptr[blocks],
             "merchant": np.array([0, merchants.num_rows], dtype=np.int64),
-            "device": devices.party_device_ptr[blocks],
+            "device": devices.device_block_ptr,
             "ip": devices.ip_block_ptr,
         }
 
     party_lo, party_hi = spans(offsets["party"])
     account_lo, account_hi = spans(offsets["account"])
-    device_lo, device_hi = spans(offsets["device"])
-    ip_lo, ip_hi = spans(offsets["ip"])
-    # Each block's relations, with block-local ids.
-    device_party = [_rows(devices.device_party_ptr, devices.device_party_ids, a, z, p)
-                    for a, z, p in zip(device_lo, device_hi, party_lo)]
-    ip_device = [_rows(devices.ip_device_ptr, devices.ip_device_ids, a, z, d)
-                 for a, z, d in zip(ip_lo, ip_hi, device_lo)]
+    device_lo, ip_lo = spans(offsets["device"])[0], spans(offsets["ip"])[0]
+    # Each block's relations, with block-local ids (S4's blocks have them, but for parties).
+    device_party = [(block.device_party_ptr, block.device_party_ids - lo)
+                    for block, lo in zip(devices.blocks, party_lo)]
+    ip_device = [(block.ip_device_ptr, block.ip_device_ids) for block in devices.blocks]
     high_sharing_devices = to_ip["high_sharing_devices_per_ip"]
     law = dict(rng=rng, taxonomy=taxonomy, propagation=propagation)
     roles, codes = {}, {}
@@ -295,8 +286,7 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
         graph = propagation["party_graph"]
         coded = engine.map(
             party_codes_block, device_party,
-            [_rows(devices.device_ip_ptr, devices.device_ip_ids, a, z, i)
-             for a, z, i in zip(device_lo, device_hi, ip_lo)], ip_device,
+            [(block.device_ip_ptr, block.device_ip_ids) for block in devices.blocks], ip_device,
             [hi - lo for lo, hi in zip(party_lo, party_hi)],
             high_sharing_devices=high_sharing_devices)
         codes["party"] = [c for c, _ in coded]
@@ -341,7 +331,7 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
         calibration = calibrate("device", code_counts=sum(d[4] for d in drawn), shift=shift,
                                 **law)
         drawn = engine.map(device_roles_block, device_lo, codes["device"], ip_device,
-                           [devices.ip_type[a:z] for a, z in zip(ip_lo, ip_hi)],
+                           [block.ip_type for block in devices.blocks],
                            calibration=calibration, high_sharing_devices=high_sharing_devices,
                            n_types=len(devices.ip_types))
         finish("device", calibration, [d[0] for d in drawn])
@@ -376,7 +366,7 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
         event["rows"] = len(report["checks"])
 
     with perf.substep(STATE, "bundle_publish") as event:
-        counters = uplift_evidence(roles, accounts, devices)
+        counters = uplift_evidence(roles, devices)
         event["rows"] = sum(d.table.num_rows for d in datasets)
     return FraudPosture(roles, report, counters, gate_records), datasets, rng
 
@@ -394,7 +384,7 @@ def role_table(roles, families_vocab):
     })
 
 
-def uplift_evidence(roles, accounts, devices):
+def uplift_evidence(roles, devices):
     """Counters showing the uplift at work: prevalence, base log-odds, and risky rates by signal."""
     counters = {}
     for kind, r in roles.items():
@@ -402,11 +392,12 @@ def uplift_evidence(roles, accounts, devices):
         counters[f"{kind}_risky"] = int(np.count_nonzero(r.is_risky))
         counters[f"{kind}_entities"] = int(r.role.shape[0])
     party_risky = roles["party"].is_risky
-    owner_risky = party_risky[accounts.owner_party_id]
+    owner_risky = roles["account"].code == 1  # an account's covariate: its owner is risky
     account_risky = roles["account"].is_risky
     counters["accounts_of_risky_owners"] = int(owner_risky.sum())
     counters["risky_accounts_of_risky_owners"] = int((owner_risky & account_risky).sum())
-    primary_risky = party_risky[devices.primary_party_id]
+    # devices are in owner order: repeat each party's flag over the devices it owns
+    primary_risky = np.repeat(party_risky, np.diff(devices.party_device_ptr))
     counters["devices_of_risky_primaries"] = int(primary_risky.sum())
     counters["risky_devices_of_risky_primaries"] = int(
         (primary_risky & roles["device"].is_risky).sum())
