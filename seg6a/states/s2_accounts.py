@@ -16,6 +16,7 @@ For each rule ``(party_type, account_type)`` of ``account_per_party_priors_6A.v1
    rank and drops them only when no headroom is left; a post-check raises on any excess.
 """
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -44,8 +45,18 @@ class KmaxViolation(Seg6aError):
 
 
 @dataclass(frozen=True)
+class AccountBlock:
+    """The accounts of one canonical block: counts per (party, rule), int16, and per account
+    (ids from the block's first) its owner (a global party id) and type."""
+
+    counts: np.ndarray
+    owner: np.ndarray
+    account_type: np.ndarray
+
+
 class Accounts:
-    """Accounts as arrays; ``account_id`` is the row index.
+    """Accounts, kept per canonical block; the run's arrays (``account_id`` is the row
+    index) are joined from the blocks on first use.
 
     Attributes
     ----------
@@ -56,6 +67,9 @@ class Accounts:
         ``party_account_ptr[p]:party_account_ptr[p+1]``.
     counts : int16 array (n_parties, n_rules)
         Accounts per party and rule.
+    account_block_ptr : int64 array
+        Accounts of canonical block ``b`` are ids ``account_block_ptr[b]:[b+1]``.
+    blocks : list of AccountBlock
     account_types : tuple of str
     rules : list of dict
         The rules of the priors, in order (``counts`` columns).
@@ -64,13 +78,28 @@ class Accounts:
         kmax_postcheck_violations``.
     """
 
-    owner_party_id: np.ndarray
-    account_type: np.ndarray
-    party_account_ptr: np.ndarray
-    counts: np.ndarray
-    account_types: tuple
-    rules: list
-    counters: dict
+    def __init__(self, blocks, account_block_ptr, account_types, rules, counters):
+        self.blocks = blocks
+        self.account_block_ptr = account_block_ptr
+        self.account_types = account_types
+        self.rules = rules
+        self.counters = counters
+
+    @cached_property
+    def counts(self):
+        return join([block.counts for block in self.blocks])
+
+    @cached_property
+    def owner_party_id(self):
+        return join([block.owner for block in self.blocks])
+
+    @cached_property
+    def account_type(self):
+        return join([block.account_type for block in self.blocks])
+
+    @cached_property
+    def party_account_ptr(self):
+        return ptr_from_counts(self.counts.sum(axis=1, dtype=np.int64))
 
 
 def holding_tables(rules, parties):
@@ -221,13 +250,14 @@ def run(sealed, parties, perf, engine=LOCAL):
         for _ in rules:
             for label in (_GATE, _WEIGHT, _TIE, _RANK):
                 rng.record(label, n)
-        counts = join([c for c, _, _ in allocated])
         totals = np.sum([t for _, t, _ in allocated], axis=(0, 1))
-        for index in np.flatnonzero((counts > k_max).any(axis=0)):
+        # The post-check: the cap pass leaves no party above K_max.
+        excess = np.sum([np.maximum(c.astype(np.int64) - k_max, 0).sum(axis=0)
+                         for c, _, _ in allocated], axis=0)
+        for index in np.flatnonzero(excess):
             rule = rules[index]
-            excess = np.maximum(counts[:, index].astype(np.int64) - k_max[index], 0).sum()
             raise KmaxViolation(
-                f"{excess} accounts above k_max={rule['k_max']} for "
+                f"{excess[index]} accounts above k_max={rule['k_max']} for "
                 f"{rule['party_type']}/{rule['account_type']} after the cap pass"
             )
         counters = {
@@ -236,23 +266,22 @@ def run(sealed, parties, perf, engine=LOCAL):
             "kmax_dropped_rows": int(totals[2]),
             "kmax_postcheck_violations": 0,  # the post-check raises on any
         }
-        party_account_ptr = ptr_from_counts(counts.sum(axis=1, dtype=np.int64))
-        event["rows"] = int(party_account_ptr[-1])
+        account_block_ptr = ptr_from_counts(np.array([c.sum(dtype=np.int64)
+                                                      for c, _, _ in allocated]))
+        event["rows"] = int(account_block_ptr[-1])
 
     ph = sealed.parameter_hashes[STATE]
     # The account base and the holdings per canonical block, on the engine; the summary
     # from the blocks' per-cell sums.
     with perf.substep(STATE, "emit_account_base") as event:
         emitted = engine.map(
-            tables_block, starts, [int(party_account_ptr[lo]) for lo in starts],
+            tables_block, starts, account_block_ptr[:-1],
             [c for c, _, _ in allocated], *[[column[a:z] for a, z in zip(starts, stops)]
                                             for column in (parties.party_type, parties.country,
                                                            parties.region)],
             rule_account_type=rule_account_type,
             vocabularies=(parties.party_types, parties.countries, parties.regions,
                           account_types))
-        owner = join([e[0] for e in emitted])
-        account_type = join([e[1] for e in emitted])
         base_ds = Dataset.from_parts(DATASETS[0], STATE, [e[2] for e in emitted], ph)
         event["rows"] = base_ds.table.num_rows
 
@@ -265,8 +294,8 @@ def run(sealed, parties, perf, engine=LOCAL):
         summary = summarise(cells, rules, rule_account_type, account_types, parties)
         summary_ds = Dataset.from_parts(DATASETS[2], STATE, [summary], ph)
         event["rows"] = summary.num_rows
-    accounts = Accounts(owner, account_type, party_account_ptr, counts, account_types, rules,
-                        counters)
+    accounts = Accounts([AccountBlock(c, e[0], e[1]) for (c, _, _), e in zip(allocated, emitted)],
+                        account_block_ptr, account_types, rules, counters)
     return accounts, [base_ds, holdings_ds, summary_ds], rng
 
 

@@ -7,7 +7,9 @@ no universal floor inflating low-rate types. Schemes: within each (canonical blo
 the scheme-bearing instruments get scheme counts by largest remainder of the region's mix,
 dealt out through a keyed Feistel permutation of the group (no sort, no per-row queues).
 """
+import functools
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +17,7 @@ import pyarrow as pa
 from ..kernels.allocate import assign_by_quota
 from ..kernels.csr import csr_from_owners, expand_count_matrix, ptr_from_counts
 from ..kernels.sample import poisson_range
-from ..engine import LOCAL, join, spans
+from ..engine import LOCAL, concurrently, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -28,8 +30,20 @@ _COUNT, _SCHEME_ORDER = "s3.instruments.count", "s3.instruments.scheme_order"
 
 
 @dataclass(frozen=True)
+class InstrumentBlock:
+    """The instruments of one canonical block, in id order: their accounts and owners (global
+    ids), types, schemes, and whether each is the first of its type on its account."""
+
+    account_id: np.ndarray
+    owner_party_id: np.ndarray
+    instrument_type: np.ndarray
+    scheme: np.ndarray
+    first: np.ndarray
+
+
 class Instruments:
-    """Instruments as arrays; ``instrument_id`` is the row index.
+    """Instruments, kept per canonical block; the run's arrays (``instrument_id`` is the row
+    index) are joined from the blocks on first use.
 
     Attributes
     ----------
@@ -38,15 +52,37 @@ class Instruments:
         (``schemes`` ends with ``"NONE"`` for schemeless types).
     account_instrument_ptr : int64 array
         CSR ``account -> instruments``.
+    instrument_block_ptr : int64 array
+        Instruments of canonical block ``b`` are ids ``instrument_block_ptr[b]:[b+1]``.
+    blocks : list of InstrumentBlock
     """
 
-    account_id: np.ndarray
-    owner_party_id: np.ndarray
-    instrument_type: np.ndarray
-    scheme: np.ndarray
-    account_instrument_ptr: np.ndarray
-    instrument_types: tuple
-    schemes: tuple
+    def __init__(self, blocks, instrument_block_ptr, n_accounts, instrument_types, schemes):
+        self.blocks = blocks
+        self.instrument_block_ptr = instrument_block_ptr
+        self._n_accounts = n_accounts
+        self.instrument_types = instrument_types
+        self.schemes = schemes
+
+    @cached_property
+    def account_id(self):
+        return join([block.account_id for block in self.blocks])
+
+    @cached_property
+    def owner_party_id(self):
+        return join([block.owner_party_id for block in self.blocks])
+
+    @cached_property
+    def instrument_type(self):
+        return join([block.instrument_type for block in self.blocks])
+
+    @cached_property
+    def scheme(self):
+        return join([block.scheme for block in self.blocks])
+
+    @cached_property
+    def account_instrument_ptr(self):
+        return ptr_from_counts(np.bincount(self.account_id, minlength=self._n_accounts))
 
 
 def count_tables(priors, account_types):
@@ -107,20 +143,17 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
              for region in parties.regions]
         )
     with perf.substep(STATE, "load_account_base") as event:
-        account_type = accounts.account_type
-        owner = accounts.owner_party_id
-        n_accounts = account_type.shape[0]
+        n_accounts = int(accounts.account_block_ptr[-1])
         event["rows"] = n_accounts
 
     with perf.substep(STATE, "plan_counts") as event:
         bounds = block_offsets_for(parties.n_parties, sealed.scale.block_size)
-        account_bounds = accounts.party_account_ptr[bounds]
         starts, stops = spans(bounds)
-        account_starts, account_stops = spans(account_bounds)
+        account_starts = accounts.account_block_ptr[:-1]
         pieces = engine.map(
             instrument_block, starts, account_starts,
-            [account_type[a:z] for a, z in zip(account_starts, account_stops)],
-            [owner[a:z] for a, z in zip(account_starts, account_stops)],
+            [block.account_type for block in accounts.blocks],
+            [block.owner for block in accounts.blocks],
             [parties.region[a:z] for a, z in zip(starts, stops)],
             count_key=rng.key(_COUNT), scheme_key=rng.key(_SCHEME_ORDER), mean=mean,
             floor=floor, cap=cap, schemeless=schemeless, scheme_mix=scheme_mix,
@@ -130,38 +163,46 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
         event["rows"] = sum(piece[0].shape[0] for piece in pieces)
 
     with perf.substep(STATE, "allocate_instruments") as event:
-        account_id, instrument_type, first, scheme = (join(column)
-                                                      for column in zip(*pieces))
-        n = account_id.shape[0]
-        instrument_owner = owner[account_id]
-        rng.record(_SCHEME_ORDER, int(np.count_nonzero(~schemeless[instrument_type])))
-        account_instrument_ptr = ptr_from_counts(np.bincount(account_id, minlength=n_accounts))
-        event["rows"] = n
+        blocks = [InstrumentBlock(account_id, block.owner[account_id - account_lo],
+                                  instrument_type, scheme, first)
+                  for (account_id, instrument_type, first, scheme), block, account_lo
+                  in zip(pieces, accounts.blocks, account_starts)]
+        rng.record(_SCHEME_ORDER, sum(int(np.count_nonzero(~schemeless[b.instrument_type]))
+                                      for b in blocks))
+        instrument_block_ptr = ptr_from_counts(np.array([b.account_id.shape[0] for b in blocks],
+                                                        dtype=np.int64))
+        event["rows"] = int(instrument_block_ptr[-1])
 
-    instruments = Instruments(account_id, instrument_owner, instrument_type, scheme,
-                              account_instrument_ptr, instrument_types, schemes)
+    instruments = Instruments(blocks, instrument_block_ptr, n_accounts, instrument_types,
+                              schemes)
     ph = sealed.parameter_hashes[STATE]
-    # Canonical blocks are blocks of parties: rows of a block are those of its accounts.
-    block_offsets = account_instrument_ptr[account_bounds]
     with perf.substep(STATE, "emit_instrument_base_links") as event:
-        ids = pa.array(np.arange(n, dtype=np.int64))
-        base = pa.table(
-            {
-                "instrument_id": ids,
-                "account_id": pa.array(account_id),
-                "owner_party_id": pa.array(instrument_owner),
-                "instrument_type": dictionary_column(instrument_type, instrument_types),
-                "scheme": dictionary_column(scheme, schemes),
-            }
-        )
-        links = pa.table(
-            {
-                "account_id": pa.array(account_id),
-                "instrument_id": ids,
-                "link_role": dictionary_column((~first).astype(np.int16), LINK_ROLES),
-            }
-        )
-        event["rows"] = n
-    datasets = [Dataset(DATASETS[0], STATE, base, block_offsets, ph),
-                Dataset(DATASETS[1], STATE, links, block_offsets, ph)]
+        parts = concurrently(*[functools.partial(tables_block, lo, block,
+                                                 vocabularies=(instrument_types, schemes))
+                               for lo, block in zip(instrument_block_ptr[:-1], blocks)])
+        event["rows"] = int(instrument_block_ptr[-1])
+    datasets = [Dataset.from_parts(name, STATE, [part[d] for part in parts], ph)
+                for d, name in enumerate(DATASETS)]
     return instruments, datasets, rng
+
+
+def tables_block(instrument_lo, block, *, vocabularies):
+    """The base and links parts of one canonical block's instruments (ids
+    ``instrument_lo ..``)."""
+    instrument_types, schemes = vocabularies
+    n = block.account_id.shape[0]
+    ids = pa.array(np.arange(instrument_lo, instrument_lo + n, dtype=np.int64))
+    accounts = pa.array(block.account_id)
+    base = pa.table({
+        "instrument_id": ids,
+        "account_id": accounts,
+        "owner_party_id": pa.array(block.owner_party_id),
+        "instrument_type": dictionary_column(block.instrument_type, instrument_types),
+        "scheme": dictionary_column(block.scheme, schemes),
+    })
+    links = pa.table({
+        "account_id": accounts,
+        "instrument_id": ids,
+        "link_role": dictionary_column((~block.first).astype(np.int16), LINK_ROLES),
+    })
+    return base, links

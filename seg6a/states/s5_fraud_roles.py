@@ -261,14 +261,14 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
         blocks = block_offsets_for(parties.n_parties, sealed.scale.block_size)
         offsets = {
             "party": blocks,
-            "account": accounts.party_account_ptr[blocks],
+            "account": accounts.account_block_ptr,
             "merchant": np.array([0, merchants.num_rows], dtype=np.int64),
             "device": devices.device_block_ptr,
             "ip": devices.ip_block_ptr,
         }
 
     party_lo, party_hi = spans(offsets["party"])
-    account_lo, account_hi = spans(offsets["account"])
+    account_lo = spans(offsets["account"])[0]
     device_lo, ip_lo = spans(offsets["device"])[0], spans(offsets["ip"])[0]
     # Each block's relations, with block-local ids (S4's blocks have them, but for parties).
     device_party = [(block.device_party_ptr, block.device_party_ids - lo)
@@ -295,8 +295,7 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
         calibration = calibrate("party", code_counts=sum(n for _, n in coded), shift=shift,
                                 **law)
         drawn = engine.map(party_roles_block, party_lo, codes["party"],
-                           [accounts.owner_party_id[a:z] - p
-                            for a, z, p in zip(account_lo, account_hi, party_lo)],
+                           [block.owner - lo for block, lo in zip(accounts.blocks, party_lo)],
                            device_party, calibration=calibration)
         finish("party", calibration, [d[0] for d in drawn])
         codes["account"], codes["device"] = [d[1] for d in drawn], [d[3] for d in drawn]
