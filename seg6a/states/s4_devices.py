@@ -72,10 +72,9 @@ class DeviceGraph:
         Construction evidence for the receipt (links drawn, repeats dropped, slots unused).
     """
 
-    def __init__(self, blocks, device_counts, device_block_ptr, ip_block_ptr, asn_of_type,
-                 vocabularies, counters):
+    def __init__(self, blocks, device_block_ptr, ip_block_ptr, asn_of_type, vocabularies,
+                 counters):
         self.blocks = blocks
-        self._device_counts = device_counts  # per block: devices owned by each party
         self.device_block_ptr = device_block_ptr
         self.ip_block_ptr = ip_block_ptr
         self._asn_of_type = asn_of_type
@@ -98,7 +97,7 @@ class DeviceGraph:
 
     @cached_property
     def party_device_ptr(self):
-        return ptr_from_counts(join(self._device_counts))
+        return ptr_from_counts(self._join("owned"))
 
     @cached_property
     def primary_party_id(self):
@@ -257,9 +256,9 @@ def run(sealed, parties, perf, engine=LOCAL):
         vocabularies = (device_types, os_families, ip_types, asn_classes, parties.party_types,
                         parties.countries, parties.regions)
         parts = concurrently(*[functools.partial(
-            tables_block, lo, device_lo, ip_lo, device_counts, piece, asn_of_type=asn_of_type,
-            vocabularies=vocabularies) for lo, device_lo, ip_lo, device_counts, piece in zip(
-                starts, device_block_ptr[:-1], ip_block_ptr[:-1], counts, pieces)])
+            tables_block, lo, device_lo, ip_lo, piece, asn_of_type=asn_of_type,
+            vocabularies=vocabularies) for lo, device_lo, ip_lo, piece in zip(
+                starts, device_block_ptr[:-1], ip_block_ptr[:-1], pieces)])
         event["rows"] = n_ips
 
     with perf.substep(STATE, "emit_regions") as event:
@@ -284,7 +283,7 @@ def run(sealed, parties, perf, engine=LOCAL):
             "capacity_slots_unused": sum(piece.capacity_total for piece in pieces) - n_links,
             "max_devices_per_ip": top,
         }
-        graph = DeviceGraph(pieces, counts, device_block_ptr, ip_block_ptr, asn_of_type,
+        graph = DeviceGraph(pieces, device_block_ptr, ip_block_ptr, asn_of_type,
                             vocabularies[:4], counters)
         event["rows"] = kept
     return graph, datasets, rng
@@ -309,8 +308,10 @@ def device_counts_block(lo, party_type, segment, *, key, segment_mean, min_count
 @dataclass(frozen=True)
 class DeviceBlock:
     """The devices and IPs of one canonical block, with block-local device, link and IP ids
-    (party ids are global); ``DeviceGraph`` offsets them when it joins the blocks."""
+    (party ids are global); ``DeviceGraph`` offsets them when it joins the blocks. ``owned``
+    counts the devices of each party of the block."""
 
+    owned: np.ndarray
     device_type: np.ndarray
     os_family: np.ndarray
     device_region: np.ndarray
@@ -372,7 +373,7 @@ def device_block(lo, device_lo, counts, party_type, party_country, party_region,
     # The first link of a device (kept always) is its primary IP.
     link_rank = np.arange(device_link_ptr[-1]) - device_link_ptr[link_device]
     return DeviceBlock(
-        device_type, os_family, device_region, device_party_ptr, device_party_ids,
+        counts, device_type, os_family, device_region, device_party_ptr, device_party_ids,
         device_link_ptr, device_ip_ptr, device_ip_ids, (link_rank == 0)[kept], ip_device_ptr,
         ip_device_ids, ip_type, np.repeat(group_region, n_ips).astype(np.int16),
         # An IP's country is that of the device that took its first slot.
@@ -382,7 +383,7 @@ def device_block(lo, device_lo, counts, party_type, party_country, party_region,
         int(np.diff(ip_device_ptr).max(initial=0)))
 
 
-def tables_block(lo, device_lo, ip_lo, device_counts, block, *, asn_of_type, vocabularies):
+def tables_block(lo, device_lo, ip_lo, block, *, asn_of_type, vocabularies):
     """The parts of the four datasets for one canonical block (parties ``lo ..``, first
     device and IP ids ``device_lo`` and ``ip_lo``)."""
     (device_types, os_families, ip_types, asn_classes, party_types, countries,
@@ -390,7 +391,7 @@ def tables_block(lo, device_lo, ip_lo, device_counts, block, *, asn_of_type, voc
     n_devices = block.device_type.shape[0]
     device_base = pa.table({
         "device_id": pa.array(np.arange(device_lo, device_lo + n_devices, dtype=np.int64)),
-        "primary_party_id": pa.array(lo + owners_from_ptr(ptr_from_counts(device_counts))),
+        "primary_party_id": pa.array(lo + owners_from_ptr(ptr_from_counts(block.owned))),
         "device_type": dictionary_column(block.device_type, device_types),
         "os_family": dictionary_column(block.os_family, os_families),
         "region_id": dictionary_column(block.device_region, regions),

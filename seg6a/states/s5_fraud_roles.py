@@ -19,6 +19,7 @@ that are published; ``_passed.flag`` is written only when every check passes.
 """
 import functools
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -45,9 +46,9 @@ PASSED_FLAG = "_passed.flag"
 MAX_RISKY_NEIGHBOURS = 15  # IP covariate: risky devices served, counted up to this
 
 
-@dataclass(frozen=True)
 class Roles:
-    """The roles of one entity kind; entity ids are row indices.
+    """The roles of one entity kind, kept per canonical block; the per-entity arrays (entity
+    ids are row indices) are joined from the blocks on first use.
 
     Attributes
     ----------
@@ -71,26 +72,37 @@ class Roles:
         Per entity.
     risk_logit : float64 array
         Per entity, ``logit_of_code[code]``.
+    blocks : list of (role, code)
+        Per canonical block, its entities' role and covariate codes.
     """
 
-    kind: str
-    role: np.ndarray
-    code: np.ndarray
-    shift: np.ndarray
-    logit_of_code: np.ndarray
-    raw_roles: tuple
-    families: tuple
-    role_is_risky: np.ndarray
-    target: np.ndarray
-    base_logit: float
+    def __init__(self, kind, blocks, shift, logit_of_code, raw_roles, families, role_is_risky,
+                 target, base_logit):
+        self.kind = kind
+        self.blocks = blocks
+        self.shift = shift
+        self.logit_of_code = logit_of_code
+        self.raw_roles = raw_roles
+        self.families = families
+        self.role_is_risky = role_is_risky
+        self.target = target
+        self.base_logit = base_logit
 
-    is_risky: np.ndarray = None
-    risk_logit: np.ndarray = None
+    @cached_property
+    def role(self):
+        return join([role for role, _ in self.blocks])
 
-    def __post_init__(self):
-        # Per-entity views, computed once (dataclass is frozen: set through object).
-        object.__setattr__(self, "is_risky", self.role_is_risky[self.role])
-        object.__setattr__(self, "risk_logit", self.logit_of_code[self.code])
+    @cached_property
+    def code(self):
+        return join([code for _, code in self.blocks])
+
+    @cached_property
+    def is_risky(self):
+        return self.role_is_risky[self.role]
+
+    @cached_property
+    def risk_logit(self):
+        return self.logit_of_code[self.code]
 
 
 @dataclass(frozen=True)
@@ -182,12 +194,12 @@ def draw(calibration, id_start, code):
                       d["risky_cdf"], d["clean_roles"], d["clean_cdf"])
 
 
-def roles_of(calibration, taxonomy, families_vocab, role, code):
-    """The ``Roles`` of one kind from its (joined) role and covariate codes."""
+def roles_of(calibration, taxonomy, families_vocab, blocks):
+    """The ``Roles`` of one kind from its blocks' role and covariate codes."""
     spec = taxonomy["entity_kinds"][calibration.kind]
     families = tuple(r["family"] for r in spec)
     assert set(families) <= set(families_vocab)  # the taxonomy contract checks this
-    return Roles(calibration.kind, role, code, calibration.shift, calibration.logit_of_code,
+    return Roles(calibration.kind, blocks, calibration.shift, calibration.logit_of_code,
                  tuple(r["raw_role"] for r in spec), families,
                  np.array([r["is_risky"] for r in spec]),
                  np.array([r["target_prevalence"] for r in spec], dtype=np.float64),
@@ -279,8 +291,8 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
     roles, codes = {}, {}
 
     def finish(kind, calibration, role_parts):
-        roles[kind] = roles_of(calibration, taxonomy, families_vocab, join(role_parts),
-                               join(codes.pop(kind)))
+        roles[kind] = roles_of(calibration, taxonomy, families_vocab,
+                               list(zip(role_parts, codes.pop(kind))))
 
     with perf.substep(STATE, "assign_party_roles") as event:
         graph = propagation["party_graph"]
@@ -352,10 +364,11 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
 
     with perf.substep(STATE, "validation_checks") as event:
         ph = sealed.parameter_hashes[STATE]
-        built = concurrently(*[functools.partial(role_table, roles[kind], families_vocab)
-                               for kind in KINDS])
-        datasets = [Dataset(DATASETS[kind], STATE, table, offsets[kind], ph)
-                    for kind, table in zip(KINDS, built)]
+        parts = {kind: concurrently(*[
+            functools.partial(role_table, roles[kind], block, lo, families_vocab)
+            for block, lo in zip(roles[kind].blocks, offsets[kind][:-1])]) for kind in KINDS}
+        datasets = [Dataset.from_parts(DATASETS[kind], STATE, parts[kind], ph)
+                    for kind in KINDS]
         blocks = gate_stats.blocks_of([d for d in upstream + datasets
                                        if d.name in gate_data.DATASETS])
         n_clusters = int(sealed.config[VALIDATION_POLICY]["bootstrap"]["clusters"])
@@ -370,16 +383,18 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
     return FraudPosture(roles, report, counters, gate_records), datasets, rng
 
 
-def role_table(roles, families_vocab):
-    """The published role table of one kind: ``<kind>_id, raw_role, canonical_role_family,
-    is_risky, risk_logit``."""
+def role_table(roles, block, id_lo, families_vocab):
+    """The published part of one kind's roles for one block (``(role, code)`` of the
+    entities ``id_lo ..``): ``<kind>_id, raw_role, canonical_role_family, is_risky,
+    risk_logit``."""
+    role, code = block
     family_code = np.array([families_vocab.index(f) for f in roles.families], dtype=np.int16)
     return pa.table({
-        f"{roles.kind}_id": pa.array(np.arange(roles.role.shape[0], dtype=np.int64)),
-        "raw_role": dictionary_column(roles.role, roles.raw_roles),
-        "canonical_role_family": dictionary_column(family_code[roles.role], families_vocab),
-        "is_risky": pa.array(roles.is_risky),
-        "risk_logit": pa.array(roles.risk_logit.astype(np.float32)),
+        f"{roles.kind}_id": pa.array(np.arange(id_lo, id_lo + role.shape[0], dtype=np.int64)),
+        "raw_role": dictionary_column(role, roles.raw_roles),
+        "canonical_role_family": dictionary_column(family_code[role], families_vocab),
+        "is_risky": pa.array(roles.role_is_risky[role]),
+        "risk_logit": pa.array(roles.logit_of_code[code].astype(np.float32)),
     })
 
 
@@ -388,18 +403,24 @@ def uplift_evidence(roles, devices):
     counters = {}
     for kind, r in roles.items():
         counters[f"{kind}_base_logit"] = round(float(r.base_logit), 6)
-        counters[f"{kind}_risky"] = int(np.count_nonzero(r.is_risky))
-        counters[f"{kind}_entities"] = int(r.role.shape[0])
-    party_risky = roles["party"].is_risky
-    owner_risky = roles["account"].code == 1  # an account's covariate: its owner is risky
-    account_risky = roles["account"].is_risky
-    counters["accounts_of_risky_owners"] = int(owner_risky.sum())
-    counters["risky_accounts_of_risky_owners"] = int((owner_risky & account_risky).sum())
-    # devices are in owner order: repeat each party's flag over the devices it owns
-    primary_risky = np.repeat(party_risky, np.diff(devices.party_device_ptr))
-    counters["devices_of_risky_primaries"] = int(primary_risky.sum())
-    counters["risky_devices_of_risky_primaries"] = int(
-        (primary_risky & roles["device"].is_risky).sum())
+        counters[f"{kind}_risky"] = sum(int(np.count_nonzero(r.role_is_risky[role]))
+                                        for role, _ in r.blocks)
+        counters[f"{kind}_entities"] = sum(role.shape[0] for role, _ in r.blocks)
+    signals = {"accounts_of_risky_owners": 0, "risky_accounts_of_risky_owners": 0,
+               "devices_of_risky_primaries": 0, "risky_devices_of_risky_primaries": 0}
+    for (party, _), (account, owner_code), (device, _), device_block in zip(
+            roles["party"].blocks, roles["account"].blocks, roles["device"].blocks,
+            devices.blocks):
+        owner_risky = owner_code == 1  # an account's covariate: its owner is risky
+        account_risky = roles["account"].role_is_risky[account]
+        # a block's devices are in owner order: each party's flag over the devices it owns
+        primary_risky = np.repeat(roles["party"].role_is_risky[party], device_block.owned)
+        device_risky = roles["device"].role_is_risky[device]
+        signals["accounts_of_risky_owners"] += int(owner_risky.sum())
+        signals["risky_accounts_of_risky_owners"] += int((owner_risky & account_risky).sum())
+        signals["devices_of_risky_primaries"] += int(primary_risky.sum())
+        signals["risky_devices_of_risky_primaries"] += int((primary_risky & device_risky).sum())
+    counters.update(signals)
     return counters
 
 
