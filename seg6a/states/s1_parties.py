@@ -84,11 +84,23 @@ def _countries(country_ptr, lo, hi):
 
 
 def party_block(lo, hi, *, country_ptr, country_region, type_key, type_cdf, segment_key,
-                segment_cdf):
-    """``(party_type, segment)`` codes of party ids ``lo .. hi - 1`` (canonical blocks)."""
-    region = country_region[_countries(country_ptr, int(lo), int(hi))]
-    party_type = categorical_range(type_key, int(lo), 0, type_cdf, region)
-    return party_type, categorical_range(segment_key, int(lo), 0, segment_cdf, party_type)
+                segment_cdf, vocabularies):
+    """Party ids ``lo .. hi - 1`` of one canonical block: ``(party_type, segment, part)``,
+    int16 codes and the block's part of the party base."""
+    lo, hi = int(lo), int(hi)
+    country = _countries(country_ptr, lo, hi)
+    region = country_region[country]
+    party_type = categorical_range(type_key, lo, 0, type_cdf, region)
+    segment = categorical_range(segment_key, lo, 0, segment_cdf, party_type)
+    party_types, segments, countries, regions = vocabularies
+    part = pa.table({
+        "party_id": pa.array(np.arange(lo, hi, dtype=np.int64)),
+        "party_type": dictionary_column(party_type, party_types),
+        "segment_id": dictionary_column(segment, segments),
+        "country_iso": dictionary_column(country, countries),
+        "region_id": dictionary_column(region, regions),
+    })
+    return party_type, segment, part
 
 
 def run(sealed, perf, engine=LOCAL):
@@ -108,17 +120,20 @@ def run(sealed, perf, engine=LOCAL):
         )
         country_ptr = ptr_from_counts(per_country)
         bounds = block_offsets_for(n_parties, sealed.scale.block_size)
-        codes = engine.map(party_block, *spans(bounds),
-                           country_ptr=country_ptr,
-                           country_region=world.country_region,
-                           type_key=rng.key("s1.party.type"), type_cdf=type_cdf,
-                           segment_key=rng.key("s1.party.segment"), segment_cdf=segment_cdf)
+        party_types = tuple(priors["party_types"])
+        blocks = engine.map(party_block, *spans(bounds),
+                            country_ptr=country_ptr,
+                            country_region=world.country_region,
+                            type_key=rng.key("s1.party.type"), type_cdf=type_cdf,
+                            segment_key=rng.key("s1.party.segment"), segment_cdf=segment_cdf,
+                            vocabularies=(party_types, segments, world.countries_vocab,
+                                          world.regions_vocab))
         rng.record("s1.party.type", n_parties)
         rng.record("s1.party.segment", n_parties)
         country = _countries(country_ptr, 0, n_parties)
         region = world.country_region[country]
-        party_type = join([c[0] for c in codes])
-        segment = join([c[1] for c in codes])
+        party_type = join([block[0] for block in blocks])
+        segment = join([block[1] for block in blocks])
         event["rows"] = n_parties
 
     parties = PartyBase(
@@ -127,28 +142,15 @@ def run(sealed, perf, engine=LOCAL):
         country=country,
         region=region,
         country_ptr=country_ptr,
-        party_types=tuple(priors["party_types"]),
+        party_types=party_types,
         segments=segments,
         countries=world.countries_vocab,
         regions=world.regions_vocab,
         segment_party_type=segment_owner,
     )
     with perf.substep(STATE, "emit_party_base") as event:
-        table = pa.table(
-            {
-                "party_id": pa.array(np.arange(n_parties, dtype=np.int64)),
-                "party_type": dictionary_column(party_type, parties.party_types),
-                "segment_id": dictionary_column(segment, segments),
-                "country_iso": dictionary_column(country, parties.countries),
-                "region_id": dictionary_column(region, parties.regions),
-            }
-        )
-        dataset = Dataset(
-            name=DATASET,
-            state=STATE,
-            table=table,
-            block_offsets=bounds,
-            parameter_hash=sealed.parameter_hashes[STATE],
-        )
+        # The parts were built by the block tasks.
+        dataset = Dataset.from_parts(DATASET, STATE, [block[2] for block in blocks],
+                                     sealed.parameter_hashes[STATE])
         event["rows"] = n_parties
     return parties, [dataset], rng
