@@ -112,7 +112,7 @@ class SimulationResult:
                 files[path] = data
                 relative = path.relative_to(run_dir).as_posix()
                 outputs.setdefault(dataset.state, {})[relative] = sha256_hex(data)
-            event["rows"] = sum(d.table.num_rows for d in self.datasets.values())
+            event["rows"] = sum(d.num_rows for d in self.datasets.values())
         rng_rows, audit_rows = [], []
         for rng in self._substreams:
             with self._perf.substep(rng.state, "rng_publish"):

@@ -192,7 +192,7 @@ def _run(args):
     )
     wall = time.perf_counter() - started
     rows = [
-        (name, f"{d.table.num_rows:,}", str(len(d.block_offsets) - 1))
+        (name, f"{d.num_rows:,}", str(len(d.block_offsets) - 1))
         for name, d in result.datasets.items()
     ]
     say("")
@@ -208,7 +208,7 @@ def _run(args):
         _print_json({
             "run_id": run_id, "run_dir": str(result.run_dir), "seed": result.seed,
             "scale": result.scale.name, "seconds": round(wall, 3),
-            "datasets": {name: d.table.num_rows for name, d in result.datasets.items()},
+            "datasets": {name: d.num_rows for name, d in result.datasets.items()},
             "validation": report["overall_status"], "failures": report["failures"],
             "gates": {r["test_id"]: {"value": r["value"], "pass_B": r["pass_B"],
                                      "pass_Bplus": r["pass_Bplus"], "reason": r["reason"]}

@@ -8,6 +8,7 @@ release the GIL), ``DaskEngine`` on a ``distributed`` cluster, where a task's me
 bounded by the block size. Both publish identical bytes.
 """
 import functools
+import operator
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -24,10 +25,24 @@ class LocalEngine:
 
     name = "local"
 
-    def map(self, function, *per_block, **shared):
-        """``[function(*args_of_block, **shared)]`` for each block's arguments, in order."""
+    def map(self, function, *per_block, gather=True, **shared):
+        """``[function(*args_of_block, **shared)]`` for each block's arguments, in order.
+
+        With ``gather=False`` the results stay where they were computed, as handles: later
+        maps take them as per-block arguments, ``fetch`` reads small fields of them and
+        ``gather`` brings them here. In this process a result is its own handle.
+        """
         return concurrently(*[functools.partial(function, *args, **shared)
                               for args in zip(*per_block)])
+
+    def gather(self, handles):
+        """The results behind ``handles``."""
+        return list(handles)
+
+    def fetch(self, handles, *names):
+        """Per handle, the attribute ``names[0]`` of its result (a tuple for several)."""
+        get = operator.attrgetter(*names)
+        return [get(handle) for handle in handles]
 
     def close(self):
         pass
@@ -55,14 +70,26 @@ class DaskEngine:
             client = Client(local_cluster(n_workers, memory_limit))
         self.client = client
 
-    def map(self, function, *per_block, **shared):
-        """``[function(*args_of_block, **shared)]`` for each block's arguments, in order."""
+    def map(self, function, *per_block, gather=True, **shared):
+        """``[function(*args_of_block, **shared)]`` for each block's arguments, in order;
+        with ``gather=False``, the futures of the results, which stay on the workers."""
         # Inputs go in the task specs, not scattered: the scheduler keeps them, so the task
-        # of a worker that dies is rerun elsewhere (scattered data would die with it). The
-        # shared ones are bound first: client.map keeps some keyword names (key, ...) for itself.
+        # of a worker that dies is rerun elsewhere (scattered data would die with it), and
+        # so are the tasks behind the futures given as inputs. The shared ones are bound
+        # first: client.map keeps some keyword names (key, ...) for itself.
         futures = self.client.map(functools.partial(function, **shared),
                                   *[list(args) for args in per_block], pure=False)
-        return self.client.gather(futures)
+        return self.client.gather(futures) if gather else futures
+
+    def gather(self, handles):
+        """The results behind ``handles``."""
+        return self.client.gather(list(handles))
+
+    def fetch(self, handles, *names):
+        """Per handle, the attribute ``names[0]`` of its result (a tuple for several), read
+        on the workers."""
+        return self.client.gather(self.client.map(operator.attrgetter(*names), list(handles),
+                                                  pure=False))
 
     def close(self):
         if self._owned:

@@ -1,13 +1,17 @@
 """Arrow output of states: datasets as tables split into canonical-block parts."""
-from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
 
+from .engine import LOCAL
 
-@dataclass(frozen=True)
+
 class Dataset:
-    """One published dataset of a state.
+    """One published dataset of a state, one part per canonical block.
+
+    The parts stay where the engine built them (handles, see ``seg6a.engine``); ``table``
+    joins them on first use.
 
     Attributes
     ----------
@@ -15,33 +19,42 @@ class Dataset:
         The seed's dataset name, e.g. ``s1_party_base_6A``.
     state : str
         The producing state, e.g. ``S1``.
-    table : pyarrow.Table
-        All rows, in canonical id order.
     block_offsets : numpy.ndarray
         Row offsets of the canonical blocks: block ``b`` is rows
         ``block_offsets[b]:block_offsets[b+1]`` and is published as ``part-<b>.parquet``.
     parameter_hash : str
         The producing state's cumulative parameter hash (its partition in the path).
+    part_handles : list
+        Per block, the handle of its part (a ``pyarrow.Table``).
+    engine : seg6a.engine.LocalEngine or DaskEngine
+        Where the parts are.
     """
 
-    name: str
-    state: str
-    table: pa.Table
-    block_offsets: np.ndarray
-    parameter_hash: str
+    def __init__(self, name, state, part_handles, part_rows, parameter_hash, engine=LOCAL):
+        self.name = name
+        self.state = state
+        self.part_handles = list(part_handles)
+        self.block_offsets = np.concatenate([[0], np.cumsum(part_rows)]).astype(np.int64)
+        self.parameter_hash = parameter_hash
+        self.engine = engine
 
     @classmethod
     def from_parts(cls, name, state, parts, parameter_hash):
-        """A dataset from its canonical blocks' tables, in block order (one chunk each)."""
-        lengths = [part.num_rows for part in parts]
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return cls(name, state, pa.concat_tables(parts), offsets, parameter_hash)
+        """A dataset from its canonical blocks' tables here, in block order."""
+        return cls(name, state, parts, [part.num_rows for part in parts], parameter_hash)
+
+    @property
+    def num_rows(self):
+        return int(self.block_offsets[-1])
+
+    @cached_property
+    def table(self):
+        """All rows, in canonical id order (one chunk per block)."""
+        return pa.concat_tables(self.engine.gather(self.part_handles))
 
     def parts(self):
-        """Yield ``(block, table_slice)`` for every canonical block."""
-        for block in range(len(self.block_offsets) - 1):
-            start, stop = int(self.block_offsets[block]), int(self.block_offsets[block + 1])
-            yield block, self.table.slice(start, stop - start)
+        """Yield ``(block, table)`` for every canonical block."""
+        yield from enumerate(self.engine.gather(self.part_handles))
 
 
 def dictionary_column(codes, vocabulary):

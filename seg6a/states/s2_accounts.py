@@ -283,11 +283,11 @@ def run(sealed, parties, perf, engine=LOCAL):
             vocabularies=(parties.party_types, parties.countries, parties.regions,
                           account_types))
         base_ds = Dataset.from_parts(DATASETS[0], STATE, [e[2] for e in emitted], ph)
-        event["rows"] = base_ds.table.num_rows
+        event["rows"] = base_ds.num_rows
 
     with perf.substep(STATE, "emit_holdings") as event:
         holdings_ds = Dataset.from_parts(DATASETS[1], STATE, [e[3] for e in emitted], ph)
-        event["rows"] = holdings_ds.table.num_rows
+        event["rows"] = holdings_ds.num_rows
 
     with perf.substep(STATE, "emit_summary") as event:
         cells = np.sum([c for _, _, c in allocated], axis=0)

@@ -379,7 +379,7 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
 
     with perf.substep(STATE, "bundle_publish") as event:
         counters = uplift_evidence(roles, devices)
-        event["rows"] = sum(d.table.num_rows for d in datasets)
+        event["rows"] = sum(d.num_rows for d in datasets)
     return FraudPosture(roles, report, counters, gate_records), datasets, rng
 
 
