@@ -1,5 +1,6 @@
 """The Python API: ``simulate``. Orchestration only; the numerics live in the states."""
 import functools
+import weakref
 from pathlib import Path
 
 from . import __version__, kernel_cache
@@ -43,7 +44,7 @@ class SimulationResult:
     """
 
     def __init__(self, sealed, parties, accounts, instruments, devices, fraud, datasets,
-                 substreams, perf):
+                 substreams, perf, engine):
         self.sealed = sealed
         self.seed = sealed.seed
         self.scale = sealed.scale
@@ -56,6 +57,21 @@ class SimulationResult:
         self._substreams = substreams
         self._perf = perf
         self.run_dir = None
+        # The blocks stay where the engine computed them until the result is closed (or
+        # collected): a cluster started for the run lives as long as its result.
+        self._engine = engine
+        weakref.finalize(self, engine.close)
+
+    def close(self):
+        """Release the engine's blocks (and stop the cluster ``simulate`` started for them);
+        arrays and tables not read before are gone then."""
+        self._engine.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     @property
     def perf(self):
@@ -213,7 +229,9 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
     engine : {"local", "dask"}
         Where the per-block work runs: in this process, or as one task per canonical block
         on a Dask cluster (``client``, else a ``LocalCluster`` of 2 worker processes started
-        and closed here). Both give identical bytes.
+        here). Both give identical bytes. The blocks stay where they were computed, and the
+        result's arrays and tables are joined from them when first read; ``result.close()``
+        (or dropping the result) releases them and stops a cluster started here.
     run_id : str, optional
         The run folder's name under ``out`` (default: a fresh id).
     progress : callable, optional
@@ -282,12 +300,13 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
             sealed, parties, accounts, devices,
             s1_datasets + s2_datasets + s3_datasets + s4_datasets, perf, runner)
         _report(progress, perf, "S5")
-    finally:
+    except BaseException:
         runner.close()
+        raise
     result = SimulationResult(
         sealed, parties, accounts, instruments, devices, fraud,
         s1_datasets + s2_datasets + s3_datasets + s4_datasets + s5_datasets,
-        [s1_rng, s2_rng, s3_rng, s4_rng, s5_rng], perf,
+        [s1_rng, s2_rng, s3_rng, s4_rng, s5_rng], perf, runner,
     )
     if out is not None:
         result.write(Path(out) / run_id, rerun_from=from_state)

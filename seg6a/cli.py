@@ -190,7 +190,12 @@ def _run(args):
         progress=None if args.quiet else _progress(),
         from_state=args.from_state,
     )
-    wall = time.perf_counter() - started
+    with result:  # stops a Dask cluster started for the run
+        return _summarise_run(args, result, run_id, time.perf_counter() - started, say)
+
+
+def _summarise_run(args, result, run_id, wall, say):
+    """The one-screen summary of a run, and its exit code."""
     rows = [
         (name, f"{d.num_rows:,}", str(len(d.block_offsets) - 1))
         for name, d in result.datasets.items()

@@ -8,7 +8,6 @@ release the GIL), ``DaskEngine`` on a ``distributed`` cluster, where a task's me
 bounded by the block size. Both publish identical bytes.
 """
 import functools
-import operator
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -29,8 +28,9 @@ class LocalEngine:
         """``[function(*args_of_block, **shared)]`` for each block's arguments, in order.
 
         With ``gather=False`` the results stay where they were computed, as handles: later
-        maps take them as per-block arguments, ``fetch`` reads small fields of them and
-        ``gather`` brings them here. In this process a result is its own handle.
+        maps take them as per-block arguments (a map of ``operator.attrgetter`` reads a
+        small field of each), and ``gather`` brings them here. In this process a result is
+        its own handle.
         """
         return concurrently(*[functools.partial(function, *args, **shared)
                               for args in zip(*per_block)])
@@ -38,11 +38,6 @@ class LocalEngine:
     def gather(self, handles):
         """The results behind ``handles``."""
         return list(handles)
-
-    def fetch(self, handles, *names):
-        """Per handle, the attribute ``names[0]`` of its result (a tuple for several)."""
-        get = operator.attrgetter(*names)
-        return [get(handle) for handle in handles]
 
     def close(self):
         pass
@@ -85,14 +80,10 @@ class DaskEngine:
         """The results behind ``handles``."""
         return self.client.gather(list(handles))
 
-    def fetch(self, handles, *names):
-        """Per handle, the attribute ``names[0]`` of its result (a tuple for several), read
-        on the workers."""
-        return self.client.gather(self.client.map(operator.attrgetter(*names), list(handles),
-                                                  pure=False))
-
     def close(self):
+        """Stop the cluster started here (a given client is the caller's); idempotent."""
         if self._owned:
+            self._owned = False
             cluster = self.client.cluster
             self.client.close()
             cluster.close()

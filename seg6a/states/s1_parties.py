@@ -6,6 +6,7 @@ type and segment are PRF draws keyed by its id. A block of ids can therefore be 
 alone, and the whole-range computation equals the concatenation of its blocks.
 """
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -121,7 +122,7 @@ def run(sealed, perf, engine=LOCAL):
         country_ptr = ptr_from_counts(per_country)
         bounds = block_offsets_for(n_parties, sealed.scale.block_size)
         party_types = tuple(priors["party_types"])
-        blocks = engine.map(party_block, *spans(bounds),
+        blocks = engine.map(party_block, *spans(bounds), gather=False,
                             country_ptr=country_ptr,
                             country_region=world.country_region,
                             type_key=rng.key("s1.party.type"), type_cdf=type_cdf,
@@ -132,8 +133,9 @@ def run(sealed, perf, engine=LOCAL):
         rng.record("s1.party.segment", n_parties)
         country = _countries(country_ptr, 0, n_parties)
         region = world.country_region[country]
-        party_type = join([block[0] for block in blocks])
-        segment = join([block[1] for block in blocks])
+        codes = engine.map(itemgetter(0, 1), blocks)
+        party_type = join([c[0] for c in codes])
+        segment = join([c[1] for c in codes])
         event["rows"] = n_parties
 
     parties = PartyBase(
@@ -149,8 +151,8 @@ def run(sealed, perf, engine=LOCAL):
         segment_party_type=segment_owner,
     )
     with perf.substep(STATE, "emit_party_base") as event:
-        # The parts were built by the block tasks.
-        dataset = Dataset.from_parts(DATASET, STATE, [block[2] for block in blocks],
-                                     sealed.parameter_hashes[STATE])
+        # The parts were built by the block tasks, and stay where they ran.
+        dataset = Dataset(DATASET, STATE, engine.map(itemgetter(2), blocks, gather=False),
+                          np.diff(bounds), sealed.parameter_hashes[STATE], engine)
         event["rows"] = n_parties
     return parties, [dataset], rng
