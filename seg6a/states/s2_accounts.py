@@ -17,6 +17,7 @@ For each rule ``(party_type, account_type)`` of ``account_per_party_priors_6A.v1
 """
 from dataclasses import dataclass
 from functools import cached_property
+from operator import attrgetter, itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -69,7 +70,8 @@ class Accounts:
         Accounts per party and rule.
     account_block_ptr : int64 array
         Accounts of canonical block ``b`` are ids ``account_block_ptr[b]:[b+1]``.
-    blocks : list of AccountBlock
+    blocks : list
+        Per block, the handle of its ``AccountBlock`` on the engine.
     account_types : tuple of str
     rules : list of dict
         The rules of the priors, in order (``counts`` columns).
@@ -78,24 +80,28 @@ class Accounts:
         kmax_postcheck_violations``.
     """
 
-    def __init__(self, blocks, account_block_ptr, account_types, rules, counters):
-        self.blocks = blocks
+    def __init__(self, blocks, account_block_ptr, account_types, rules, counters, engine=LOCAL):
+        self.blocks = blocks  # handles on the engine
+        self._engine = engine
         self.account_block_ptr = account_block_ptr
         self.account_types = account_types
         self.rules = rules
         self.counters = counters
 
+    def _join(self, name):
+        return join(self._engine.map(attrgetter(name), self.blocks))
+
     @cached_property
     def counts(self):
-        return join([block.counts for block in self.blocks])
+        return self._join("counts")
 
     @cached_property
     def owner_party_id(self):
-        return join([block.owner for block in self.blocks])
+        return self._join("owner")
 
     @cached_property
     def account_type(self):
-        return join([block.account_type for block in self.blocks])
+        return self._join("account_type")
 
     @cached_property
     def party_account_ptr(self):
@@ -153,10 +159,24 @@ def block_quotas(block_holders, rules, country_ptr, block_size):
     return cell_total, quotas
 
 
-def allocate_block(lo, hi, holder, quota, *, country_ptr, cell_total, keys, k_max):
-    """Pass 2 over the party ids ``lo .. hi - 1`` of one canonical block: accounts per
-    (party, rule), int16; per rule the cap counters ``(overflow, redistributed, dropped)``;
-    and per (rule, country) the block's accounts and holders ``(2, rules, countries)``.
+@dataclass(frozen=True)
+class Allocation:
+    """Pass 2 of one canonical block: accounts per (party, rule), int16, and what the run
+    sums of it: per rule the cap counters ``(overflow, redistributed, dropped)`` and the
+    accounts above K_max (the post-check), per (rule, country) the block's accounts and
+    holders ``(2, rules, countries)``, and its accounts and holding rows."""
+
+    counts: np.ndarray
+    counters: np.ndarray
+    excess: np.ndarray
+    cells: np.ndarray
+    n_accounts: int
+    n_holdings: int
+
+
+def allocate_block(lo, hi, gate, quota, *, country_ptr, cell_total, keys, k_max):
+    """Pass 2 over the party ids ``lo .. hi - 1`` of one canonical block, given its pass 1
+    ``gate`` (``holders_block``): the ``Allocation``.
 
     In each country's piece of the block every holder gets one account and the rest of the
     piece's quota (``quota[rule, country]``) goes by largest remainder over PRF exponential
@@ -164,6 +184,7 @@ def allocate_block(lo, hi, holder, quota, *, country_ptr, cell_total, keys, k_ma
     """
     lo, hi = int(lo), int(hi)
     _, weight_key, tie_key, rank_key = keys
+    holder = gate[0]
     n_rules = holder.shape[0]
     counts = np.zeros((hi - lo, n_rules), dtype=np.int16)
     counters = np.zeros((n_rules, 3), dtype=np.int64)
@@ -187,13 +208,16 @@ def allocate_block(lo, hi, holder, quota, *, country_ptr, cell_total, keys, k_ma
             counts[ids, r] = capped
             counters[r] += (overflow, redistributed, dropped)
             cells[:, r, country] = capped.sum(), np.count_nonzero(capped)
-    return counts, counters, cells
+    return Allocation(counts, counters,
+                      np.maximum(counts.astype(np.int64) - k_max, 0).sum(axis=0), cells,
+                      int(counts.sum(dtype=np.int64)), int(np.count_nonzero(counts)))
 
 
-def tables_block(lo, account_lo, counts, party_type, country, region, *, rule_account_type,
-                 vocabularies):
+def tables_block(lo, account_lo, allocation, party_type, country, region, *,
+                 rule_account_type, vocabularies):
     """The accounts of one canonical block (parties ``lo ..``, first account id
-    ``account_lo``): ``(owner, account_type, account base part, holdings part)``."""
+    ``account_lo``): ``(AccountBlock, account base part, holdings part)``."""
+    counts = allocation.counts
     local_owner, rule_of_account, _ = expand_count_matrix(counts)
     owner = lo + local_owner
     account_type = rule_account_type[rule_of_account]
@@ -213,7 +237,7 @@ def tables_block(lo, account_lo, counts, party_type, country, region, *, rule_ac
         "account_type": dictionary_column(rule_account_type[rule_idx], account_types),
         "account_count": pa.array(counts[party_idx, rule_idx]),
     })
-    return owner, account_type, base, holdings
+    return AccountBlock(counts, owner, account_type), base, holdings
 
 
 def run(sealed, parties, perf, engine=LOCAL):
@@ -239,21 +263,21 @@ def run(sealed, parties, perf, engine=LOCAL):
         gated = engine.map(
             holders_block, starts, stops, [parties.party_type[a:z] for a, z in zip(starts, stops)],
             [parties.segment[a:z] for a, z in zip(starts, stops)], country_ptr=parties.country_ptr,
-            gate_key=keys[0], by_segment=by_segment, rule_type=rule_type)
-        cell_total, quotas = block_quotas(np.stack([h for _, h in gated]), rules,
+            gate_key=keys[0], by_segment=by_segment, rule_type=rule_type, gather=False)
+        cell_total, quotas = block_quotas(np.stack(engine.map(itemgetter(1), gated)), rules,
                                           parties.country_ptr, block_size)
         k_max = np.array([int(rule["k_max"]) for rule in rules], dtype=np.int64)
         allocated = engine.map(
-            allocate_block, starts, stops, [holder for holder, _ in gated],
-            list(quotas), country_ptr=parties.country_ptr, cell_total=cell_total, keys=keys,
-            k_max=k_max)
+            allocate_block, starts, stops, gated, list(quotas), country_ptr=parties.country_ptr,
+            cell_total=cell_total, keys=keys, k_max=k_max, gather=False)
+        sums = engine.map(attrgetter("counters", "excess", "cells", "n_accounts", "n_holdings"),
+                          allocated)
         for _ in rules:
             for label in (_GATE, _WEIGHT, _TIE, _RANK):
                 rng.record(label, n)
-        totals = np.sum([t for _, t, _ in allocated], axis=(0, 1))
+        totals = np.sum([s[0] for s in sums], axis=(0, 1))
         # The post-check: the cap pass leaves no party above K_max.
-        excess = np.sum([np.maximum(c.astype(np.int64) - k_max, 0).sum(axis=0)
-                         for c, _, _ in allocated], axis=0)
+        excess = np.sum([s[1] for s in sums], axis=0)
         for index in np.flatnonzero(excess):
             rule = rules[index]
             raise KmaxViolation(
@@ -266,8 +290,7 @@ def run(sealed, parties, perf, engine=LOCAL):
             "kmax_dropped_rows": int(totals[2]),
             "kmax_postcheck_violations": 0,  # the post-check raises on any
         }
-        account_block_ptr = ptr_from_counts(np.array([c.sum(dtype=np.int64)
-                                                      for c, _, _ in allocated]))
+        account_block_ptr = ptr_from_counts(np.array([s[3] for s in sums], dtype=np.int64))
         event["rows"] = int(account_block_ptr[-1])
 
     ph = sealed.parameter_hashes[STATE]
@@ -275,27 +298,29 @@ def run(sealed, parties, perf, engine=LOCAL):
     # from the blocks' per-cell sums.
     with perf.substep(STATE, "emit_account_base") as event:
         emitted = engine.map(
-            tables_block, starts, account_block_ptr[:-1],
-            [c for c, _, _ in allocated], *[[column[a:z] for a, z in zip(starts, stops)]
-                                            for column in (parties.party_type, parties.country,
-                                                           parties.region)],
+            tables_block, starts, account_block_ptr[:-1], allocated,
+            *[[column[a:z] for a, z in zip(starts, stops)]
+              for column in (parties.party_type, parties.country, parties.region)],
             rule_account_type=rule_account_type,
             vocabularies=(parties.party_types, parties.countries, parties.regions,
-                          account_types))
-        base_ds = Dataset.from_parts(DATASETS[0], STATE, [e[2] for e in emitted], ph)
+                          account_types), gather=False)
+        base_ds = Dataset(DATASETS[0], STATE, engine.map(itemgetter(1), emitted, gather=False),
+                          np.diff(account_block_ptr), ph, engine)
         event["rows"] = base_ds.num_rows
 
     with perf.substep(STATE, "emit_holdings") as event:
-        holdings_ds = Dataset.from_parts(DATASETS[1], STATE, [e[3] for e in emitted], ph)
+        holdings_ds = Dataset(DATASETS[1], STATE,
+                              engine.map(itemgetter(2), emitted, gather=False),
+                              [s[4] for s in sums], ph, engine)
         event["rows"] = holdings_ds.num_rows
 
     with perf.substep(STATE, "emit_summary") as event:
-        cells = np.sum([c for _, _, c in allocated], axis=0)
+        cells = np.sum([s[2] for s in sums], axis=0)
         summary = summarise(cells, rules, rule_account_type, account_types, parties)
         summary_ds = Dataset.from_parts(DATASETS[2], STATE, [summary], ph)
         event["rows"] = summary.num_rows
-    accounts = Accounts([AccountBlock(c, e[0], e[1]) for (c, _, _), e in zip(allocated, emitted)],
-                        account_block_ptr, account_types, rules, counters)
+    accounts = Accounts(engine.map(itemgetter(0), emitted, gather=False), account_block_ptr,
+                        account_types, rules, counters, engine)
     return accounts, [base_ds, holdings_ds, summary_ds], rng
 
 

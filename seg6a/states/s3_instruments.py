@@ -7,9 +7,9 @@ no universal floor inflating low-rate types. Schemes: within each (canonical blo
 the scheme-bearing instruments get scheme counts by largest remainder of the region's mix,
 dealt out through a keyed Feistel permutation of the group (no sort, no per-row queues).
 """
-import functools
 from dataclasses import dataclass
 from functools import cached_property
+from operator import attrgetter, itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +17,7 @@ import pyarrow as pa
 from ..kernels.allocate import assign_by_quota
 from ..kernels.csr import csr_from_owners, expand_count_matrix, ptr_from_counts
 from ..kernels.sample import poisson_range
-from ..engine import LOCAL, concurrently, join, spans
+from ..engine import LOCAL, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -32,13 +32,19 @@ _COUNT, _SCHEME_ORDER = "s3.instruments.count", "s3.instruments.scheme_order"
 @dataclass(frozen=True)
 class InstrumentBlock:
     """The instruments of one canonical block, in id order: their accounts and owners (global
-    ids), types, schemes, and whether each is the first of its type on its account."""
+    ids), types, schemes, whether each is the first of its type on its account; and how many
+    bear a scheme."""
 
     account_id: np.ndarray
     owner_party_id: np.ndarray
     instrument_type: np.ndarray
     scheme: np.ndarray
     first: np.ndarray
+    n_scheme_bearing: int
+
+    @property
+    def n_instruments(self):
+        return self.account_id.shape[0]
 
 
 class Instruments:
@@ -54,31 +60,37 @@ class Instruments:
         CSR ``account -> instruments``.
     instrument_block_ptr : int64 array
         Instruments of canonical block ``b`` are ids ``instrument_block_ptr[b]:[b+1]``.
-    blocks : list of InstrumentBlock
+    blocks : list
+        Per block, the handle of its ``InstrumentBlock`` on the engine.
     """
 
-    def __init__(self, blocks, instrument_block_ptr, n_accounts, instrument_types, schemes):
-        self.blocks = blocks
+    def __init__(self, blocks, instrument_block_ptr, n_accounts, instrument_types, schemes,
+                 engine=LOCAL):
+        self.blocks = blocks  # handles on the engine
+        self._engine = engine
         self.instrument_block_ptr = instrument_block_ptr
         self._n_accounts = n_accounts
         self.instrument_types = instrument_types
         self.schemes = schemes
 
+    def _join(self, name):
+        return join(self._engine.map(attrgetter(name), self.blocks))
+
     @cached_property
     def account_id(self):
-        return join([block.account_id for block in self.blocks])
+        return self._join("account_id")
 
     @cached_property
     def owner_party_id(self):
-        return join([block.owner_party_id for block in self.blocks])
+        return self._join("owner_party_id")
 
     @cached_property
     def instrument_type(self):
-        return join([block.instrument_type for block in self.blocks])
+        return self._join("instrument_type")
 
     @cached_property
     def scheme(self):
-        return join([block.scheme for block in self.blocks])
+        return self._join("scheme")
 
     @cached_property
     def account_instrument_ptr(self):
@@ -100,17 +112,16 @@ def count_tables(priors, account_types):
     return mean, floor, cap
 
 
-def instrument_block(lo, account_lo, account_type, owner, party_region, *, count_key,
-                     scheme_key, mean, floor, cap, schemeless, scheme_mix, block_size,
-                     n_groups):
-    """Instruments of the accounts (ids ``account_lo ..``) of the parties ``lo ..`` of one
-    canonical block, in id order: ``(account_id, instrument_type, first_of_its_type,
-    scheme)``.
+def instrument_block(lo, account_lo, accounts, party_region, *, count_key, scheme_key, mean,
+                     floor, cap, schemeless, scheme_mix, block_size, n_groups):
+    """The ``InstrumentBlock`` of the accounts (S2's ``AccountBlock``, ids ``account_lo ..``)
+    of the parties ``lo ..`` of one canonical block.
 
     Schemes are dealt per (block, region) group; a group's number (its PRF key) is global,
     so the groups of other blocks are passed empty.
     """
     n_regions = scheme_mix.shape[0]
+    account_type, owner = accounts.account_type, accounts.owner
     # int16 like S2's count matrix: expand_count_matrix compiles for one type.
     counts = np.zeros((account_type.shape[0], mean.shape[1]), dtype=np.int16)
     for col in range(mean.shape[1]):
@@ -126,7 +137,8 @@ def instrument_block(lo, account_lo, account_type, owner, party_region, *, count
                                          n_groups)
     scheme[bearing] = assign_by_quota(scheme_key, group_ptr, members,
                                       np.arange(n_groups) % n_regions, scheme_mix)
-    return int(account_lo) + row, instrument_type, first, scheme
+    return InstrumentBlock(int(account_lo) + row, owner[row], instrument_type, scheme, first,
+                           bearing.shape[0])
 
 
 def run(sealed, parties, accounts, perf, engine=LOCAL):
@@ -150,39 +162,33 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
         bounds = block_offsets_for(parties.n_parties, sealed.scale.block_size)
         starts, stops = spans(bounds)
         account_starts = accounts.account_block_ptr[:-1]
-        pieces = engine.map(
-            instrument_block, starts, account_starts,
-            [block.account_type for block in accounts.blocks],
-            [block.owner for block in accounts.blocks],
+        blocks = engine.map(
+            instrument_block, starts, account_starts, accounts.blocks,
             [parties.region[a:z] for a, z in zip(starts, stops)],
             count_key=rng.key(_COUNT), scheme_key=rng.key(_SCHEME_ORDER), mean=mean,
             floor=floor, cap=cap, schemeless=schemeless, scheme_mix=scheme_mix,
             block_size=sealed.scale.block_size,
-            n_groups=(parties.n_parties // sealed.scale.block_size + 1) * len(parties.regions))
+            n_groups=(parties.n_parties // sealed.scale.block_size + 1) * len(parties.regions),
+            gather=False)
         rng.record(_COUNT, n_accounts, len(instrument_types))
-        event["rows"] = sum(piece[0].shape[0] for piece in pieces)
+        sizes = np.array(engine.map(attrgetter("n_instruments", "n_scheme_bearing"), blocks),
+                         dtype=np.int64).reshape(-1, 2)
+        event["rows"] = int(sizes[:, 0].sum())
 
     with perf.substep(STATE, "allocate_instruments") as event:
-        blocks = [InstrumentBlock(account_id, block.owner[account_id - account_lo],
-                                  instrument_type, scheme, first)
-                  for (account_id, instrument_type, first, scheme), block, account_lo
-                  in zip(pieces, accounts.blocks, account_starts)]
-        rng.record(_SCHEME_ORDER, sum(int(np.count_nonzero(~schemeless[b.instrument_type]))
-                                      for b in blocks))
-        instrument_block_ptr = ptr_from_counts(np.array([b.account_id.shape[0] for b in blocks],
-                                                        dtype=np.int64))
+        rng.record(_SCHEME_ORDER, int(sizes[:, 1].sum()))
+        instrument_block_ptr = ptr_from_counts(sizes[:, 0])
         event["rows"] = int(instrument_block_ptr[-1])
 
     instruments = Instruments(blocks, instrument_block_ptr, n_accounts, instrument_types,
-                              schemes)
+                              schemes, engine)
     ph = sealed.parameter_hashes[STATE]
     with perf.substep(STATE, "emit_instrument_base_links") as event:
-        parts = concurrently(*[functools.partial(tables_block, lo, block,
-                                                 vocabularies=(instrument_types, schemes))
-                               for lo, block in zip(instrument_block_ptr[:-1], blocks)])
+        parts = engine.map(tables_block, instrument_block_ptr[:-1], blocks,
+                           vocabularies=(instrument_types, schemes), gather=False)
         event["rows"] = int(instrument_block_ptr[-1])
-    datasets = [Dataset.from_parts(name, STATE, [part[d] for part in parts], ph)
-                for d, name in enumerate(DATASETS)]
+    datasets = [Dataset(name, STATE, engine.map(itemgetter(d), parts, gather=False),
+                        sizes[:, 0], ph, engine) for d, name in enumerate(DATASETS)]
     return instruments, datasets, rng
 
 

@@ -228,12 +228,12 @@ def _is_risky(role, calibration):
     return np.isin(role, calibration.draw["risky_roles"])
 
 
-def party_roles_block(party_lo, code, owner, device_party, *, calibration):
-    """Party roles of one block; and the codes of its accounts (risky owner) and devices
-    (used by a risky party), with their counts."""
+def party_roles_block(party_lo, code, accounts, device_party, *, calibration):
+    """Party roles of one block; and the codes of its accounts (S2's ``AccountBlock``: risky
+    owner) and devices (used by a risky party), with their counts."""
     role = draw(calibration, party_lo, code)
     party_risky = _is_risky(role, calibration)
-    account_code = party_risky[owner].astype(np.int64)
+    account_code = party_risky[accounts.owner - party_lo].astype(np.int64)
     device_code = (count_flagged(*device_party, party_risky) > 0).astype(np.int64)
     return (role, account_code, np.bincount(account_code, minlength=2), device_code,
             np.bincount(device_code, minlength=2))
@@ -307,7 +307,7 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
         calibration = calibrate("party", code_counts=sum(n for _, n in coded), shift=shift,
                                 **law)
         drawn = engine.map(party_roles_block, party_lo, codes["party"],
-                           [block.owner - lo for block, lo in zip(accounts.blocks, party_lo)],
+                           accounts.blocks,
                            device_party, calibration=calibration)
         finish("party", calibration, [d[0] for d in drawn])
         codes["account"], codes["device"] = [d[1] for d in drawn], [d[3] for d in drawn]
