@@ -1,5 +1,4 @@
 """The Python API: ``simulate``. Orchestration only; the numerics live in the states."""
-import functools
 import weakref
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from .runs import layout, receipts
 from .runs.publish import (json_bytes, jsonl_bytes, parquet_bytes, publish_all, replace_bytes,
                            sha256_hex)
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
-from .engine import ENGINES, DaskEngine, concurrently, make_engine
+from .engine import ENGINES, DaskEngine, make_engine
 from .errors import ParameterError
 
 
@@ -114,16 +113,17 @@ class SimulationResult:
         files[s0_dir / "sealed_inputs_6A.json"] = json_bytes(sealed.sealed_inputs)
         files[s0_dir / "s0_gate_receipt_6A.json"] = json_bytes(sealed.receipt)
         outputs = {}
-        # Serialisation is timed apart from the states, under the publish bucket. Parquet
-        # encoding releases the GIL, so parts are encoded on Numba's threads (--threads);
-        # the order of the results (and so of everything derived from them) is the parts'.
+        # Serialisation is timed apart from the states, under the publish bucket. Each part
+        # is encoded where its block is (on the engine: Numba's threads here, --threads, or
+        # the workers); the order of the results (and so of everything derived from them)
+        # is the parts'.
         with self._perf.substep("publish", "serialise_datasets") as event:
             jobs = [(dataset, layout.partition_dir(run_dir, dataset.name, seed,
                                                    dataset.parameter_hash, mf)
                      / layout.part_name(block), part)
-                    for dataset in self.datasets.values() for block, part in dataset.parts()]
-            encoded = concurrently(*[functools.partial(parquet_bytes, part)
-                                     for _, _, part in jobs])
+                    for dataset in self.datasets.values()
+                    for block, part in enumerate(dataset.part_handles)]
+            encoded = self._engine.map(parquet_bytes, [part for _, _, part in jobs])
             for (dataset, path, _), data in zip(jobs, encoded):
                 files[path] = data
                 relative = path.relative_to(run_dir).as_posix()

@@ -17,7 +17,7 @@ from statistics import NormalDist
 import numpy as np
 
 from .. import downstream
-from ..engine import LOCAL, concurrently
+from ..engine import concurrently
 from . import metrics, stats as gate_stats
 
 GATES = ("T1_KMAX_HARD_INVARIANT", "T2_KMAX_TAIL_SANITY", "T3_IP_PRIOR_ALIGNMENT",
@@ -146,14 +146,13 @@ class Context:
     """What every gate reads: the run's statistics, config, the seed and its bootstrap
     settings. Gates run concurrently, each on a ``copy`` with its own ledger of draws."""
 
-    def __init__(self, measured, config, seed, rng, engine=LOCAL):
+    def __init__(self, measured, config, seed, rng):
         self.measured = measured
         self.stats = measured.stats
         self.config = config
         self.policy = config[VALIDATION_POLICY]
         self.seed = seed
         self.rng = rng  # seg6a.rng.Substreams: keys of the run, and the audit of draws
-        self.engine = engine
         self.n_clusters = int(self.policy["bootstrap"]["clusters"])
         self.support = self.policy["min_support"]
         # per-rule histograms of accounts per holder, shared by T1, T2 and T8
@@ -377,7 +376,7 @@ def gate_t10(ctx):
         lift["reason"] = "contract_violated"
         return [lift, contract], 0, "cluster_bootstrap"
     per_cluster, n_drawn = gate_stats.probe_sums(ctx.measured, ctx.rng.key("gates.t10.flows"),
-                                                 n_flows, ctx.n_clusters, ctx.engine)
+                                                 n_flows, ctx.n_clusters)
     ctx.rng.record("gates.t10.flows", n_flows, 7)
 
     def statistic(summed):
@@ -469,7 +468,7 @@ def stability_metrics(stats, records):
     return out
 
 
-def evaluate(measured, config, seed, rng, engine=LOCAL):
+def evaluate(measured, config, seed, rng):
     """The board of one seed: a record per gate, T9 marked not evaluable (single run).
 
     Parameters
@@ -481,10 +480,8 @@ def evaluate(measured, config, seed, rng, engine=LOCAL):
     seed : int
     rng : seg6a.rng.Substreams
         Keys of the run (seeding the bootstraps and the 6B probe) and the audit of draws.
-    engine : seg6a.engine.LocalEngine or DaskEngine
-        Where the 6B probe's flows are drawn, block by block.
     """
-    ctx = Context(measured, config, seed, rng, engine)
+    ctx = Context(measured, config, seed, rng)
     gate_ids = [g for g in GATES if g != "T9_CROSS_SEED_STABILITY"]
     contexts = [copy.copy(ctx) for _ in gate_ids]
     for gate_ctx in contexts:

@@ -10,6 +10,7 @@ block, so a broken run is reported exactly as before. Both give the same totals:
 are of integers (exact in float64 too), whatever the blocking.
 """
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -166,24 +167,35 @@ def combine(parts):
 
 
 def blocks_of(datasets):
-    """Per canonical block, dataset name -> the block's part, from ``seg6a.tables.Dataset``
-    objects split into the same blocks (the merchant roles, one global part, go with the
-    first block)."""
-    n_blocks = max(len(d.block_offsets) - 1 for d in datasets)
+    """Per canonical block, dataset name -> the block's part (its handle on the engine),
+    from ``seg6a.tables.Dataset`` objects split into the same blocks (the merchant roles, one
+    global part, go with the first block)."""
+    n_blocks = max(len(d.part_handles) for d in datasets)
     blocks = [{} for _ in range(n_blocks)]
     for dataset in datasets:
-        for block, part in dataset.parts():
+        for block, part in enumerate(dataset.part_handles):
             blocks[block][dataset.name] = part
     return blocks
 
 
+def bases_of(datasets):
+    """Per canonical block, the id each entity kind's part starts at, from the datasets'
+    block offsets."""
+    offsets = {d.name: d.block_offsets for d in datasets}
+    n_blocks = max(len(o) - 1 for o in offsets.values())
+    return [{kind: int(offsets[name][b]) for kind, name in gate_data.BASES.items()}
+            for b in range(n_blocks)]
+
+
 @dataclass
 class Measured:
-    """A run's statistics and the gate data they came from (per block, for the 6B probe)."""
+    """A run's statistics, and the gate data they came from (per block, handles on the
+    engine, for the 6B probe)."""
 
     stats: Stats
     blocks: list
     merchant_risky: np.ndarray
+    engine: object = LOCAL
 
 
 def _block_task(tables, bases, *, n_merchants, n_clusters):
@@ -199,42 +211,51 @@ def _block_task(tables, bases, *, n_merchants, n_clusters):
     return data, stats
 
 
-def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL):
+def _stats(result):
+    return None if result is None else result[1]
+
+
+def _merchant_risky(data):
+    return data.roles["merchant"].is_risky if "merchant" in data.roles else np.zeros(0, bool)
+
+
+def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
     """The statistics of a run given as its blocks' tables.
 
     Parameters
     ----------
     blocks : list of dict
-        Per canonical block, dataset name -> the block's part (``pyarrow.Table``). The
-        merchant roles (global) belong to the first block. One block: a whole run, in any
-        row order.
+        Per canonical block, dataset name -> the block's part (``pyarrow.Table``, or its
+        handle on ``engine``). The merchant roles (global) belong to the first block. One
+        block: a whole run, in any row order.
     n_merchants : int
     n_clusters : int
         Resampling clusters of the bootstrap.
     engine : seg6a.engine.LocalEngine or DaskEngine
         Where the blocks are measured.
+    bases : list of dict, optional
+        Per block, the id each entity kind's part starts at (``bases_of``); by default
+        counted from the tables.
     """
-    results = None
     if len(blocks) > 1:
-        # Where each block's parts must start for the published layout.
-        starts = {kind: np.cumsum([0] + [b[name].num_rows for b in blocks[:-1]]).tolist()
-                  for kind, name in gate_data.BASES.items()}
-        bases = [{kind: starts[kind][b] for kind in starts} for b in range(len(blocks))]
+        if bases is None:  # where each block's parts start in the published layout
+            starts = {kind: np.cumsum([0] + [b[name].num_rows for b in blocks[:-1]]).tolist()
+                      for kind, name in gate_data.BASES.items()}
+            bases = [{kind: starts[kind][b] for kind in starts} for b in range(len(blocks))]
         results = engine.map(_block_task, blocks, bases, n_merchants=n_merchants,
-                             n_clusters=n_clusters)
-        total = None if None in results else combine([stats for _, stats in results])
-        if total is None:
-            results = None
-    if results is None:  # one block: the whole run, read in id order
-        names = {name for block in blocks for name in block}
-        whole = {name: pa.concat_tables([b[name] for b in blocks if name in b])
-                 for name in names}
-        results = [_block_task(whole, None, n_merchants=n_merchants, n_clusters=n_clusters)]
-        total = results[0][1]
-    merchants = blocks[0].get("s5_merchant_fraud_roles_6A")
-    merchant_risky = results[0][0].roles["merchant"].is_risky \
-        if merchants is not None else np.zeros(0, bool)
-    return Measured(total, [data for data, _ in results], merchant_risky)
+                             n_clusters=n_clusters, gather=False)
+        parts = engine.map(_stats, results)
+        if None not in parts:
+            total = combine(parts)
+            if total is not None:
+                data = engine.map(itemgetter(0), results, gather=False)
+                return Measured(total, data, engine.map(_merchant_risky, data[:1])[0], engine)
+    # One block: the whole run, read here in id order.
+    names = {name for block in blocks for name in block}
+    whole = {name: pa.concat_tables(engine.gather([b[name] for b in blocks if name in b]))
+             for name in names}
+    data, total = _block_task(whole, None, n_merchants=n_merchants, n_clusters=n_clusters)
+    return Measured(total, [data], _merchant_risky(data))
 
 
 def _in_layout(tables, bases):
@@ -260,7 +281,7 @@ def _in_layout(tables, bases):
     return True
 
 
-def probe_sums(measured, key, n_flows, n_clusters, engine=LOCAL):
+def probe_sums(measured, key, n_flows, n_clusters):
     """Per-cluster sums ``(fraud & touches, touches, fraud & ~touches, ~touches)`` of the
     6B probe's ``n_flows`` flows, and the number of flows drawn.
 
@@ -268,8 +289,8 @@ def probe_sums(measured, key, n_flows, n_clusters, engine=LOCAL):
     parties with an account; the block holding that payer draws the rest of the flow, keyed
     by ``f``. So the flows are the same whatever the blocking.
     """
-    blocks = measured.blocks
-    per_block = np.array([downstream.payers(data).size for data in blocks], dtype=np.int64)
+    blocks, engine = measured.blocks, measured.engine
+    per_block = np.array(engine.map(_payer_count, blocks), dtype=np.int64)
     payer_start = np.concatenate([[0], np.cumsum(per_block)])
     sums = np.zeros((n_clusters, 4))
     if payer_start[-1] == 0 or measured.merchant_risky.size == 0 or n_flows == 0:
@@ -284,6 +305,10 @@ def probe_sums(measured, key, n_flows, n_clusters, engine=LOCAL):
                          [rank[ids] - payer_start[b] for b, ids in enumerate(tasks)],
                          key=key, merchant_risky=measured.merchant_risky, n_clusters=n_clusters)
     return sum(results, sums), n_flows
+
+
+def _payer_count(data):
+    return downstream.payers(data).size
 
 
 def _probe_block(data, flow_ids, payer_rank, *, key, merchant_risky, n_clusters):

@@ -14,9 +14,9 @@ Feistel permutations. Devices per IP therefore never exceed the capacity law's b
 tail follows the law instead of being clipped, and every IP serves at least one device.
 An IP's country is that of the device that took its first slot.
 """
-import functools
 from dataclasses import dataclass
 from functools import cached_property
+from operator import attrgetter, itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +28,7 @@ from ..kernels.graph import (assign_links, household_links, ip_types_and_capacit
                              ips_per_group)
 from ..kernels.prf import uniform_range
 from ..kernels.sample import categorical_range, normalised_cdf, poisson_range
-from ..engine import LOCAL, concurrently, join, spans
+from ..engine import LOCAL, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -42,6 +42,10 @@ IP_LINK_ROLES = ("PRIMARY", "SECONDARY")
 _COUNT, _TYPE, _OS = "s4.device.count", "s4.device.type", "s4.device.os"
 _SHARE, _COVER, _LINKS = "s4.device.share", "s4.ip.coverage", "s4.ip.links"
 _CAPACITY, _POSITION, _SLOT = "s4.ip.capacity", "s4.ip.position", "s4.ip.slot"
+# What the run sums (or maxes) of each block's DeviceBlock.
+_BLOCK_SUMS = ("capacity_draws", "n_links", "n_ips", "ips_per_group", "linked_devices",
+               "capacity_total", "shared_devices", "max_devices_per_ip", "n_kept",
+               "n_party_links")
 
 
 class DeviceGraph:
@@ -66,15 +70,16 @@ class DeviceGraph:
         Devices (IPs) of canonical block ``b`` are ids ``ptr[b]:ptr[b+1]``.
     device_ip_primary : bool array
         Per ``device -> ips`` entry: whether it is the device's primary IP.
-    blocks : list of DeviceBlock
-        Per canonical block, its devices and IPs with block-local ids.
+    blocks : list
+        Per canonical block, the handle on the engine of its ``DeviceBlock``.
     counters : dict
         Construction evidence for the receipt (links drawn, repeats dropped, slots unused).
     """
 
     def __init__(self, blocks, device_block_ptr, ip_block_ptr, asn_of_type, vocabularies,
-                 counters):
-        self.blocks = blocks
+                 counters, engine=LOCAL):
+        self.blocks = blocks  # handles on the engine
+        self._engine = engine
         self.device_block_ptr = device_block_ptr
         self.ip_block_ptr = ip_block_ptr
         self._asn_of_type = asn_of_type
@@ -89,11 +94,14 @@ class DeviceGraph:
     def n_ips(self):
         return int(self.ip_block_ptr[-1])
 
+    def _parts(self, name):
+        return self._engine.map(attrgetter(name), self.blocks)
+
     def _join(self, name):
-        return join([getattr(block, name) for block in self.blocks])
+        return join(self._parts(name))
 
     def _join_ids(self, name, offsets):
-        return join([getattr(block, name) + offsets[b] for b, block in enumerate(self.blocks)])
+        return join([ids + offsets[b] for b, ids in enumerate(self._parts(name))])
 
     @cached_property
     def party_device_ptr(self):
@@ -117,7 +125,7 @@ class DeviceGraph:
 
     @cached_property
     def device_party_ptr(self):
-        return _concat_ptr([block.device_party_ptr for block in self.blocks])
+        return _concat_ptr(self._parts("device_party_ptr"))
 
     @cached_property
     def device_party_ids(self):
@@ -141,7 +149,7 @@ class DeviceGraph:
 
     @cached_property
     def device_ip_ptr(self):
-        return _concat_ptr([block.device_ip_ptr for block in self.blocks])
+        return _concat_ptr(self._parts("device_ip_ptr"))
 
     @cached_property
     def device_ip_ids(self):
@@ -149,7 +157,7 @@ class DeviceGraph:
 
     @cached_property
     def ip_device_ptr(self):
-        return _concat_ptr([block.ip_device_ptr for block in self.blocks])
+        return _concat_ptr(self._parts("ip_device_ptr"))
 
     @cached_property
     def ip_device_ids(self):
@@ -210,9 +218,9 @@ def run(sealed, parties, perf, engine=LOCAL):
                             [parties.party_type[lo:hi] for lo, hi in blocks],
                             [parties.segment[lo:hi] for lo, hi in blocks],
                             key=rng.key(_COUNT), segment_mean=segment_mean,
-                            min_count=min_count, max_count=max_count)
+                            min_count=min_count, max_count=max_count, gather=False)
         rng.record(_COUNT, n_parties)
-        per_block = np.array([c.sum() for c in counts], dtype=np.int64)
+        per_block = np.array(engine.map(np.sum, counts), dtype=np.int64)
         party_device_ptr_at_blocks = ptr_from_counts(per_block)[:-1]
         n_devices = int(per_block.sum())
         event["rows"] = n_devices
@@ -231,7 +239,10 @@ def run(sealed, parties, perf, engine=LOCAL):
             max_parties=int(sharing["max_parties_per_device"]),
             coverage=float(linkage["coverage_target"]),
             links_mean=float(links_spec["mean_count"]), links_max=int(links_spec["max_count"]),
-            n_groups=n_blocks * n_regions, ip_mix=ip_mix, alpha=alpha, low=low, high=high)
+            n_groups=n_blocks * n_regions, ip_mix=ip_mix, alpha=alpha, low=low, high=high,
+            gather=False)
+        sums = [dict(zip(_BLOCK_SUMS, values)) for values in
+                engine.map(attrgetter(*_BLOCK_SUMS), pieces)]
         rng.record(_TYPE, n_devices)
         rng.record(_OS, n_devices)
         rng.record(_SHARE, n_devices, 3)
@@ -239,9 +250,9 @@ def run(sealed, parties, perf, engine=LOCAL):
         rng.record(_LINKS, n_devices)
         # Capacities are pure functions of (group, type, index): the search and the final
         # pools read the same values, counted once.
-        rng.record(_CAPACITY, sum(piece.capacity_draws for piece in pieces))
-        n_links = sum(int(piece.device_link_ptr[-1]) for piece in pieces)
-        n_ips = sum(piece.ip_type.shape[0] for piece in pieces)
+        rng.record(_CAPACITY, sum(block["capacity_draws"] for block in sums))
+        n_links = sum(block["n_links"] for block in sums)
+        n_ips = sum(block["n_ips"] for block in sums)
         # A permutation evaluation counts as one draw: a position per link, and a slot per
         # link beyond the first slots.
         rng.record(_POSITION, n_links)
@@ -250,41 +261,42 @@ def run(sealed, parties, perf, engine=LOCAL):
 
     with perf.substep(STATE, "emit_ip_base") as event:
         # IP groups are (block, region), block-major: block b's are b * n_regions ...
-        ips_per_block = sum(piece.ips_per_group for piece in pieces).reshape(n_blocks, n_regions)
+        ips_per_block = sum(block["ips_per_group"] for block in sums).reshape(n_blocks, n_regions)
         ip_block_ptr = ptr_from_counts(ips_per_block.sum(axis=1))
         device_block_ptr = np.append(party_device_ptr_at_blocks, n_devices)
         vocabularies = (device_types, os_families, ip_types, asn_classes, parties.party_types,
                         parties.countries, parties.regions)
-        parts = concurrently(*[functools.partial(
-            tables_block, lo, device_lo, ip_lo, piece, asn_of_type=asn_of_type,
-            vocabularies=vocabularies) for lo, device_lo, ip_lo, piece in zip(
-                starts, device_block_ptr[:-1], ip_block_ptr[:-1], pieces)])
+        parts = engine.map(tables_block, starts, device_block_ptr[:-1], ip_block_ptr[:-1],
+                           pieces, asn_of_type=asn_of_type, vocabularies=vocabularies,
+                           gather=False)
         event["rows"] = n_ips
 
     with perf.substep(STATE, "emit_regions") as event:
         ph = sealed.parameter_hashes[STATE]
-        datasets = [Dataset.from_parts(name, STATE, [part[d] for part in parts], ph)
-                    for d, name in enumerate(DATASETS)]
+        rows = [per_block, [block["n_party_links"] for block in sums],
+                np.diff(ip_block_ptr), [block["n_kept"] for block in sums]]
+        datasets = [Dataset(name, STATE, engine.map(itemgetter(d), parts, gather=False),
+                            rows[d], ph, engine) for d, name in enumerate(DATASETS)]
         event["rows"] = n_links
 
     with perf.substep(STATE, "merge_parts") as event:
-        top = max(piece.max_devices_per_ip for piece in pieces)
+        top = max(block["max_devices_per_ip"] for block in sums)
         if top > ceiling:
             raise Seg6aError(f"S4: an IP serves {top} devices, above "
                              f"linkage_checks.ip_links.max_devices_per_ip {ceiling}")
-        kept = sum(int(piece.device_ip_ptr[-1]) for piece in pieces)
+        kept = sum(block["n_kept"] for block in sums)
         counters = {
             "devices": n_devices,
-            "shared_devices": sum(piece.shared_devices for piece in pieces),
-            "linked_devices": sum(piece.linked_devices for piece in pieces),
+            "shared_devices": sum(block["shared_devices"] for block in sums),
+            "linked_devices": sum(block["linked_devices"] for block in sums),
             "ips": n_ips,
             "ip_links_drawn": n_links,
             "ip_links_repeated_dropped": n_links - kept,
-            "capacity_slots_unused": sum(piece.capacity_total for piece in pieces) - n_links,
+            "capacity_slots_unused": sum(block["capacity_total"] for block in sums) - n_links,
             "max_devices_per_ip": top,
         }
         graph = DeviceGraph(pieces, device_block_ptr, ip_block_ptr, asn_of_type,
-                            vocabularies[:4], counters)
+                            vocabularies[:4], counters, engine)
         event["rows"] = kept
     return graph, datasets, rng
 
@@ -332,6 +344,22 @@ class DeviceBlock:
     capacity_draws: int
     shared_devices: int
     max_devices_per_ip: int
+
+    @property
+    def n_links(self):
+        return int(self.device_link_ptr[-1])
+
+    @property
+    def n_kept(self):
+        return int(self.device_ip_ptr[-1])
+
+    @property
+    def n_ips(self):
+        return self.ip_type.shape[0]
+
+    @property
+    def n_party_links(self):
+        return self.device_party_ids.shape[0]
 
 
 def device_block(lo, device_lo, counts, party_type, party_country, party_region, *, keys,

@@ -17,9 +17,9 @@ in proportion to the taxonomy's prevalences. Then the validation bundle checks s
 and, fail-closed at the B thresholds, the realism metrics of T1-T8 from the same arrays
 that are published; ``_passed.flag`` is written only when every check passes.
 """
-import functools
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +31,7 @@ from ..gates import stats as gate_stats
 from ..kernels.csr import count_flagged, transpose
 from ..kernels.sample import normalised_cdf
 from ..kernels.uplift import draw_roles, expected_prevalence
-from ..engine import LOCAL, concurrently, join, spans
+from ..engine import LOCAL, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -73,13 +73,17 @@ class Roles:
     risk_logit : float64 array
         Per entity, ``logit_of_code[code]``.
     blocks : list of (role, code)
-        Per canonical block, its entities' role and covariate codes.
+        Per canonical block, the handles on the engine of its entities' role and covariate
+        codes.
+    n_entities : int
     """
 
     def __init__(self, kind, blocks, shift, logit_of_code, raw_roles, families, role_is_risky,
-                 target, base_logit):
+                 target, base_logit, n_entities, engine=LOCAL):
         self.kind = kind
-        self.blocks = blocks
+        self.blocks = blocks  # handles on the engine
+        self.n_entities = n_entities
+        self._engine = engine
         self.shift = shift
         self.logit_of_code = logit_of_code
         self.raw_roles = raw_roles
@@ -90,11 +94,11 @@ class Roles:
 
     @cached_property
     def role(self):
-        return join([role for role, _ in self.blocks])
+        return join(self._engine.gather([role for role, _ in self.blocks]))
 
     @cached_property
     def code(self):
-        return join([code for _, code in self.blocks])
+        return join(self._engine.gather([code for _, code in self.blocks]))
 
     @cached_property
     def is_risky(self):
@@ -163,6 +167,7 @@ class Calibration:
     shift: np.ndarray
     logit_of_code: np.ndarray
     base_logit: float
+    n_entities: int
     draw: dict  # the arguments of ``draw_roles`` after ``(key, id_start, code)``
 
 
@@ -181,7 +186,7 @@ def calibrate(kind, rng, code_counts, shift, taxonomy, propagation):
     clean = np.flatnonzero(~role_is_risky).astype(np.int16)
     label = f"s5.role.{kind}"
     rng.record(label, int(code_counts.sum()), 2)
-    return Calibration(kind, shift, logit_of_code, base, dict(
+    return Calibration(kind, shift, logit_of_code, base, int(code_counts.sum()), dict(
         key=rng.key(label), logit_of_code=logit_of_code, risky_roles=risky,
         risky_cdf=normalised_cdf(target[risky][None, :]), clean_roles=clean,
         clean_cdf=normalised_cdf(target[clean][None, :])))
@@ -194,8 +199,8 @@ def draw(calibration, id_start, code):
                       d["risky_cdf"], d["clean_roles"], d["clean_cdf"])
 
 
-def roles_of(calibration, taxonomy, families_vocab, blocks):
-    """The ``Roles`` of one kind from its blocks' role and covariate codes."""
+def roles_of(calibration, taxonomy, families_vocab, blocks, engine):
+    """The ``Roles`` of one kind from its blocks' role and covariate codes (handles)."""
     spec = taxonomy["entity_kinds"][calibration.kind]
     families = tuple(r["family"] for r in spec)
     assert set(families) <= set(families_vocab)  # the taxonomy contract checks this
@@ -203,7 +208,7 @@ def roles_of(calibration, taxonomy, families_vocab, blocks):
                  tuple(r["raw_role"] for r in spec), families,
                  np.array([r["is_risky"] for r in spec]),
                  np.array([r["target_prevalence"] for r in spec], dtype=np.float64),
-                 calibration.base_logit)
+                 calibration.base_logit, calibration.n_entities, engine)
 
 
 # --- the blocks ---------------------------------------------------------------------------
@@ -212,13 +217,19 @@ def roles_of(calibration, taxonomy, families_vocab, blocks):
 # computed per block, with block-local ids; only the code counts are summed.
 
 
-def party_codes_block(device_party, device_ip, ip_device, n_parties, *, high_sharing_devices):
-    """Party covariate codes of one block: uses a shared device (1), reaches a high-sharing
-    IP (2); and their counts."""
-    high_sharing = np.diff(ip_device[0]) >= high_sharing_devices
-    device_shared = np.diff(device_party[0]) > 1
-    device_high = count_flagged(*device_ip, high_sharing) > 0
-    party_device = transpose(*device_party, n_parties)
+def _device_party(devices, party_lo):
+    """S4's ``device -> parties`` of one block, with block-local party ids."""
+    return devices.device_party_ptr, devices.device_party_ids - party_lo
+
+
+def party_codes_block(party_lo, n_parties, devices, *, high_sharing_devices):
+    """Party covariate codes of one block (S4's ``DeviceBlock``): uses a shared device (1),
+    reaches a high-sharing IP (2); and their counts."""
+    high_sharing = np.diff(devices.ip_device_ptr) >= high_sharing_devices
+    device_party_ptr, device_party_ids = _device_party(devices, party_lo)
+    device_shared = np.diff(device_party_ptr) > 1
+    device_high = count_flagged(devices.device_ip_ptr, devices.device_ip_ids, high_sharing) > 0
+    party_device = transpose(device_party_ptr, device_party_ids, n_parties)
     code = (count_flagged(*party_device, device_shared) > 0).astype(np.int64) \
         + 2 * (count_flagged(*party_device, device_high) > 0)
     return code, np.bincount(code, minlength=4)
@@ -228,13 +239,15 @@ def _is_risky(role, calibration):
     return np.isin(role, calibration.draw["risky_roles"])
 
 
-def party_roles_block(party_lo, code, accounts, device_party, *, calibration):
-    """Party roles of one block; and the codes of its accounts (S2's ``AccountBlock``: risky
-    owner) and devices (used by a risky party), with their counts."""
-    role = draw(calibration, party_lo, code)
+def party_roles_block(party_lo, coded, accounts, devices, *, calibration):
+    """Party roles of one block (its ``party_codes_block``); and the codes of its accounts
+    (S2's ``AccountBlock``: risky owner) and devices (used by a risky party), with their
+    counts."""
+    role = draw(calibration, party_lo, coded[0])
     party_risky = _is_risky(role, calibration)
     account_code = party_risky[accounts.owner - party_lo].astype(np.int64)
-    device_code = (count_flagged(*device_party, party_risky) > 0).astype(np.int64)
+    device_code = (count_flagged(*_device_party(devices, party_lo), party_risky) > 0
+                   ).astype(np.int64)
     return (role, account_code, np.bincount(account_code, minlength=2), device_code,
             np.bincount(device_code, minlength=2))
 
@@ -244,17 +257,32 @@ def roles_block(id_start, code, *, calibration):
     return draw(calibration, id_start, code)
 
 
-def device_roles_block(device_lo, code, ip_device, ip_type, *, calibration,
-                       high_sharing_devices, n_types):
+def device_roles_block(device_lo, code, devices, *, calibration, high_sharing_devices,
+                       n_types):
     """Device roles of one block; and the codes of its IPs (risky devices served, capped;
     high sharing; ip_type), with their counts."""
     role = draw(calibration, device_lo, code)
+    ip_device = devices.ip_device_ptr, devices.ip_device_ids
     neighbours = np.minimum(count_flagged(*ip_device, _is_risky(role, calibration)),
                             MAX_RISKY_NEIGHBOURS)
     high_sharing = np.diff(ip_device[0]) >= high_sharing_devices
-    ip_code = ((neighbours * 2 + high_sharing) * n_types + ip_type).astype(np.int64)
+    ip_code = ((neighbours * 2 + high_sharing) * n_types + devices.ip_type).astype(np.int64)
     return role, ip_code, np.bincount(ip_code,
                                       minlength=(MAX_RISKY_NEIGHBOURS + 1) * 2 * n_types)
+
+
+def evidence_block(party, account, account_code, device, devices, *, risky_roles):
+    """The uplift signals of one block: accounts of risky owners and how many of them are
+    risky, devices of risky primary parties and how many of them are risky."""
+    party_risky = risky_roles["party"][party]
+    owner_risky = account_code == 1  # an account's covariate: its owner is risky
+    account_risky = risky_roles["account"][account]
+    # the block's devices are in owner order: each party's flag over the devices it owns
+    primary_risky = np.repeat(party_risky, devices.owned)
+    device_risky = risky_roles["device"][device]
+    return np.array([owner_risky.sum(), (owner_risky & account_risky).sum(),
+                     primary_risky.sum(), (primary_risky & device_risky).sum()],
+                    dtype=np.int64)
 
 
 def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
@@ -282,43 +310,39 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
     party_lo, party_hi = spans(offsets["party"])
     account_lo = spans(offsets["account"])[0]
     device_lo, ip_lo = spans(offsets["device"])[0], spans(offsets["ip"])[0]
-    # Each block's relations, with block-local ids (S4's blocks have them, but for parties).
-    device_party = [(block.device_party_ptr, block.device_party_ids - lo)
-                    for block, lo in zip(devices.blocks, party_lo)]
-    ip_device = [(block.ip_device_ptr, block.ip_device_ids) for block in devices.blocks]
     high_sharing_devices = to_ip["high_sharing_devices_per_ip"]
     law = dict(rng=rng, taxonomy=taxonomy, propagation=propagation)
-    roles, codes = {}, {}
+    roles = {}
 
-    def finish(kind, calibration, role_parts):
+    def finish(kind, calibration, role_handles, code_handles):
         roles[kind] = roles_of(calibration, taxonomy, families_vocab,
-                               list(zip(role_parts, codes.pop(kind))))
+                               list(zip(role_handles, code_handles)), engine)
+
+    def pick(handles, index):  # a field of each block's result, left where it is
+        return engine.map(itemgetter(index), handles, gather=False)
 
     with perf.substep(STATE, "assign_party_roles") as event:
         graph = propagation["party_graph"]
-        coded = engine.map(
-            party_codes_block, device_party,
-            [(block.device_ip_ptr, block.device_ip_ids) for block in devices.blocks], ip_device,
-            [hi - lo for lo, hi in zip(party_lo, party_hi)],
-            high_sharing_devices=high_sharing_devices)
-        codes["party"] = [c for c, _ in coded]
+        coded = engine.map(party_codes_block, party_lo,
+                           [hi - lo for lo, hi in zip(party_lo, party_hi)], devices.blocks,
+                           high_sharing_devices=high_sharing_devices, gather=False)
         shift = np.array([0.0, graph["beta_shared_device"], graph["beta_high_sharing_ip"],
                           graph["beta_shared_device"] + graph["beta_high_sharing_ip"]])
-        calibration = calibrate("party", code_counts=sum(n for _, n in coded), shift=shift,
-                                **law)
-        drawn = engine.map(party_roles_block, party_lo, codes["party"],
-                           accounts.blocks,
-                           device_party, calibration=calibration)
-        finish("party", calibration, [d[0] for d in drawn])
-        codes["account"], codes["device"] = [d[1] for d in drawn], [d[3] for d in drawn]
+        calibration = calibrate("party", code_counts=sum(engine.map(itemgetter(1), coded)),
+                                shift=shift, **law)
+        drawn = engine.map(party_roles_block, party_lo, coded, accounts.blocks, devices.blocks,
+                           calibration=calibration, gather=False)
+        finish("party", calibration, pick(drawn, 0), pick(coded, 0))
+        account_counts, device_counts = zip(*engine.map(itemgetter(2, 4), drawn))
         event["rows"] = parties.n_parties
 
     with perf.substep(STATE, "assign_account_roles") as event:
         shift = np.array([0.0, propagation["party_to_account"]["beta_risky_owner"]])
-        calibration = calibrate("account", code_counts=sum(d[2] for d in drawn), shift=shift,
-                                **law)
-        finish("account", calibration, engine.map(roles_block, account_lo, codes["account"],
-                                                  calibration=calibration))
+        calibration = calibrate("account", code_counts=sum(account_counts), shift=shift, **law)
+        account_code = pick(drawn, 1)
+        finish("account", calibration, engine.map(roles_block, account_lo, account_code,
+                                                  calibration=calibration, gather=False),
+               account_code)
         event["rows"] = int(offsets["account"][-1])
 
     with perf.substep(STATE, "assign_merchant_roles") as event:
@@ -329,24 +353,23 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
                                      return_inverse=True)
         mcc_shift = np.array([to_merchant["beta_mcc"].get(f"{int(m):04d}", 0.0) for m in mccs])
         size_shift = np.array([to_merchant["beta_size_class"].get(str(s), 0.0) for s in sizes])
-        codes["merchant"] = [mcc_code.astype(np.int64) * len(sizes) + size_code]
+        merchant_code = mcc_code.astype(np.int64) * len(sizes) + size_code
         shift = (mcc_shift[:, None] + size_shift[None, :]).ravel()
         calibration = calibrate("merchant", code_counts=np.bincount(
-            codes["merchant"][0], minlength=shift.shape[0]), shift=shift, **law)
-        finish("merchant", calibration, [roles_block(0, codes["merchant"][0],
-                                                     calibration=calibration)])
+            merchant_code, minlength=shift.shape[0]), shift=shift, **law)
+        # The merchants are global and few: drawn here, held like a block's result.
+        finish("merchant", calibration, [roles_block(0, merchant_code, calibration=calibration)],
+               [merchant_code])
         event["rows"] = merchants.num_rows
 
     with perf.substep(STATE, "assign_device_roles") as event:
         shift = np.array([0.0, propagation["party_to_device"]["beta_risky_party"]])
-        calibration = calibrate("device", code_counts=sum(d[4] for d in drawn), shift=shift,
-                                **law)
-        drawn = engine.map(device_roles_block, device_lo, codes["device"], ip_device,
-                           [block.ip_type for block in devices.blocks],
+        calibration = calibrate("device", code_counts=sum(device_counts), shift=shift, **law)
+        device_code = pick(drawn, 3)
+        drawn = engine.map(device_roles_block, device_lo, device_code, devices.blocks,
                            calibration=calibration, high_sharing_devices=high_sharing_devices,
-                           n_types=len(devices.ip_types))
-        finish("device", calibration, [d[0] for d in drawn])
-        codes["ip"] = [d[1] for d in drawn]
+                           n_types=len(devices.ip_types), gather=False)
+        finish("device", calibration, pick(drawn, 0), device_code)
         event["rows"] = devices.n_devices
 
     with perf.substep(STATE, "assign_ip_roles") as event:
@@ -355,73 +378,78 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
         per_type = np.array([to_ip["beta_ip_type"][t] for t in devices.ip_types])
         shift = (per_neighbour[:, None, None] + per_sharing[None, :, None]
                  + per_type[None, None, :]).ravel()
-        calibration = calibrate("ip", code_counts=sum(d[2] for d in drawn), shift=shift,
-                                **law)
-        finish("ip", calibration, engine.map(roles_block, ip_lo, codes["ip"],
-                                             calibration=calibration))
+        calibration = calibrate("ip", code_counts=sum(engine.map(itemgetter(2), drawn)),
+                                shift=shift, **law)
+        ip_code = pick(drawn, 1)
+        finish("ip", calibration, engine.map(roles_block, ip_lo, ip_code,
+                                             calibration=calibration, gather=False), ip_code)
         event["rows"] = devices.n_ips
-    del device_party, ip_device, drawn  # the blocks' copies; the validation needs memory
 
     with perf.substep(STATE, "validation_checks") as event:
         ph = sealed.parameter_hashes[STATE]
-        parts = {kind: concurrently(*[
-            functools.partial(role_table, roles[kind], block, lo, families_vocab)
-            for block, lo in zip(roles[kind].blocks, offsets[kind][:-1])]) for kind in KINDS}
-        datasets = [Dataset.from_parts(DATASETS[kind], STATE, parts[kind], ph)
-                    for kind in KINDS]
+        datasets = [Dataset(DATASETS[kind], STATE, role_tables(roles[kind], offsets[kind],
+                                                               families_vocab, engine),
+                            np.diff(offsets[kind]), ph, engine) for kind in KINDS]
         blocks = gate_stats.blocks_of([d for d in upstream + datasets
                                        if d.name in gate_data.DATASETS])
         n_clusters = int(sealed.config[VALIDATION_POLICY]["bootstrap"]["clusters"])
-        measured = gate_stats.measure_run(blocks, merchants.num_rows, n_clusters)
+        measured = gate_stats.measure_run(blocks, merchants.num_rows, n_clusters, engine,
+                                          gate_stats.bases_of(upstream + datasets))
         gate_records = board.evaluate(measured, sealed.config, sealed.seed, rng)
         report = validate(sealed, gate_records, measured.stats)
         event["rows"] = len(report["checks"])
 
     with perf.substep(STATE, "bundle_publish") as event:
-        counters = uplift_evidence(roles, devices)
+        counters = uplift_evidence(roles, devices, engine)
         event["rows"] = sum(d.num_rows for d in datasets)
     return FraudPosture(roles, report, counters, gate_records), datasets, rng
 
 
-def role_table(roles, block, id_lo, families_vocab):
-    """The published part of one kind's roles for one block (``(role, code)`` of the
-    entities ``id_lo ..``): ``<kind>_id, raw_role, canonical_role_family, is_risky,
-    risk_logit``."""
-    role, code = block
+def role_tables(roles, offsets, families_vocab, engine):
+    """Handles of the published parts of one kind's roles, a part per block: ``<kind>_id,
+    raw_role, canonical_role_family, is_risky, risk_logit``."""
     family_code = np.array([families_vocab.index(f) for f in roles.families], dtype=np.int16)
+    role, code = zip(*roles.blocks)
+    return engine.map(role_table, role, code, offsets[:-1], kind=roles.kind,
+                      raw_roles=roles.raw_roles, family_code=family_code,
+                      families_vocab=families_vocab, role_is_risky=roles.role_is_risky,
+                      logit_of_code=roles.logit_of_code, gather=False)
+
+
+def role_table(role, code, id_lo, *, kind, raw_roles, family_code, families_vocab,
+               role_is_risky, logit_of_code):
+    """The roles of the entities ``id_lo ..`` of one block, as a table."""
     return pa.table({
-        f"{roles.kind}_id": pa.array(np.arange(id_lo, id_lo + role.shape[0], dtype=np.int64)),
-        "raw_role": dictionary_column(role, roles.raw_roles),
+        f"{kind}_id": pa.array(np.arange(id_lo, id_lo + role.shape[0], dtype=np.int64)),
+        "raw_role": dictionary_column(role, raw_roles),
         "canonical_role_family": dictionary_column(family_code[role], families_vocab),
-        "is_risky": pa.array(roles.role_is_risky[role]),
-        "risk_logit": pa.array(roles.logit_of_code[code].astype(np.float32)),
+        "is_risky": pa.array(role_is_risky[role]),
+        "risk_logit": pa.array(logit_of_code[code].astype(np.float32)),
     })
 
 
-def uplift_evidence(roles, devices):
+def uplift_evidence(roles, devices, engine):
     """Counters showing the uplift at work: prevalence, base log-odds, and risky rates by signal."""
     counters = {}
     for kind, r in roles.items():
         counters[f"{kind}_base_logit"] = round(float(r.base_logit), 6)
-        counters[f"{kind}_risky"] = sum(int(np.count_nonzero(r.role_is_risky[role]))
-                                        for role, _ in r.blocks)
-        counters[f"{kind}_entities"] = sum(role.shape[0] for role, _ in r.blocks)
-    signals = {"accounts_of_risky_owners": 0, "risky_accounts_of_risky_owners": 0,
-               "devices_of_risky_primaries": 0, "risky_devices_of_risky_primaries": 0}
-    for (party, _), (account, owner_code), (device, _), device_block in zip(
-            roles["party"].blocks, roles["account"].blocks, roles["device"].blocks,
-            devices.blocks):
-        owner_risky = owner_code == 1  # an account's covariate: its owner is risky
-        account_risky = roles["account"].role_is_risky[account]
-        # a block's devices are in owner order: each party's flag over the devices it owns
-        primary_risky = np.repeat(roles["party"].role_is_risky[party], device_block.owned)
-        device_risky = roles["device"].role_is_risky[device]
-        signals["accounts_of_risky_owners"] += int(owner_risky.sum())
-        signals["risky_accounts_of_risky_owners"] += int((owner_risky & account_risky).sum())
-        signals["devices_of_risky_primaries"] += int(primary_risky.sum())
-        signals["risky_devices_of_risky_primaries"] += int((primary_risky & device_risky).sum())
-    counters.update(signals)
+        counters[f"{kind}_risky"] = sum(engine.map(_count_risky, [role for role, _ in r.blocks],
+                                                   role_is_risky=r.role_is_risky))
+        counters[f"{kind}_entities"] = r.n_entities
+    (party, _), (account, account_code), (device, _) = (
+        zip(*roles[kind].blocks) for kind in ("party", "account", "device"))
+    signals = sum(engine.map(evidence_block, party, account, account_code, device,
+                             devices.blocks, risky_roles={
+                                 kind: roles[kind].role_is_risky
+                                 for kind in ("party", "account", "device")}))
+    counters.update(zip(("accounts_of_risky_owners", "risky_accounts_of_risky_owners",
+                         "devices_of_risky_primaries", "risky_devices_of_risky_primaries"),
+                        (int(v) for v in signals)))
     return counters
+
+
+def _count_risky(role, *, role_is_risky):
+    return int(np.count_nonzero(role_is_risky[role]))
 
 
 # --- validation -------------------------------------------------------------------------
