@@ -64,6 +64,9 @@ class DaskEngine:
 
             client = Client(local_cluster(n_workers, memory_limit))
         self.client = client
+        # Block b's tasks go to worker b mod n (of the workers up now), so a block's results
+        # are where its next tasks run; a task may run elsewhere if its worker is gone.
+        self._workers = sorted(client.scheduler_info()["workers"]) or [None]
 
     def map(self, function, *per_block, gather=True, **shared):
         """``[function(*args_of_block, **shared)]`` for each block's arguments, in order;
@@ -72,8 +75,16 @@ class DaskEngine:
         # of a worker that dies is rerun elsewhere (scattered data would die with it), and
         # so are the tasks behind the futures given as inputs. The shared ones are bound
         # first: client.map keeps some keyword names (key, ...) for itself.
-        futures = self.client.map(functools.partial(function, **shared),
-                                  *[list(args) for args in per_block], pure=False)
+        task = functools.partial(function, **shared)
+        per_block = [list(args) for args in per_block]
+        n_blocks = len(per_block[0]) if per_block else 0
+        futures = [None] * n_blocks
+        for w, worker in enumerate(self._workers):
+            blocks = range(w, n_blocks, len(self._workers))
+            placed = self.client.map(task, *[[args[b] for b in blocks] for args in per_block],
+                                     pure=False, workers=worker, allow_other_workers=True)
+            for b, future in zip(blocks, placed):
+                futures[b] = future
         return self.client.gather(futures) if gather else futures
 
     def gather(self, handles):

@@ -5,6 +5,7 @@ import threading
 
 import distributed  # the test extra installs it: these tests must run in CI
 import numba
+import numpy as np
 import pytest
 
 import seg6a
@@ -77,6 +78,32 @@ def test_dask_engine_publishes_the_local_engines_bytes(client, small_blocks, loc
     ours = files_of(result.run_dir, measurements=False)
     assert sum(name.endswith(".parquet") for name in ours) > 13  # several parts per dataset
     assert ours == files_of(local_run, measurements=False)
+
+
+def test_a_dask_result_reads_its_arrays_from_the_workers(client, small_blocks):
+    local = seg6a.simulate(SEED, scale="tiny", config=small_blocks)
+    dask = seg6a.simulate(SEED, scale="tiny", config=small_blocks, engine="dask", client=client)
+    # The blocks stayed where their tasks ran: the result holds futures, not arrays.
+    for blocks in (dask.accounts.blocks, dask.instruments.blocks, dask.devices.blocks,
+                   dask.datasets["s3_instrument_base_6A"].part_handles):
+        assert len(blocks) == 5 and all(isinstance(b, distributed.Future) for b in blocks)
+    for read in (lambda r: r.accounts.owner_party_id, lambda r: r.accounts.counts,
+                 lambda r: r.accounts.party_account_ptr, lambda r: r.instruments.scheme,
+                 lambda r: r.instruments.account_instrument_ptr,
+                 lambda r: r.devices.ip_device_ids, lambda r: r.devices.primary_party_id,
+                 lambda r: r.fraud.roles["ip"].code, lambda r: r.fraud.roles["account"].risk_logit):
+        np.testing.assert_array_equal(read(dask), read(local))
+    assert dask.fraud.roles["ip"].code.dtype == np.int64
+    assert dask.table("s4_device_ip_links_6A").equals(local.table("s4_device_ip_links_6A"))
+    assert dask.fraud.counters == local.fraud.counters
+
+
+def test_closing_a_result_stops_the_cluster_simulate_started(small_blocks):
+    with seg6a.simulate(SEED, scale="tiny", config=small_blocks, engine="dask") as result:
+        owned = result.accounts.blocks[0].client
+        assert owned.status == "running"
+        assert result.accounts.owner_party_id.size == result.table("s2_account_base_6A").num_rows
+    assert owned.status == "closed"
 
 
 def test_a_worker_killed_mid_run_loses_nothing(client, small_blocks, local_run, tmp_path):

@@ -44,6 +44,7 @@ DATASETS = {kind: f"s5_{kind}_fraud_roles_6A" for kind in KINDS}
 REPORT = "s5_validation_report_6A.json"
 PASSED_FLAG = "_passed.flag"
 MAX_RISKY_NEIGHBOURS = 15  # IP covariate: risky devices served, counted up to this
+CODE = np.int16  # covariate codes as the blocks keep them (a few hundred at most)
 
 
 class Roles:
@@ -98,7 +99,7 @@ class Roles:
 
     @cached_property
     def code(self):
-        return join(self._engine.gather([code for _, code in self.blocks]))
+        return join(self._engine.gather([code for _, code in self.blocks])).astype(np.int64)
 
     @cached_property
     def is_risky(self):
@@ -195,8 +196,8 @@ def calibrate(kind, rng, code_counts, shift, taxonomy, propagation):
 def draw(calibration, id_start, code):
     """Role codes of the entities ``id_start ..`` with covariate codes ``code``."""
     d = calibration.draw
-    return draw_roles(d["key"], int(id_start), code, d["logit_of_code"], d["risky_roles"],
-                      d["risky_cdf"], d["clean_roles"], d["clean_cdf"])
+    return draw_roles(d["key"], int(id_start), code.astype(np.int64), d["logit_of_code"],
+                      d["risky_roles"], d["risky_cdf"], d["clean_roles"], d["clean_cdf"])
 
 
 def roles_of(calibration, taxonomy, families_vocab, blocks, engine):
@@ -230,8 +231,8 @@ def party_codes_block(party_lo, n_parties, devices, *, high_sharing_devices):
     device_shared = np.diff(device_party_ptr) > 1
     device_high = count_flagged(devices.device_ip_ptr, devices.device_ip_ids, high_sharing) > 0
     party_device = transpose(device_party_ptr, device_party_ids, n_parties)
-    code = (count_flagged(*party_device, device_shared) > 0).astype(np.int64) \
-        + 2 * (count_flagged(*party_device, device_high) > 0)
+    code = ((count_flagged(*party_device, device_shared) > 0)
+            + 2 * (count_flagged(*party_device, device_high) > 0)).astype(CODE)
     return code, np.bincount(code, minlength=4)
 
 
@@ -245,9 +246,9 @@ def party_roles_block(party_lo, coded, accounts, devices, *, calibration):
     counts."""
     role = draw(calibration, party_lo, coded[0])
     party_risky = _is_risky(role, calibration)
-    account_code = party_risky[accounts.owner - party_lo].astype(np.int64)
+    account_code = party_risky[accounts.owner - party_lo].astype(CODE)
     device_code = (count_flagged(*_device_party(devices, party_lo), party_risky) > 0
-                   ).astype(np.int64)
+                   ).astype(CODE)
     return (role, account_code, np.bincount(account_code, minlength=2), device_code,
             np.bincount(device_code, minlength=2))
 
@@ -266,7 +267,7 @@ def device_roles_block(device_lo, code, devices, *, calibration, high_sharing_de
     neighbours = np.minimum(count_flagged(*ip_device, _is_risky(role, calibration)),
                             MAX_RISKY_NEIGHBOURS)
     high_sharing = np.diff(ip_device[0]) >= high_sharing_devices
-    ip_code = ((neighbours * 2 + high_sharing) * n_types + devices.ip_type).astype(np.int64)
+    ip_code = ((neighbours * 2 + high_sharing) * n_types + devices.ip_type).astype(CODE)
     return role, ip_code, np.bincount(ip_code,
                                       minlength=(MAX_RISKY_NEIGHBOURS + 1) * 2 * n_types)
 
