@@ -19,7 +19,7 @@ from .errors import InputError
 from .gates import data as gate_data
 from .gates import metrics
 from .gates import stats as gate_stats
-from .gates.board import VALIDATION_POLICY, holdings_by_rule
+from .gates.board import ACCOUNT_PRIORS, VALIDATION_POLICY, holdings_by_rule
 from .gates.tables import verdict
 from .perf import budget_rows
 from .policies import load_config, policy_hashes
@@ -81,7 +81,7 @@ def write_report(run_dir, config=None, out_dir=None):
             "gates": _plot_gates(records),
             "devices_per_ip": _plot_devices_per_ip(stats, records),
             "accounts_per_holder": _plot_accounts_per_holder(
-                holdings_by_rule(stats, config["account_per_party_priors_6A.v1.yaml"]["rules"])[0]),
+                holdings_by_rule(stats, config[ACCOUNT_PRIORS]["rules"])[0]),
             "role_prevalence": _plot_role_prevalence(stats,
                                                      config["fraud_role_taxonomy_6A.v1.yaml"]),
         }

@@ -91,7 +91,8 @@ def test_a_dask_result_reads_its_arrays_from_the_workers(client, small_blocks):
                  lambda r: r.accounts.party_account_ptr, lambda r: r.instruments.scheme,
                  lambda r: r.instruments.account_instrument_ptr,
                  lambda r: r.devices.ip_device_ids, lambda r: r.devices.primary_party_id,
-                 lambda r: r.fraud.roles["ip"].code, lambda r: r.fraud.roles["account"].risk_logit):
+                 lambda r: r.fraud.roles["ip"].code,
+                 lambda r: r.fraud.roles["account"].risk_logit):
         np.testing.assert_array_equal(read(dask), read(local))
     assert dask.fraud.roles["ip"].code.dtype == np.int64
     assert dask.table("s4_device_ip_links_6A").equals(local.table("s4_device_ip_links_6A"))

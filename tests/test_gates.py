@@ -389,8 +389,8 @@ def _assert_same_stats(a, b):
     for name in a.arrays:
         x, y = a[name], b[name]
         width = max(x.shape[-1], y.shape[-1])  # histograms end at their largest value
-        pad = lambda h: np.pad(h, [(0, 0)] * (h.ndim - 1) + [(0, width - h.shape[-1])])  # noqa: E731
-        np.testing.assert_array_equal(pad(x), pad(y), err_msg=name)
+        x, y = (np.pad(h, [(0, 0)] * (h.ndim - 1) + [(0, width - h.shape[-1])]) for h in (x, y))
+        np.testing.assert_array_equal(x, y, err_msg=name)
 
 
 def test_blocks_add_up_to_the_whole_run(blocked):
