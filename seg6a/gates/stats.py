@@ -195,7 +195,8 @@ class Measured:
     stats: Stats
     blocks: list
     merchant_risky: np.ndarray
-    engine: object = LOCAL
+    engine: object
+    payers: list  # per block, its parties with an account
 
 
 def _block_task(tables, bases, *, n_merchants, n_clusters):
@@ -211,12 +212,14 @@ def _block_task(tables, bases, *, n_merchants, n_clusters):
     return data, stats
 
 
-def _stats(result):
-    return None if result is None else result[1]
-
-
 def _merchant_risky(data):
     return data.roles["merchant"].is_risky if "merchant" in data.roles else np.zeros(0, bool)
+
+
+def _summary(result):
+    """What the run needs here of a block's measure: its statistics and the merchants' risky
+    flags (the first block holds the merchants)."""
+    return None if result is None else (result[1], _merchant_risky(result[0]))
 
 
 def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
@@ -244,18 +247,19 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
             bases = [{kind: starts[kind][b] for kind in starts} for b in range(len(blocks))]
         results = engine.map(_block_task, blocks, bases, n_merchants=n_merchants,
                              n_clusters=n_clusters, gather=False)
-        parts = engine.map(_stats, results)
-        if None not in parts:
+        summaries = engine.map(_summary, results)
+        if None not in summaries:
+            parts = [stats for stats, _ in summaries]
             total = combine(parts)
             if total is not None:
-                data = engine.map(itemgetter(0), results, gather=False)
-                return Measured(total, data, engine.map(_merchant_risky, data[:1])[0], engine)
+                return Measured(total, engine.map(itemgetter(0), results, gather=False),
+                                summaries[0][1], engine, [int(p["payers"][0]) for p in parts])
     # One block: the whole run, read here in id order.
     names = {name for block in blocks for name in block}
     whole = {name: pa.concat_tables(engine.gather([b[name] for b in blocks if name in b]))
              for name in names}
     data, total = _block_task(whole, None, n_merchants=n_merchants, n_clusters=n_clusters)
-    return Measured(total, [data], _merchant_risky(data))
+    return Measured(total, [data], _merchant_risky(data), LOCAL, [int(total["payers"][0])])
 
 
 def _in_layout(tables, bases):
@@ -290,7 +294,7 @@ def probe_sums(measured, key, n_flows, n_clusters):
     by ``f``. So the flows are the same whatever the blocking.
     """
     blocks, engine = measured.blocks, measured.engine
-    per_block = np.array(engine.map(_payer_count, blocks), dtype=np.int64)
+    per_block = np.array(measured.payers, dtype=np.int64)
     payer_start = np.concatenate([[0], np.cumsum(per_block)])
     sums = np.zeros((n_clusters, 4))
     if payer_start[-1] == 0 or measured.merchant_risky.size == 0 or n_flows == 0:
@@ -305,10 +309,6 @@ def probe_sums(measured, key, n_flows, n_clusters):
                          [rank[ids] - payer_start[b] for b, ids in enumerate(tasks)],
                          key=key, merchant_risky=measured.merchant_risky, n_clusters=n_clusters)
     return sum(results, sums), n_flows
-
-
-def _payer_count(data):
-    return downstream.payers(data).size
 
 
 def _probe_block(data, flow_ids, payer_rank, *, key, merchant_risky, n_clusters):

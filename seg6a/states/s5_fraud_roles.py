@@ -272,18 +272,20 @@ def device_roles_block(device_lo, code, devices, *, calibration, high_sharing_de
                                       minlength=(MAX_RISKY_NEIGHBOURS + 1) * 2 * n_types)
 
 
-def evidence_block(party, account, account_code, device, devices, *, risky_roles):
-    """The uplift signals of one block: accounts of risky owners and how many of them are
-    risky, devices of risky primary parties and how many of them are risky."""
+def evidence_block(party, account, account_code, device, ip, devices, *, risky_roles):
+    """The uplift evidence of one block: its risky parties, accounts, devices and IPs;
+    accounts of risky owners and how many of them are risky; devices of risky primary
+    parties and how many of them are risky."""
     party_risky = risky_roles["party"][party]
     owner_risky = account_code == 1  # an account's covariate: its owner is risky
     account_risky = risky_roles["account"][account]
     # the block's devices are in owner order: each party's flag over the devices it owns
     primary_risky = np.repeat(party_risky, devices.owned)
     device_risky = risky_roles["device"][device]
-    return np.array([owner_risky.sum(), (owner_risky & account_risky).sum(),
-                     primary_risky.sum(), (primary_risky & device_risky).sum()],
-                    dtype=np.int64)
+    return np.array([party_risky.sum(), account_risky.sum(), device_risky.sum(),
+                     risky_roles["ip"][ip].sum(), owner_risky.sum(),
+                     (owner_risky & account_risky).sum(), primary_risky.sum(),
+                     (primary_risky & device_risky).sum()], dtype=np.int64)
 
 
 def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
@@ -431,26 +433,23 @@ def role_table(role, code, id_lo, *, kind, raw_roles, family_code, families_voca
 
 def uplift_evidence(roles, devices, engine):
     """Counters showing the uplift at work: prevalence, base log-odds, and risky rates by signal."""
+    per_block = ("party", "account", "device", "ip")
+    (party, _), (account, account_code), (device, _), (ip, _) = (
+        zip(*roles[kind].blocks) for kind in per_block)
+    summed = sum(engine.map(evidence_block, party, account, account_code, device, ip,
+                            devices.blocks, risky_roles={
+                                kind: roles[kind].role_is_risky for kind in per_block}))
+    risky = dict(zip(per_block, summed[:4].tolist()),
+                 merchant=int(np.count_nonzero(roles["merchant"].is_risky)))
     counters = {}
     for kind, r in roles.items():
         counters[f"{kind}_base_logit"] = round(float(r.base_logit), 6)
-        counters[f"{kind}_risky"] = sum(engine.map(_count_risky, [role for role, _ in r.blocks],
-                                                   role_is_risky=r.role_is_risky))
+        counters[f"{kind}_risky"] = risky[kind]
         counters[f"{kind}_entities"] = r.n_entities
-    (party, _), (account, account_code), (device, _) = (
-        zip(*roles[kind].blocks) for kind in ("party", "account", "device"))
-    signals = sum(engine.map(evidence_block, party, account, account_code, device,
-                             devices.blocks, risky_roles={
-                                 kind: roles[kind].role_is_risky
-                                 for kind in ("party", "account", "device")}))
     counters.update(zip(("accounts_of_risky_owners", "risky_accounts_of_risky_owners",
                          "devices_of_risky_primaries", "risky_devices_of_risky_primaries"),
-                        (int(v) for v in signals)))
+                        summed[4:].tolist()))
     return counters
-
-
-def _count_risky(role, *, role_is_risky):
-    return int(np.count_nonzero(role_is_risky[role]))
 
 
 # --- validation -------------------------------------------------------------------------
