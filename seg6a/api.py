@@ -120,11 +120,12 @@ class SimulationResult:
         with self._perf.substep("publish", "serialise_datasets") as event:
             jobs = [(dataset, layout.partition_dir(run_dir, dataset.name, seed,
                                                    dataset.parameter_hash, mf)
-                     / layout.part_name(block), part)
+                     / layout.part_name(block), block, part)
                     for dataset in self.datasets.values()
                     for block, part in enumerate(dataset.part_handles)]
-            encoded = self._engine.map(parquet_bytes, [part for _, _, part in jobs])
-            for (dataset, path, _), data in zip(jobs, encoded):
+            results = self._engine.map(parquet_bytes, [part for _, _, _, part in jobs],
+                                       at_blocks=[block for _, _, block, _ in jobs])
+            for (dataset, path, _, _), data in zip(jobs, results):
                 files[path] = data
                 relative = path.relative_to(run_dir).as_posix()
                 outputs.setdefault(dataset.state, {})[relative] = sha256_hex(data)
