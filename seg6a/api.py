@@ -123,8 +123,7 @@ class SimulationResult:
                      / layout.part_name(block), block, part)
                     for dataset in self.datasets.values()
                     for block, part in enumerate(dataset.part_handles)]
-            results = self._engine.map(parquet_bytes, [part for _, _, _, part in jobs],
-                                       at_blocks=[block for _, _, block, _ in jobs])
+            results = self._engine.map(parquet_bytes, [part for _, _, _, part in jobs])
             for (dataset, path, _, _), data in zip(jobs, results):
                 files[path] = data
                 relative = path.relative_to(run_dir).as_posix()

@@ -24,14 +24,13 @@ class LocalEngine:
 
     name = "local"
 
-    def map(self, function, *per_block, gather=True, at_blocks=None, **shared):
+    def map(self, function, *per_block, gather=True, **shared):
         """``[function(*args_of_block, **shared)]`` for each block's arguments, in order.
 
         With ``gather=False`` the results stay where they were computed, as handles: later
         maps take them as per-block arguments (a map of ``operator.attrgetter`` reads a
         small field of each), and ``gather`` brings them here. In this process a result is
-        its own handle. ``at_blocks`` names the block of each task when the tasks are not
-        one per block in order (where the Dask engine runs them).
+        its own handle.
         """
         return concurrently(*[functools.partial(function, *args, **shared)
                               for args in zip(*per_block)])
@@ -65,29 +64,17 @@ class DaskEngine:
 
             client = Client(local_cluster(n_workers, memory_limit))
         self.client = client
-        # Block b's tasks go to worker b mod n (of the workers up now), so a block's results
-        # are where its next tasks run; a task may run elsewhere if its worker is gone.
-        self._workers = sorted(client.scheduler_info()["workers"]) or [None]
 
-    def map(self, function, *per_block, gather=True, at_blocks=None, **shared):
+    def map(self, function, *per_block, gather=True, **shared):
         """``[function(*args_of_block, **shared)]`` for each block's arguments, in order;
-        with ``gather=False``, the futures of the results, which stay on the workers.
-        ``at_blocks``: the block of each task, if not its position."""
+        with ``gather=False``, the futures of the results, which stay on the workers."""
         # Inputs go in the task specs, not scattered: the scheduler keeps them, so the task
         # of a worker that dies is rerun elsewhere (scattered data would die with it), and
         # so are the tasks behind the futures given as inputs. The shared ones are bound
-        # first: client.map keeps some keyword names (key, ...) for itself.
-        task = functools.partial(function, **shared)
-        per_block = [list(args) for args in per_block]
-        n_tasks = len(per_block[0]) if per_block else 0
-        at_blocks = range(n_tasks) if at_blocks is None else at_blocks
-        futures = [None] * n_tasks
-        for w, worker in enumerate(self._workers):
-            tasks = [t for t in range(n_tasks) if at_blocks[t] % len(self._workers) == w]
-            placed = self.client.map(task, *[[args[t] for t in tasks] for args in per_block],
-                                     pure=False, workers=worker, allow_other_workers=True)
-            for t, future in zip(tasks, placed):
-                futures[t] = future
+        # first: client.map keeps some keyword names (key, ...) for itself. The scheduler
+        # places each task near its inputs (pinning block b to worker b mod n was slower).
+        futures = self.client.map(functools.partial(function, **shared),
+                                  *[list(args) for args in per_block], pure=False)
         return self.client.gather(futures) if gather else futures
 
     def gather(self, handles):
