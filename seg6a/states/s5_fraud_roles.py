@@ -193,8 +193,9 @@ def calibrate(kind, rng, code_counts, shift, taxonomy, propagation):
         clean_cdf=normalised_cdf(target[clean][None, :])))
 
 
-def draw(calibration, id_start, code):
-    """Role codes of the entities ``id_start ..`` with covariate codes ``code``."""
+def roles_block(id_start, code, *, calibration):
+    """Role codes of the entities ``id_start ..`` (of one block) with covariate codes
+    ``code``."""
     d = calibration.draw
     return draw_roles(d["key"], int(id_start), code.astype(np.int64), d["logit_of_code"],
                       d["risky_roles"], d["risky_cdf"], d["clean_roles"], d["clean_cdf"])
@@ -244,7 +245,7 @@ def party_roles_block(party_lo, coded, accounts, devices, *, calibration):
     """Party roles of one block (its ``party_codes_block``); and the codes of its accounts
     (S2's ``AccountBlock``: risky owner) and devices (used by a risky party), with their
     counts."""
-    role = draw(calibration, party_lo, coded[0])
+    role = roles_block(party_lo, coded[0], calibration=calibration)
     party_risky = _is_risky(role, calibration)
     account_code = party_risky[accounts.owner - party_lo].astype(CODE)
     device_code = (count_flagged(*_device_party(devices, party_lo), party_risky) > 0
@@ -253,16 +254,11 @@ def party_roles_block(party_lo, coded, accounts, devices, *, calibration):
             np.bincount(device_code, minlength=2))
 
 
-def roles_block(id_start, code, *, calibration):
-    """Role codes of the entities ``id_start ..`` of one block."""
-    return draw(calibration, id_start, code)
-
-
 def device_roles_block(device_lo, code, devices, *, calibration, high_sharing_devices,
                        n_types):
     """Device roles of one block; and the codes of its IPs (risky devices served, capped;
     high sharing; ip_type), with their counts."""
-    role = draw(calibration, device_lo, code)
+    role = roles_block(device_lo, code, calibration=calibration)
     ip_device = devices.ip_device_ptr, devices.ip_device_ids
     neighbours = np.minimum(count_flagged(*ip_device, _is_risky(role, calibration)),
                             MAX_RISKY_NEIGHBOURS)
