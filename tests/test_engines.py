@@ -12,7 +12,7 @@ import seg6a
 from configs import overlay
 from runfiles import files_of
 from seg6a.cli import main
-from seg6a.engine import LocalEngine, local_cluster
+from seg6a.engine import LocalEngine, held_bytes, local_cluster
 from seg6a.errors import ParameterError
 
 SEED = 42
@@ -87,6 +87,13 @@ def test_a_dask_result_reads_its_arrays_from_the_workers(client, small_blocks):
     for blocks in (dask.accounts.blocks, dask.instruments.blocks, dask.devices.blocks,
                    dask.datasets["s3_instrument_base_6A"].part_handles):
         assert len(blocks) == 5 and all(isinstance(b, distributed.Future) for b in blocks)
+    # Dask sizes the blocks by what they hold, so it can spill them when memory is short.
+    for blocks, here in ((dask.accounts.blocks, local.accounts.blocks),
+                         (dask.instruments.blocks, local.instruments.blocks),
+                         (dask.devices.blocks, local.devices.blocks)):
+        sizes = client.nbytes(keys=[b.key for b in blocks], summary=False)
+        assert all(sizes[b.key] >= held_bytes(vars(h)) for b, h in zip(blocks, here))
+        assert held_bytes(vars(here[0])) > 10**5
     for read in (lambda r: r.accounts.owner_party_id, lambda r: r.accounts.counts,
                  lambda r: r.accounts.party_account_ptr, lambda r: r.instruments.scheme,
                  lambda r: r.instruments.account_instrument_ptr,

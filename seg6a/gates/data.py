@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..engine import concurrently
+from ..engine import BlockResult, concurrently
 from ..errors import InputError
 from ..kernels.csr import csr_from_owners, is_grouped, ptr_from_grouped, transpose
 
@@ -61,7 +61,7 @@ class Roles:
 
 
 @dataclass
-class GateData:
+class GateData(BlockResult):
     """What T1-T10 read of a run or of one canonical block, as arrays.
 
     Ids are row indices of their base tables: entity ``i`` of a kind is global id
@@ -90,7 +90,6 @@ class GateData:
     regions: list
     n_merchants: int
     roles: dict
-    tables: dict
     bases: dict
 
     @property
@@ -183,13 +182,12 @@ def from_tables(tables, n_merchants, bases=None):
     Entity tables are read in id order, whatever their row order. Relations are built from
     the rows whose references resolve; T10's contract check reports the others (a broken
     dataset must fail a gate, not crash the board). The independent relations are built
-    concurrently. ``GateData.tables`` keeps the tables as given, for the contract check.
+    concurrently.
 
     ``bases`` maps each kind of ``BASES`` to the global id of its first entity, for the
     tables of one canonical block (default: a whole run, all 0). The merchant roles are
     global: a block's tables may leave them out.
     """
-    given = tables
     bases = dict.fromkeys(BASES, 0) if bases is None else bases
     tables = {**tables, **{name: _in_id_order(tables[name], key)
                            for name, key in ENTITY_KEYS.items() if name in tables}}
@@ -233,7 +231,7 @@ def from_tables(tables, n_merchants, bases=None):
         instrument_account, account_instrument_ptr,
         local(devices, "primary_party_id", "party"), party_device_ptr, party_device_ids,
         device_ip_ptr, device_ip_ids, ip_device_ptr, ip_type, ip_types, ip_region, regions,
-        n_merchants, dict(zip(kinds, results[4:])), given, bases)
+        n_merchants, dict(zip(kinds, results[4:])), bases)
 
 
 def read_run(run_dir, seed, state_hashes=None, names=DATASETS):

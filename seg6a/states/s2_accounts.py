@@ -28,7 +28,7 @@ from ..kernels.caps import enforce_cap
 from ..kernels.csr import expand_count_matrix, ptr_from_counts
 from ..kernels.prf import uniform_range
 from ..kernels.sample import exponential_range
-from ..engine import LOCAL, join, spans
+from ..engine import LOCAL, BlockResult, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -46,7 +46,7 @@ class KmaxViolation(Seg6aError):
 
 
 @dataclass(frozen=True)
-class AccountBlock:
+class AccountBlock(BlockResult):
     """The accounts of one canonical block: counts per (party, rule), int16, and per account
     (ids from the block's first) its owner (a global party id) and type."""
 
@@ -160,7 +160,7 @@ def block_quotas(block_holders, rules, country_ptr, block_size):
 
 
 @dataclass(frozen=True)
-class Allocation:
+class Allocation(BlockResult):
     """Pass 2 of one canonical block: accounts per (party, rule), int16, and what the run
     sums of it: per rule the cap counters ``(overflow, redistributed, dropped)`` and the
     accounts above K_max (the post-check), per (rule, country) the block's accounts and

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ..kernels.allocate import assign_by_quota
 from ..kernels.csr import csr_from_owners, expand_count_matrix, ptr_from_counts
 from ..kernels.sample import poisson_range
-from ..engine import LOCAL, join, spans
+from ..engine import LOCAL, BlockResult, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -30,7 +30,7 @@ _COUNT, _SCHEME_ORDER = "s3.instruments.count", "s3.instruments.scheme_order"
 
 
 @dataclass(frozen=True)
-class InstrumentBlock:
+class InstrumentBlock(BlockResult):
     """The instruments of one canonical block, in id order: their accounts and owners (global
     ids), types, schemes, whether each is the first of its type on its account; and how many
     bear a scheme."""

@@ -28,7 +28,7 @@ from ..kernels.graph import (assign_links, household_links, ip_types_and_capacit
                              ips_per_group)
 from ..kernels.prf import uniform_range
 from ..kernels.sample import categorical_range, normalised_cdf, poisson_range
-from ..engine import LOCAL, join, spans
+from ..engine import LOCAL, BlockResult, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column
 
@@ -318,7 +318,7 @@ def device_counts_block(lo, party_type, segment, *, key, segment_mean, min_count
 
 
 @dataclass(frozen=True)
-class DeviceBlock:
+class DeviceBlock(BlockResult):
     """The devices and IPs of one canonical block, with block-local device, link and IP ids
     (party ids are global); ``DeviceGraph`` offsets them when it joins the blocks. ``owned``
     counts the devices of each party of the block."""
