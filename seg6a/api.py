@@ -6,8 +6,7 @@ from . import __version__, kernel_cache
 from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
 from .runs import layout, receipts
-from .runs.publish import (json_bytes, jsonl_bytes, parquet_bytes, publish_all, replace_bytes,
-                           sha256_hex)
+from .runs.publish import json_bytes, jsonl_bytes, publish_all, replace_bytes, sha256_hex
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
 from .engine import ENGINES, DaskEngine, make_engine
 from .errors import ParameterError
@@ -117,18 +116,16 @@ class SimulationResult:
         files[s0_dir / "sealed_inputs_6A.json"] = json_bytes(sealed.sealed_inputs)
         files[s0_dir / "s0_gate_receipt_6A.json"] = json_bytes(sealed.receipt)
         outputs = {}
-        # Serialisation is timed apart from the states, under the publish bucket. Each part
-        # is encoded where its block is (on the engine: Numba's threads here, --threads, or
-        # the workers); the order of the results (and so of everything derived from them)
-        # is the parts'.
-        with self._perf.substep("publish", "serialise_datasets") as event:
+        # The parts are their Parquet bytes already (the block tasks encoded them): this
+        # gathers them from the engine, in the parts' order.
+        with self._perf.substep("publish", "gather_parts") as event:
             jobs = [(dataset, layout.partition_dir(run_dir, dataset.name, seed,
                                                    dataset.parameter_hash, mf)
-                     / layout.part_name(block), block, part)
+                     / layout.part_name(block), part)
                     for dataset in self.datasets.values()
                     for block, part in enumerate(dataset.part_handles)]
-            results = self._engine.map(parquet_bytes, [part for _, _, _, part in jobs])
-            for (dataset, path, _, _), data in zip(jobs, results):
+            results = self._engine.gather([part for _, _, part in jobs])
+            for (dataset, path, _), data in zip(jobs, results):
                 files[path] = data
                 relative = path.relative_to(run_dir).as_posix()
                 outputs.setdefault(dataset.state, {})[relative] = sha256_hex(data)

@@ -10,11 +10,15 @@ The probe model is fixed here, not in config: it stands for "a 6B that reads rol
 moving it would move the gate. Log-odds of fraud: ``PROBE_BASE_LOGIT`` plus
 ``PROBE_WEIGHTS[kind]`` for each risky entity the flow touches.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
+from .engine import BlockResult
 from .gates.data import increasing, ints
 from .kernels.flows import label_flows, sample_flows
+from .tables import part_columns
 
 PROBE_BASE_LOGIT = -5.5
 # Flow column (party, account, instrument, device, ip, merchant) and weight per role kind.
@@ -95,30 +99,37 @@ def _unresolved(values, keys):
     return int(np.count_nonzero(keys[found] != values))
 
 
-def contract_violations(tables, n_merchants, bases=None):
+def contract_violations(tables, n_merchants, bases=None, columns=None):
     """Every violation of the 6B contract, as human-readable strings (empty: it holds).
 
     With ``bases`` (kind -> first id), ``tables`` are one canonical block's parts, held to
     the contract on their own: references resolve inside the block, and each role part
     holds one row per entity of its base part. The merchant roles, which are global, may
     be left out of a block.
+
+    ``columns`` (dataset name -> ``seg6a.tables.part_columns``) gives every column's type
+    and null count; the tables then need only their id columns. By default they are read
+    from the tables.
     """
+    if columns is None:
+        columns = {name: part_columns(table) for name, table in tables.items()}
     problems = []
-    for name, columns in CONTRACT.items():
-        table = tables.get(name)
-        if table is None and bases is not None and name == "s5_merchant_fraud_roles_6A":
+    for name, expected_columns in CONTRACT.items():
+        present = columns.get(name)
+        if present is None and bases is not None and name == "s5_merchant_fraud_roles_6A":
             continue
-        if table is None:
+        if present is None:
             problems.append(f"{name}: missing")
             continue
-        for column, expected in columns.items():
-            if column not in table.column_names:
+        for column, expected in expected_columns.items():
+            if column not in present:
                 problems.append(f"{name}.{column}: missing column")
-            elif not _type_ok(table.schema.field(column).type, expected):
-                problems.append(f"{name}.{column}: type {table.schema.field(column).type}, "
-                                f"expected {expected}")
-            elif table.column(column).null_count:
-                problems.append(f"{name}.{column}: {table.column(column).null_count} nulls")
+                continue
+            arrow_type, nulls = present[column]
+            if not _type_ok(arrow_type, expected):
+                problems.append(f"{name}.{column}: type {arrow_type}, expected {expected}")
+            elif nulls:
+                problems.append(f"{name}.{column}: {nulls} nulls")
     if problems:
         return problems  # keys and references need the columns
     for name in ("s1_party_base_6A", "s2_account_base_6A", "s3_instrument_base_6A",
@@ -142,21 +153,46 @@ def contract_violations(tables, n_merchants, bases=None):
     return problems
 
 
-def payers(data):
-    """The parties of a block's (or run's) gate data with an account: local ids, in order."""
-    return np.flatnonzero(np.diff(data.party_account_ptr) > 0)
+@dataclass
+class FlowGraph(BlockResult):
+    """What the probe draws flows along, of one block's (or a run's) gate data: the CSR
+    relations in the block's own ids, each role kind's risky flags, and the global id of
+    the block's first party. The gates keep it per block between measuring and probing
+    (a third of the gate data's bytes)."""
+
+    party_account_ptr: np.ndarray
+    account_instrument_ptr: np.ndarray
+    party_device_ptr: np.ndarray
+    party_device_ids: np.ndarray
+    device_ip_ptr: np.ndarray
+    device_ip_ids: np.ndarray
+    risky: dict
+    party_base: int
+
+    @classmethod
+    def of(cls, data):
+        """The flow graph of a ``seg6a.gates.data.GateData``."""
+        return cls(data.party_account_ptr, data.account_instrument_ptr, data.party_device_ptr,
+                   data.party_device_ids, data.device_ip_ptr, data.device_ip_ids,
+                   {kind: roles.is_risky for kind, roles in data.roles.items()},
+                   data.bases["party"])
+
+    @property
+    def payers(self):
+        """The parties with an account: the block's ids, in order."""
+        return np.flatnonzero(np.diff(self.party_account_ptr) > 0)
 
 
-def block_flows(data, key, flow_ids, payer_rank, merchant_risky):
-    """Sample and label the probe flows ``flow_ids`` of one block, whose payers are its
-    ``payer_rank``-th payers; returns ``(flows, fraud, touches)`` with the block's ids."""
-    flows = sample_flows(key, flow_ids, payers(data)[payer_rank], data.party_account_ptr,
-                         data.account_instrument_ptr, data.party_device_ptr,
-                         data.party_device_ids, data.device_ip_ptr, data.device_ip_ids,
+def block_flows(graph, key, flow_ids, payer_rank, merchant_risky):
+    """Sample and label the probe flows ``flow_ids`` of one block's ``FlowGraph``, whose
+    payers are its ``payer_rank``-th payers; returns ``(flows, fraud, touches)`` with the
+    block's ids."""
+    flows = sample_flows(key, flow_ids, graph.payers[payer_rank], graph.party_account_ptr,
+                         graph.account_instrument_ptr, graph.party_device_ptr,
+                         graph.party_device_ids, graph.device_ip_ptr, graph.device_ip_ids,
                          merchant_risky.shape[0])
     kinds = list(PROBE_WEIGHTS)
-    flags = [merchant_risky if kind == "merchant" else data.roles[kind].is_risky
-             for kind in kinds]
+    flags = [merchant_risky if kind == "merchant" else graph.risky[kind] for kind in kinds]
     offsets = np.concatenate([[0], np.cumsum([f.size for f in flags])[:-1]]).astype(np.int64)
     columns = np.array([[PROBE_WEIGHTS[k][0], o] for k, o in zip(kinds, offsets)], dtype=np.int64)
     weights = np.array([PROBE_WEIGHTS[k][1] for k in kinds])

@@ -1,17 +1,22 @@
-"""Arrow output of states: datasets as tables split into canonical-block parts."""
+"""Arrow output of states: datasets split into canonical-block parts, each kept as the
+Parquet bytes it is published as."""
 from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .engine import LOCAL
+from .runs.publish import parquet_bytes
 
 
 class Dataset:
     """One published dataset of a state, one part per canonical block.
 
-    The parts stay where the engine built them (handles, see ``seg6a.engine``); ``table``
-    joins them on first use.
+    Each part is the Parquet file it is published as (``part``), about 20x smaller than its
+    Arrow table: a run holds its whole population this way. The parts stay where the
+    engine built them (handles, see ``seg6a.engine``); ``table`` decodes and joins them on
+    first use.
 
     Attributes
     ----------
@@ -25,7 +30,7 @@ class Dataset:
     parameter_hash : str
         The producing state's cumulative parameter hash (its partition in the path).
     part_handles : list
-        Per block, the handle of its part (a ``pyarrow.Table``).
+        Per block, the handle of its part (Parquet ``bytes``).
     engine : seg6a.engine.LocalEngine or DaskEngine
         Where the parts are.
     """
@@ -41,7 +46,8 @@ class Dataset:
     @classmethod
     def from_parts(cls, name, state, parts, parameter_hash):
         """A dataset from its canonical blocks' tables here, in block order."""
-        return cls(name, state, parts, [part.num_rows for part in parts], parameter_hash)
+        return cls(name, state, [parquet_bytes(t) for t in parts], [t.num_rows for t in parts],
+                   parameter_hash)
 
     @property
     def num_rows(self):
@@ -50,11 +56,52 @@ class Dataset:
     @cached_property
     def table(self):
         """All rows, in canonical id order (one chunk per block)."""
-        return pa.concat_tables(self.engine.gather(self.part_handles))
+        return pa.concat_tables([decode_part(p) for p in self.engine.gather(self.part_handles)])
 
     def parts(self):
         """Yield ``(block, table)`` for every canonical block."""
-        yield from enumerate(self.engine.gather(self.part_handles))
+        for block, data in enumerate(self.engine.gather(self.part_handles)):
+            yield block, decode_part(data)
+
+
+def encode_part(columns):
+    """A dataset part as it is published: the Parquet bytes of a table of ``columns``
+    (name -> Arrow array)."""
+    return parquet_bytes(pa.table(columns))
+
+
+def decode_part(data, columns=None):
+    """The ``pyarrow.Table`` of a part given as its Parquet bytes (or as the table); with
+    ``columns``, only those of them it has."""
+    if isinstance(data, pa.Table):
+        return data if columns is None else data.select(
+            [c for c in columns if c in data.column_names])
+    if columns is None:
+        return pq.read_table(pa.BufferReader(data))
+    part = pq.ParquetFile(pa.BufferReader(data))
+    return part.read(columns=[c for c in columns if c in part.schema_arrow.names])
+
+
+def part_columns(data):
+    """Column name -> ``(Arrow type, null count)`` of a part, read from the footer of its
+    Parquet bytes (the writer's statistics) without decoding a column, or from its table.
+
+    >>> part_columns(encode_part({"a": pa.array([1, None])}))
+    {'a': (DataType(int64), 1)}
+    """
+    if isinstance(data, pa.Table):
+        return {f.name: (f.type, data.column(f.name).null_count) for f in data.schema}
+    part = pq.ParquetFile(pa.BufferReader(data))
+    meta = part.metadata
+    columns = {}
+    for index, field in enumerate(part.schema_arrow):  # flat: one Parquet column a field
+        chunks = [meta.row_group(g).column(index).statistics for g in range(meta.num_row_groups)]
+        if all(c is not None and c.has_null_count for c in chunks):
+            nulls = sum(c.null_count for c in chunks)
+        else:  # written without statistics: count them
+            nulls = part.read(columns=[field.name]).column(0).null_count
+        columns[field.name] = (field.type, nulls)
+    return columns
 
 
 def dictionary_column(codes, vocabulary):

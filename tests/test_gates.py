@@ -21,6 +21,7 @@ from seg6a.gates import board, bootstrap_ci, jsd, odds_ratio
 from seg6a.gates import data as gate_data
 from seg6a.gates import stats as gate_stats
 from seg6a.rng import Substreams
+from seg6a.tables import decode_part
 
 VALIDATION = "validation_policy_6A.v1.yaml"
 PROPAGATION = "risk_propagation_coeffs_6A.v1.yaml"
@@ -377,9 +378,14 @@ def blocked(tmp_path_factory):
                           config=overlay(tmp_path_factory.mktemp("cfg"), "scales.yaml", doc))
 
 
+def _gate_datasets(result):
+    return [d for d in result.datasets.values() if d.name in gate_data.DATASETS]
+
+
 def _gate_blocks(result):
-    return gate_stats.blocks_of([d for d in result.datasets.values()
-                                 if d.name in gate_data.DATASETS])
+    """Per block, its parts as tables (to be broken by the tests)."""
+    return [{name: decode_part(part) for name, part in block.items()}
+            for block in gate_stats.blocks_of(_gate_datasets(result))]
 
 
 def _assert_same_stats(a, b):
@@ -406,6 +412,12 @@ def test_blocks_add_up_to_the_whole_run(blocked):
     np.testing.assert_array_equal(gate_stats.probe_sums(by_block, key, 30000, N_CLUSTERS)[0],
                                   gate_stats.probe_sums(whole, key, 30000, N_CLUSTERS)[0])
     assert evaluate(blocked, blocks) == evaluate(blocked, blocked.tables)
+    # and so do the parts as published, their Parquet bytes
+    published = gate_stats.measure_run(gate_stats.blocks_of(_gate_datasets(blocked)),
+                                       n_merchants, N_CLUSTERS,
+                                       bases=gate_stats.bases_of(_gate_datasets(blocked)))
+    assert len(published.blocks) == 5
+    _assert_same_stats(published.stats, whole.stats)
 
 
 def test_a_reference_across_blocks_is_measured_with_the_whole_run(blocked):

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from ..engine import BlockResult, concurrently
 from ..errors import InputError
 from ..kernels.csr import csr_from_owners, is_grouped, ptr_from_grouped, transpose
+from ..tables import part_columns
 
 ROLE_KINDS = ("party", "account", "merchant", "device", "ip")
 DATASETS = (
@@ -24,6 +25,22 @@ DATASETS = (
     "s3_instrument_base_6A", "s4_device_base_6A", "s4_device_party_links_6A", "s4_ip_base_6A",
     "s4_device_ip_links_6A", *(f"s5_{kind}_fraud_roles_6A" for kind in ROLE_KINDS),
 )
+
+# The columns the gates decode of each dataset: ids, references and the categories they
+# count. The 6B contract reads the other columns' types and null counts only, which a
+# part's Parquet footer holds (``seg6a.tables.part_columns``).
+COLUMNS = {
+    "s1_party_base_6A": ("party_id", "party_type"),
+    "s2_account_base_6A": ("account_id", "owner_party_id"),
+    "s2_party_product_holdings_6A": ("party_id", "account_type", "account_count"),
+    "s3_instrument_base_6A": ("instrument_id", "account_id", "owner_party_id"),
+    "s4_device_base_6A": ("device_id", "primary_party_id"),
+    "s4_device_party_links_6A": ("device_id", "party_id"),
+    "s4_ip_base_6A": ("ip_id", "ip_type", "region_id"),
+    "s4_device_ip_links_6A": ("device_id", "ip_id"),
+    **{f"s5_{kind}_fraud_roles_6A": (f"{kind}_id", "raw_role", "canonical_role_family",
+                                     "is_risky") for kind in ROLE_KINDS},
+}
 
 
 def codes(table, column):
@@ -143,13 +160,13 @@ def _device_ip(link_device, link_ip, n_devices, n_ips):
     return device_ip_ptr, device_ip_ids, transpose(device_ip_ptr, device_ip_ids, n_ips)[0]
 
 
-def _roles(table, kind):
+def _roles(table, kind, columns):
     raw_role, raw_roles = codes(table, "raw_role")
     family, families = codes(table, "canonical_role_family")
     risky = table.column("is_risky").combine_chunks()
     return Roles(raw_role, raw_roles, family, families,
                  risky.fill_null(False).to_numpy(zero_copy_only=False).astype(bool),
-                 ints(table, f"{kind}_id"), sum(column.null_count for column in table.columns))
+                 ints(table, f"{kind}_id"), sum(nulls for _, nulls in columns.values()))
 
 
 # Tables whose rows the gates index by entity id, and their keys.
@@ -176,8 +193,8 @@ BASES = {"party": "s1_party_base_6A", "account": "s2_account_base_6A",
          "ip": "s4_ip_base_6A"}
 
 
-def from_tables(tables, n_merchants, bases=None):
-    """Gate inputs from dataset name -> ``pyarrow.Table``.
+def from_tables(tables, n_merchants, bases=None, columns=None):
+    """Gate inputs from dataset name -> ``pyarrow.Table`` (at least its ``COLUMNS``).
 
     Entity tables are read in id order, whatever their row order. Relations are built from
     the rows whose references resolve; T10's contract check reports the others (a broken
@@ -186,9 +203,13 @@ def from_tables(tables, n_merchants, bases=None):
 
     ``bases`` maps each kind of ``BASES`` to the global id of its first entity, for the
     tables of one canonical block (default: a whole run, all 0). The merchant roles are
-    global: a block's tables may leave them out.
+    global: a block's tables may leave them out. ``columns`` (dataset name ->
+    ``seg6a.tables.part_columns``) gives the null counts of the role tables' other columns;
+    by default they are read from the tables.
     """
     bases = dict.fromkeys(BASES, 0) if bases is None else bases
+    if columns is None:
+        columns = {name: part_columns(table) for name, table in tables.items()}
     tables = {**tables, **{name: _in_id_order(tables[name], key)
                            for name, key in ENTITY_KEYS.items() if name in tables}}
     parties = tables["s1_party_base_6A"]
@@ -216,8 +237,8 @@ def from_tables(tables, n_merchants, bases=None):
         lambda: _device_ip(local(tables["s4_device_ip_links_6A"], "device_id", "device"),
                            local(tables["s4_device_ip_links_6A"], "ip_id", "ip"),
                            devices.num_rows, ips.num_rows),
-        *[functools.partial(_roles, tables[f"s5_{kind}_fraud_roles_6A"], kind)
-          for kind in kinds],
+        *[functools.partial(_roles, tables[f"s5_{kind}_fraud_roles_6A"], kind,
+                            columns[f"s5_{kind}_fraud_roles_6A"]) for kind in kinds],
     )
     (party_account_ptr, account_instrument_ptr, (party_device_ptr, party_device_ids),
      (device_ip_ptr, device_ip_ids, ip_device_ptr)) = results[:4]

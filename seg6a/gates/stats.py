@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from .. import downstream
 from ..engine import LOCAL
+from ..tables import decode_part, part_columns
 from ..kernels.prf import uniform_ids
 from . import data as gate_data
 
@@ -189,8 +190,8 @@ def bases_of(datasets):
 
 @dataclass
 class Measured:
-    """A run's statistics, and the gate data they came from (per block, handles on the
-    engine, for the 6B probe)."""
+    """A run's statistics, and per block the ``seg6a.downstream.FlowGraph`` of its gate data
+    (handles on the engine) for the 6B probe."""
 
     stats: Stats
     blocks: list
@@ -199,21 +200,24 @@ class Measured:
     payers: list  # per block, its parties with an account
 
 
-def _block_task(tables, bases, *, n_merchants, n_clusters):
+def _block_task(parts, bases, *, n_merchants, n_clusters):
     """Gate data and statistics of one block's parts (``bases``: its first ids), or of a
     whole run (``bases`` None); ``None`` for a block that breaks the 6B contract or the
     published layout, which only the whole run can judge."""
-    violations = downstream.contract_violations(tables, n_merchants, bases)
+    columns = {name: part_columns(part) for name, part in parts.items()}
+    tables = {name: decode_part(part, gate_data.COLUMNS.get(name))
+              for name, part in parts.items()}
+    violations = downstream.contract_violations(tables, n_merchants, bases, columns)
     if bases is not None and (violations or not _in_layout(tables, bases)):
         return None
-    data = gate_data.from_tables(tables, n_merchants, bases)
+    data = gate_data.from_tables(tables, n_merchants, bases, columns)
     stats = measure(data, n_clusters)
     stats.violations = violations
-    return data, stats
+    return downstream.FlowGraph.of(data), stats
 
 
-def _merchant_risky(data):
-    return data.roles["merchant"].is_risky if "merchant" in data.roles else np.zeros(0, bool)
+def _merchant_risky(graph):
+    return graph.risky.get("merchant", np.zeros(0, bool))
 
 
 def _summary(result):
@@ -228,8 +232,8 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
     Parameters
     ----------
     blocks : list of dict
-        Per canonical block, dataset name -> the block's part (``pyarrow.Table``, or its
-        handle on ``engine``). The merchant roles (global) belong to the first block. One
+        Per canonical block, dataset name -> the block's part (a ``pyarrow.Table``, or its
+        Parquet bytes, or the handle of either on ``engine``). The merchant roles (global) belong to the first block. One
         block: a whole run, in any row order.
     n_merchants : int
     n_clusters : int
@@ -238,7 +242,7 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
         Where the blocks are measured.
     bases : list of dict, optional
         Per block, the id each entity kind's part starts at (``bases_of``); by default
-        counted from the tables.
+        counted from the tables (parts given as bytes need it).
     """
     if len(blocks) > 1:
         if bases is None:  # where each block's parts start in the published layout
@@ -256,10 +260,10 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
                                 summaries[0][1], engine, [int(p["payers"][0]) for p in parts])
     # One block: the whole run, read here in id order.
     names = {name for block in blocks for name in block}
-    whole = {name: pa.concat_tables(engine.gather([b[name] for b in blocks if name in b]))
-             for name in names}
-    data, total = _block_task(whole, None, n_merchants=n_merchants, n_clusters=n_clusters)
-    return Measured(total, [data], _merchant_risky(data), LOCAL, [int(total["payers"][0])])
+    whole = {name: pa.concat_tables([decode_part(part) for part in engine.gather(
+        [b[name] for b in blocks if name in b])]) for name in names}
+    graph, total = _block_task(whole, None, n_merchants=n_merchants, n_clusters=n_clusters)
+    return Measured(total, [graph], _merchant_risky(graph), LOCAL, [int(total["payers"][0])])
 
 
 def _in_layout(tables, bases):
@@ -311,9 +315,9 @@ def probe_sums(measured, key, n_flows, n_clusters):
     return sum(results, sums), n_flows
 
 
-def _probe_block(data, flow_ids, payer_rank, *, key, merchant_risky, n_clusters):
-    flows, fraud, touches = downstream.block_flows(data, key, flow_ids, payer_rank,
+def _probe_block(graph, flow_ids, payer_rank, *, key, merchant_risky, n_clusters):
+    flows, fraud, touches = downstream.block_flows(graph, key, flow_ids, payer_rank,
                                                    merchant_risky)
-    cluster = clusters(data.bases["party"] + flows[:, 0], n_clusters)
+    cluster = clusters(graph.party_base + flows[:, 0], n_clusters)
     return cluster_sums(cluster, [fraud & touches, touches, fraud & ~touches, ~touches],
                         n_clusters)

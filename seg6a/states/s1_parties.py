@@ -16,7 +16,7 @@ from ..kernels.csr import ptr_from_counts
 from ..kernels.sample import categorical_range, normalised_cdf
 from ..engine import LOCAL, join, spans
 from ..rng import Substreams
-from ..tables import Dataset, block_offsets_for, dictionary_column
+from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
 STATE = "S1"
 PARTY_PRIORS = "party_priors_6A.v1.yaml"
@@ -94,7 +94,7 @@ def party_block(lo, hi, *, country_ptr, country_region, type_key, type_cdf, segm
     party_type = categorical_range(type_key, lo, 0, type_cdf, region)
     segment = categorical_range(segment_key, lo, 0, segment_cdf, party_type)
     party_types, segments, countries, regions = vocabularies
-    part = pa.table({
+    part = encode_part({
         "party_id": pa.array(np.arange(lo, hi, dtype=np.int64)),
         "party_type": dictionary_column(party_type, party_types),
         "segment_id": dictionary_column(segment, segments),

@@ -30,7 +30,7 @@ from ..kernels.prf import uniform_range
 from ..kernels.sample import exponential_range
 from ..engine import LOCAL, BlockResult, join, spans
 from ..rng import Substreams
-from ..tables import Dataset, block_offsets_for, dictionary_column
+from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
 STATE = "S2"
 ACCOUNT_PRIORS = "account_per_party_priors_6A.v1.yaml"
@@ -222,7 +222,7 @@ def tables_block(lo, account_lo, allocation, party_type, country, region, *,
     owner = lo + local_owner
     account_type = rule_account_type[rule_of_account]
     party_types, countries, regions, account_types = vocabularies
-    base = pa.table({
+    base = encode_part({
         "account_id": pa.array(np.arange(account_lo, account_lo + owner.shape[0],
                                          dtype=np.int64)),
         "owner_party_id": pa.array(owner),  # shares the array returned
@@ -232,7 +232,7 @@ def tables_block(lo, account_lo, allocation, party_type, country, region, *,
         "region_id": dictionary_column(region[local_owner], regions),
     })
     party_idx, rule_idx = np.nonzero(counts)
-    holdings = pa.table({
+    holdings = encode_part({
         "party_id": pa.array(lo + party_idx.astype(np.int64)),
         "account_type": dictionary_column(rule_account_type[rule_idx], account_types),
         "account_count": pa.array(counts[party_idx, rule_idx]),

@@ -19,7 +19,7 @@ from ..kernels.csr import csr_from_owners, expand_count_matrix, ptr_from_counts
 from ..kernels.sample import poisson_range
 from ..engine import LOCAL, BlockResult, join, spans
 from ..rng import Substreams
-from ..tables import Dataset, block_offsets_for, dictionary_column
+from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
 STATE = "S3"
 INSTRUMENT_PRIORS = "instrument_priors_6A.v1.yaml"
@@ -199,14 +199,14 @@ def tables_block(instrument_lo, block, *, vocabularies):
     n = block.account_id.shape[0]
     ids = pa.array(np.arange(instrument_lo, instrument_lo + n, dtype=np.int64))
     accounts = pa.array(block.account_id)
-    base = pa.table({
+    base = encode_part({
         "instrument_id": ids,
         "account_id": accounts,
         "owner_party_id": pa.array(block.owner_party_id),
         "instrument_type": dictionary_column(block.instrument_type, instrument_types),
         "scheme": dictionary_column(block.scheme, schemes),
     })
-    links = pa.table({
+    links = encode_part({
         "account_id": accounts,
         "instrument_id": ids,
         "link_role": dictionary_column((~block.first).astype(np.int16), LINK_ROLES),

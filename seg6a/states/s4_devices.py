@@ -30,7 +30,7 @@ from ..kernels.prf import uniform_range
 from ..kernels.sample import categorical_range, normalised_cdf, poisson_range
 from ..engine import LOCAL, BlockResult, join, spans
 from ..rng import Substreams
-from ..tables import Dataset, block_offsets_for, dictionary_column
+from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
 STATE = "S4"
 DEVICE_IP_PRIORS = "device_ip_priors_6A.v1.yaml"
@@ -417,7 +417,7 @@ def tables_block(lo, device_lo, ip_lo, block, *, asn_of_type, vocabularies):
     (device_types, os_families, ip_types, asn_classes, party_types, countries,
      regions) = vocabularies
     n_devices = block.device_type.shape[0]
-    device_base = pa.table({
+    device_base = encode_part({
         "device_id": pa.array(np.arange(device_lo, device_lo + n_devices, dtype=np.int64)),
         "primary_party_id": pa.array(lo + owners_from_ptr(ptr_from_counts(block.owned))),
         "device_type": dictionary_column(block.device_type, device_types),
@@ -426,20 +426,20 @@ def tables_block(lo, device_lo, ip_lo, block, *, asn_of_type, vocabularies):
     })
     shared = np.ones(block.device_party_ids.shape[0], dtype=np.int16)
     shared[block.device_party_ptr[:-1]] = 0  # every device's first party is its primary
-    party_links = pa.table({
+    party_links = encode_part({
         "device_id": pa.array(device_lo + owners_from_ptr(block.device_party_ptr)),
         "party_id": pa.array(block.device_party_ids),
         "link_role": dictionary_column(shared, PARTY_LINK_ROLES),
     })
     n_ips = block.ip_type.shape[0]
-    ip_base = pa.table({
+    ip_base = encode_part({
         "ip_id": pa.array(np.arange(ip_lo, ip_lo + n_ips, dtype=np.int64)),
         "ip_type": dictionary_column(block.ip_type, ip_types),
         "region_id": dictionary_column(block.ip_region, regions),
         "country_iso": dictionary_column(block.ip_country.astype(np.int16), countries),
         "asn_class": dictionary_column(asn_of_type[block.ip_type], asn_classes),
     })
-    ip_links = pa.table({
+    ip_links = encode_part({
         "device_id": pa.array(device_lo + owners_from_ptr(block.device_ip_ptr)),
         "ip_id": pa.array(ip_lo + block.device_ip_ids),
         "link_role": dictionary_column(np.where(block.device_ip_primary, 0, 1).astype(np.int16),

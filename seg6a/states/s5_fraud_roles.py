@@ -33,7 +33,7 @@ from ..kernels.sample import normalised_cdf
 from ..kernels.uplift import draw_roles, expected_prevalence
 from ..engine import LOCAL, join, spans
 from ..rng import Substreams
-from ..tables import Dataset, block_offsets_for, dictionary_column
+from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
 STATE = "S5"
 TAXONOMY = "fraud_role_taxonomy_6A.v1.yaml"
@@ -386,8 +386,8 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
 
     with perf.substep(STATE, "validation_checks") as event:
         ph = sealed.parameter_hashes[STATE]
-        datasets = [Dataset(DATASETS[kind], STATE, role_tables(roles[kind], offsets[kind],
-                                                               families_vocab, engine),
+        datasets = [Dataset(DATASETS[kind], STATE,
+                            role_parts(roles[kind], offsets[kind], families_vocab, engine),
                             np.diff(offsets[kind]), ph, engine) for kind in KINDS]
         blocks = gate_stats.blocks_of([d for d in upstream + datasets
                                        if d.name in gate_data.DATASETS])
@@ -404,21 +404,21 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
     return FraudPosture(roles, report, counters, gate_records), datasets, rng
 
 
-def role_tables(roles, offsets, families_vocab, engine):
+def role_parts(roles, offsets, families_vocab, engine):
     """Handles of the published parts of one kind's roles, a part per block: ``<kind>_id,
     raw_role, canonical_role_family, is_risky, risk_logit``."""
     family_code = np.array([families_vocab.index(f) for f in roles.families], dtype=np.int16)
     role, code = zip(*roles.blocks)
-    return engine.map(role_table, role, code, offsets[:-1], kind=roles.kind,
+    return engine.map(role_part, role, code, offsets[:-1], kind=roles.kind,
                       raw_roles=roles.raw_roles, family_code=family_code,
                       families_vocab=families_vocab, role_is_risky=roles.role_is_risky,
                       logit_of_code=roles.logit_of_code, gather=False)
 
 
-def role_table(role, code, id_lo, *, kind, raw_roles, family_code, families_vocab,
+def role_part(role, code, id_lo, *, kind, raw_roles, family_code, families_vocab,
                role_is_risky, logit_of_code):
-    """The roles of the entities ``id_lo ..`` of one block, as a table."""
-    return pa.table({
+    """The roles of the entities ``id_lo ..`` of one block, as a published part."""
+    return encode_part({
         f"{kind}_id": pa.array(np.arange(id_lo, id_lo + role.shape[0], dtype=np.int64)),
         "raw_role": dictionary_column(role, raw_roles),
         "canonical_role_family": dictionary_column(family_code[role], families_vocab),
