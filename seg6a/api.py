@@ -17,8 +17,9 @@ class SimulationResult:
     """The outcome of one ``simulate`` call.
 
     The accounts, instruments, devices, roles and tables are kept per canonical block where
-    the engine computed them (on the workers, with Dask) and joined when first read;
-    ``close()`` (or ``with``) releases them and stops a cluster ``simulate`` started.
+    the engine computed them (on the workers, with Dask; the tables as their Parquet
+    bytes) and joined when first read; ``close()`` (or ``with``) releases them and stops a
+    cluster ``simulate`` started.
 
     Attributes
     ----------

@@ -329,7 +329,6 @@ class DeviceBlock(BlockResult):
     device_region: np.ndarray
     device_party_ptr: np.ndarray
     device_party_ids: np.ndarray
-    device_link_ptr: np.ndarray
     device_ip_ptr: np.ndarray
     device_ip_ids: np.ndarray
     device_ip_primary: np.ndarray
@@ -344,10 +343,7 @@ class DeviceBlock(BlockResult):
     capacity_draws: int
     shared_devices: int
     max_devices_per_ip: int
-
-    @property
-    def n_links(self):
-        return int(self.device_link_ptr[-1])
+    n_links: int  # IP links drawn, before repeats were dropped
 
     @property
     def n_kept(self):
@@ -402,13 +398,13 @@ def device_block(lo, device_lo, counts, party_type, party_country, party_region,
     link_rank = np.arange(device_link_ptr[-1]) - device_link_ptr[link_device]
     return DeviceBlock(
         counts, device_type, os_family, device_region, device_party_ptr, device_party_ids,
-        device_link_ptr, device_ip_ptr, device_ip_ids, (link_rank == 0)[kept], ip_device_ptr,
+        device_ip_ptr, device_ip_ids, (link_rank == 0)[kept], ip_device_ptr,
         ip_device_ids, ip_type, np.repeat(group_region, n_ips).astype(np.int16),
         # An IP's country is that of the device that took its first slot.
         party_country[owner[link_device[first_link]]], n_ips,
         int(np.count_nonzero(device_links)), int(capacity.sum()), int(capacity_draws.sum()),
         int(np.count_nonzero(np.diff(device_party_ptr) > 1)),
-        int(np.diff(ip_device_ptr).max(initial=0)))
+        int(np.diff(ip_device_ptr).max(initial=0)), int(device_link_ptr[-1]))
 
 
 def tables_block(lo, device_lo, ip_lo, block, *, asn_of_type, vocabularies):
