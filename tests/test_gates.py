@@ -303,6 +303,29 @@ def test_role_rows_must_hold_each_entity_once_in_any_order(tiny):
         "s5_ip_fraud_roles_6A: not exactly one row per ip"]
 
 
+def test_the_contract_reads_undecoded_columns_from_the_parquet_footer(tiny):
+    from seg6a.downstream import contract_violations
+    from seg6a.tables import encode_part, part_columns
+
+    n_merchants = tiny.sealed.world.merchants.num_rows
+    tables = dict(tiny.tables)
+    name = "s4_device_base_6A"
+    os_family = tables[name].column("os_family").combine_chunks()
+    nulled = pa.DictionaryArray.from_arrays(
+        pa.array([None, None] + os_family.indices.to_pylist()[2:], pa.int16()),
+        os_family.dictionary)
+    parts = {n: encode_part(dict(zip(t.column_names, t.columns))) for n, t in
+             {**tables, name: replaced(tables[name], "os_family", nulled)}.items()}
+    # the gates decode only their columns: os_family is not one of them
+    assert "os_family" not in gate_data.COLUMNS[name]
+    decoded = {n: decode_part(data, gate_data.COLUMNS.get(n)) for n, data in parts.items()}
+    columns = {n: part_columns(data) for n, data in parts.items()}
+    assert contract_violations(decoded, n_merchants, columns=columns) == [
+        "s4_device_base_6A.os_family: 2 nulls"]
+    healthy = {n: part_columns(t) for n, t in tables.items()}
+    assert contract_violations(decoded, n_merchants, columns=healthy) == []
+
+
 # --- certification ------------------------------------------------------------------------------
 
 

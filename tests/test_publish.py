@@ -5,12 +5,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from seg6a.errors import InputError, ParameterError, PublishConflictError
 from seg6a.runs import publish as publish_mod
 from seg6a.runs.layout import check_run_id
 from seg6a.runs.publish import parquet_bytes, publish_bytes
-from seg6a.tables import dictionary_column
+from seg6a.tables import decode_part, dictionary_column, encode_part, part_columns
 
 OLD_NS = 1_000_000_000 * 1_000_000_000  # 2001-09-09, far from "now"
 
@@ -131,6 +133,29 @@ def test_parquet_bytes_dictionary_encodes_category_columns_only(tmp_path):
     assert encodings["segment_id"] & dictionary
     assert not encodings["party_id"] & dictionary
     assert not encodings["score"] & dictionary
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(-2**40, 2**40)),
+                          st.one_of(st.none(), st.integers(0, 2)),
+                          st.one_of(st.none(), st.floats(allow_nan=False, width=32)),
+                          st.one_of(st.none(), st.booleans())), max_size=50),
+       st.lists(st.sampled_from(["ids", "code", "logit", "flag"]), unique=True))
+def test_a_part_reads_back_as_its_table_and_its_footer_tells_types_and_nulls(rows, columns):
+    ids, code, logit, flag = zip(*rows) if rows else ([], [], [], [])
+    table = pa.table({
+        "ids": pa.array(ids, pa.int64()),
+        "code": pa.DictionaryArray.from_arrays(pa.array(code, pa.int16()),
+                                               pa.array(["A", "B", "C"])),
+        "logit": pa.array(logit, pa.float32()),
+        "flag": pa.array(flag, pa.bool_()),
+    })
+    data = encode_part(dict(zip(table.column_names, table.columns)))
+    assert data == parquet_bytes(table)
+    assert decode_part(data).equals(table)
+    assert decode_part(data, columns + ["absent"]).equals(table.select(columns))
+    # read from the footer, without decoding a column
+    assert part_columns(data) == part_columns(table) == {
+        f.name: (f.type, table.column(f.name).null_count) for f in table.schema}
 
 
 @pytest.mark.parametrize(
