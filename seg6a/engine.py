@@ -124,6 +124,7 @@ def held_bytes(value):
     nbytes = getattr(value, "nbytes", 0)  # NumPy and Arrow arrays, Arrow tables
     return nbytes if isinstance(nbytes, int) else 0
 
+
 # glibc's own ceiling for its sliding mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX).
 MMAP_THRESHOLD = 32 * 2**20
 

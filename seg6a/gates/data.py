@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..engine import BlockResult, concurrently
+from ..engine import concurrently
 from ..errors import InputError
 from ..kernels.csr import csr_from_owners, is_grouped, ptr_from_grouped, transpose
 from ..tables import part_columns
@@ -78,7 +78,7 @@ class Roles:
 
 
 @dataclass
-class GateData(BlockResult):
+class GateData:
     """What T1-T10 read of a run or of one canonical block, as arrays.
 
     Ids are row indices of their base tables: entity ``i`` of a kind is global id

@@ -201,9 +201,9 @@ class Measured:
 
 
 def _block_task(parts, bases, *, n_merchants, n_clusters):
-    """Gate data and statistics of one block's parts (``bases``: its first ids), or of a
-    whole run (``bases`` None); ``None`` for a block that breaks the 6B contract or the
-    published layout, which only the whole run can judge."""
+    """The probe's flow graph and the statistics of one block's parts (``bases``: its first
+    ids), or of a whole run (``bases`` None); ``None`` for a block that breaks the 6B
+    contract or the published layout, which only the whole run can judge."""
     columns = {name: part_columns(part) for name, part in parts.items()}
     tables = {name: decode_part(part, gate_data.COLUMNS.get(name))
               for name, part in parts.items()}
@@ -233,8 +233,8 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
     ----------
     blocks : list of dict
         Per canonical block, dataset name -> the block's part (a ``pyarrow.Table``, or its
-        Parquet bytes, or the handle of either on ``engine``). The merchant roles (global) belong to the first block. One
-        block: a whole run, in any row order.
+        Parquet bytes, or the handle of either on ``engine``). The merchant roles (global)
+        belong to the first block. One block: a whole run, in any row order.
     n_merchants : int
     n_clusters : int
         Resampling clusters of the bootstrap.
