@@ -6,7 +6,7 @@ type and segment are PRF draws keyed by its id. A block of ids can therefore be 
 alone, and the whole-range computation equals the concatenation of its blocks.
 """
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +14,7 @@ import pyarrow as pa
 from ..kernels.allocate import largest_remainder
 from ..kernels.csr import ptr_from_counts
 from ..kernels.sample import categorical_range, normalised_cdf
-from ..engine import LOCAL, join, spans
+from ..engine import LOCAL, BlockResult, join, spans
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
@@ -37,6 +37,9 @@ class PartyBase:
         The vocabularies.
     segment_party_type : numpy.ndarray
         int16 party-type code of each segment code.
+    blocks : list
+        Per canonical block, the handle of its ``PartyBlock`` where the engine keeps it: the
+        later states' block tasks read their parties from there.
     """
 
     party_type: np.ndarray
@@ -49,10 +52,21 @@ class PartyBase:
     countries: tuple
     regions: tuple
     segment_party_type: np.ndarray
+    blocks: list
 
     @property
     def n_parties(self):
         return self.party_type.shape[0]
+
+
+@dataclass(frozen=True)
+class PartyBlock(BlockResult):
+    """The parties of one canonical block: int16 codes per party of the block."""
+
+    party_type: np.ndarray
+    segment: np.ndarray
+    country: np.ndarray
+    region: np.ndarray
 
 
 def party_type_weights(priors, regions):
@@ -86,8 +100,8 @@ def _countries(country_ptr, lo, hi):
 
 def party_block(lo, hi, *, country_ptr, country_region, type_key, type_cdf, segment_key,
                 segment_cdf, vocabularies):
-    """Party ids ``lo .. hi - 1`` of one canonical block: ``(party_type, segment, part)``,
-    int16 codes and the block's part of the party base."""
+    """Party ids ``lo .. hi - 1`` of one canonical block: ``(PartyBlock, part)``, its
+    parties' codes and its part of the party base."""
     lo, hi = int(lo), int(hi)
     country = _countries(country_ptr, lo, hi)
     region = country_region[country]
@@ -101,7 +115,7 @@ def party_block(lo, hi, *, country_ptr, country_region, type_key, type_cdf, segm
         "country_iso": dictionary_column(country, countries),
         "region_id": dictionary_column(region, regions),
     })
-    return party_type, segment, part
+    return PartyBlock(party_type, segment, country, region), part
 
 
 def run(sealed, perf, engine=LOCAL):
@@ -133,7 +147,8 @@ def run(sealed, perf, engine=LOCAL):
         rng.record("s1.party.segment", n_parties)
         country = _countries(country_ptr, 0, n_parties)
         region = world.country_region[country]
-        codes = engine.map(itemgetter(0, 1), blocks)
+        party_blocks = engine.map(itemgetter(0), blocks, gather=False)
+        codes = engine.map(attrgetter("party_type", "segment"), party_blocks)
         party_type = join([c[0] for c in codes])
         segment = join([c[1] for c in codes])
         event["rows"] = n_parties
@@ -149,10 +164,11 @@ def run(sealed, perf, engine=LOCAL):
         countries=world.countries_vocab,
         regions=world.regions_vocab,
         segment_party_type=segment_owner,
+        blocks=party_blocks,
     )
     with perf.substep(STATE, "emit_party_base") as event:
         # The parts were built by the block tasks, and stay where they ran.
-        dataset = Dataset(DATASET, STATE, engine.map(itemgetter(2), blocks, gather=False),
+        dataset = Dataset(DATASET, STATE, engine.map(itemgetter(1), blocks, gather=False),
                           np.diff(bounds), sealed.parameter_hashes[STATE], engine)
         event["rows"] = n_parties
     return parties, [dataset], rng

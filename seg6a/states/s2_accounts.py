@@ -118,9 +118,9 @@ def holding_tables(rules, parties):
     return by_segment, rule_type
 
 
-def holders_block(lo, hi, party_type, segment, *, country_ptr, gate_key, by_segment,
-                  rule_type):
-    """Pass 1 over the party ids ``lo .. hi - 1`` of one canonical block: the zero gate.
+def holders_block(lo, hi, parties, *, country_ptr, gate_key, by_segment, rule_type):
+    """Pass 1 over the party ids ``lo .. hi - 1`` of one canonical block (``parties``, its
+    ``PartyBlock``): the zero gate.
 
     Returns ``(holder, holders)``: holder flags per (rule, party), and holders per (rule,
     country).
@@ -131,7 +131,8 @@ def holders_block(lo, hi, party_type, segment, *, country_ptr, gate_key, by_segm
     holder = np.empty((n_rules, hi - lo), dtype=bool)
     holders = np.empty((n_rules, n_countries), dtype=np.int64)
     for r in range(n_rules):
-        prob = np.where(party_type == rule_type[r], by_segment[r][segment], 0.0)
+        prob = np.where(parties.party_type == rule_type[r], by_segment[r][parties.segment],
+                        0.0)
         holder[r] = uniform_range(gate_key, lo, hi - lo, r) < prob
         holders[r] = np.bincount(country[holder[r]], minlength=n_countries)
     return holder, holders
@@ -213,10 +214,10 @@ def allocate_block(lo, hi, gate, quota, *, country_ptr, cell_total, keys, k_max)
                       int(counts.sum(dtype=np.int64)), int(np.count_nonzero(counts)))
 
 
-def tables_block(lo, account_lo, allocation, party_type, country, region, *,
-                 rule_account_type, vocabularies):
-    """The accounts of one canonical block (parties ``lo ..``, first account id
-    ``account_lo``): ``(AccountBlock, account base part, holdings part)``."""
+def tables_block(lo, account_lo, allocation, parties, *, rule_account_type, vocabularies):
+    """The accounts of one canonical block (parties ``lo ..``, its ``PartyBlock``
+    ``parties``, first account id ``account_lo``): ``(AccountBlock, account base part,
+    holdings part)``."""
     counts = allocation.counts
     local_owner, rule_of_account, _ = expand_count_matrix(counts)
     owner = lo + local_owner
@@ -225,11 +226,11 @@ def tables_block(lo, account_lo, allocation, party_type, country, region, *,
     base = encode_part({
         "account_id": pa.array(np.arange(account_lo, account_lo + owner.shape[0],
                                          dtype=np.int64)),
-        "owner_party_id": pa.array(owner),  # shares the array returned
+        "owner_party_id": pa.array(owner),
         "account_type": dictionary_column(account_type, account_types),
-        "party_type": dictionary_column(party_type[local_owner], party_types),
-        "country_iso": dictionary_column(country[local_owner], countries),
-        "region_id": dictionary_column(region[local_owner], regions),
+        "party_type": dictionary_column(parties.party_type[local_owner], party_types),
+        "country_iso": dictionary_column(parties.country[local_owner], countries),
+        "region_id": dictionary_column(parties.region[local_owner], regions),
     })
     party_idx, rule_idx = np.nonzero(counts)
     holdings = encode_part({
@@ -261,8 +262,7 @@ def run(sealed, parties, perf, engine=LOCAL):
     with perf.substep(STATE, "allocate_accounts") as event:
         keys = tuple(rng.key(label) for label in (_GATE, _WEIGHT, _TIE, _RANK))
         gated = engine.map(
-            holders_block, starts, stops, [parties.party_type[a:z] for a, z in zip(starts, stops)],
-            [parties.segment[a:z] for a, z in zip(starts, stops)], country_ptr=parties.country_ptr,
+            holders_block, starts, stops, parties.blocks, country_ptr=parties.country_ptr,
             gate_key=keys[0], by_segment=by_segment, rule_type=rule_type, gather=False)
         cell_total, quotas = block_quotas(np.stack(engine.map(itemgetter(1), gated)), rules,
                                           parties.country_ptr, block_size)
@@ -298,9 +298,7 @@ def run(sealed, parties, perf, engine=LOCAL):
     # from the blocks' per-cell sums.
     with perf.substep(STATE, "emit_account_base") as event:
         emitted = engine.map(
-            tables_block, starts, account_block_ptr[:-1], allocated,
-            *[[column[a:z] for a, z in zip(starts, stops)]
-              for column in (parties.party_type, parties.country, parties.region)],
+            tables_block, starts, account_block_ptr[:-1], allocated, parties.blocks,
             rule_account_type=rule_account_type,
             vocabularies=(parties.party_types, parties.countries, parties.regions,
                           account_types), gather=False)

@@ -112,10 +112,10 @@ def count_tables(priors, account_types):
     return mean, floor, cap
 
 
-def instrument_block(lo, account_lo, accounts, party_region, *, count_key, scheme_key, mean,
+def instrument_block(lo, account_lo, accounts, parties, *, count_key, scheme_key, mean,
                      floor, cap, schemeless, scheme_mix, block_size, n_groups):
     """The ``InstrumentBlock`` of the accounts (S2's ``AccountBlock``, ids ``account_lo ..``)
-    of the parties ``lo ..`` of one canonical block.
+    of the parties ``lo ..`` (S1's ``PartyBlock``) of one canonical block.
 
     Schemes are dealt per (block, region) group; a group's number (its PRF key) is global,
     so the groups of other blocks are passed empty.
@@ -132,7 +132,7 @@ def instrument_block(lo, account_lo, accounts, party_region, *, count_key, schem
     scheme = np.full(row.shape[0], scheme_mix.shape[1], dtype=np.int16)  # NONE
     bearing = np.flatnonzero(~schemeless[instrument_type])
     bearing_owner = owner[row[bearing]]
-    region = party_region[bearing_owner - int(lo)].astype(np.int64)
+    region = parties.region[bearing_owner - int(lo)].astype(np.int64)
     group_ptr, members = csr_from_owners((bearing_owner // block_size) * n_regions + region,
                                          n_groups)
     scheme[bearing] = assign_by_quota(scheme_key, group_ptr, members,
@@ -160,11 +160,10 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
 
     with perf.substep(STATE, "plan_counts") as event:
         bounds = block_offsets_for(parties.n_parties, sealed.scale.block_size)
-        starts, stops = spans(bounds)
+        starts = spans(bounds)[0]
         account_starts = accounts.account_block_ptr[:-1]
         blocks = engine.map(
-            instrument_block, starts, account_starts, accounts.blocks,
-            [parties.region[a:z] for a, z in zip(starts, stops)],
+            instrument_block, starts, account_starts, accounts.blocks, parties.blocks,
             count_key=rng.key(_COUNT), scheme_key=rng.key(_SCHEME_ORDER), mean=mean,
             floor=floor, cap=cap, schemeless=schemeless, scheme_mix=scheme_mix,
             block_size=sealed.scale.block_size,

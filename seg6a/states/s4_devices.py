@@ -209,16 +209,13 @@ def run(sealed, parties, perf, engine=LOCAL):
         block_size = sealed.scale.block_size
         bounds = block_offsets_for(n_parties, block_size)
         n_blocks = len(bounds) - 1
-        starts, stops = spans(bounds)
-        blocks = list(zip(starts, stops))
+        starts = spans(bounds)[0]
         event["rows"] = n_parties
 
     with perf.substep(STATE, "plan_device_counts") as event:
-        counts = engine.map(device_counts_block, starts,
-                            [parties.party_type[lo:hi] for lo, hi in blocks],
-                            [parties.segment[lo:hi] for lo, hi in blocks],
-                            key=rng.key(_COUNT), segment_mean=segment_mean,
-                            min_count=min_count, max_count=max_count, gather=False)
+        counts = engine.map(device_counts_block, starts, parties.blocks, key=rng.key(_COUNT),
+                            segment_mean=segment_mean, min_count=min_count,
+                            max_count=max_count, gather=False)
         rng.record(_COUNT, n_parties)
         per_block = np.array(engine.map(np.sum, counts), dtype=np.int64)
         party_device_ptr_at_blocks = ptr_from_counts(per_block)[:-1]
@@ -230,10 +227,7 @@ def run(sealed, parties, perf, engine=LOCAL):
         keys = {label: rng.key(label) for label in (_TYPE, _OS, _SHARE, _COVER, _LINKS,
                                                     _CAPACITY, _POSITION, _SLOT)}
         pieces = engine.map(
-            device_block, starts, party_device_ptr_at_blocks, counts,
-            [parties.party_type[lo:hi] for lo, hi in blocks],
-            [parties.country[lo:hi] for lo, hi in blocks],
-            [parties.region[lo:hi] for lo, hi in blocks],
+            device_block, starts, party_device_ptr_at_blocks, counts, parties.blocks,
             keys=keys, type_cdf=type_cdf, os_cdf=os_cdf, country_ptr=parties.country_ptr,
             block_size=block_size, share_probability=float(sharing["shared_device_probability"]),
             max_parties=int(sharing["max_parties_per_device"]),
@@ -310,9 +304,11 @@ def _concat_ptr(ptrs):
                           + [offsets[-1:]]).astype(np.int64)
 
 
-def device_counts_block(lo, party_type, segment, *, key, segment_mean, min_count, max_count):
-    """Devices owned by each party of one canonical block (ids ``lo ..``)."""
-    lam = np.maximum(segment_mean[segment] - min_count[party_type], 0.0)
+def device_counts_block(lo, parties, *, key, segment_mean, min_count, max_count):
+    """Devices owned by each party of one canonical block (ids ``lo ..``, S1's
+    ``PartyBlock`` ``parties``)."""
+    party_type = parties.party_type
+    lam = np.maximum(segment_mean[parties.segment] - min_count[party_type], 0.0)
     drawn = poisson_range(key, int(lo), 0, lam)
     return np.minimum(min_count[party_type] + drawn, max_count[party_type])
 
@@ -358,13 +354,15 @@ class DeviceBlock(BlockResult):
         return self.device_party_ids.shape[0]
 
 
-def device_block(lo, device_lo, counts, party_type, party_country, party_region, *, keys,
-                 type_cdf, os_cdf, country_ptr, block_size, share_probability, max_parties,
-                 coverage, links_mean, links_max, n_groups, ip_mix, alpha, low, high):
-    """Devices, households, IP pools and links of the parties ``lo ..`` of one canonical
-    block (see the module docstring). IP groups are (block, region), numbered globally
-    (their PRF keys), so the groups of other blocks are passed empty."""
+def device_block(lo, device_lo, counts, parties, *, keys, type_cdf, os_cdf, country_ptr,
+                 block_size, share_probability, max_parties, coverage, links_mean, links_max,
+                 n_groups, ip_mix, alpha, low, high):
+    """Devices, households, IP pools and links of the parties ``lo ..`` (S1's ``PartyBlock``
+    ``parties``) of one canonical block (see the module docstring). IP groups are (block,
+    region), numbered globally (their PRF keys), so the groups of other blocks are passed
+    empty."""
     lo, device_lo = int(lo), int(device_lo)
+    party_type, party_country, party_region = parties.party_type, parties.country, parties.region
     n_regions = ip_mix.shape[0]
     owner = owners_from_ptr(ptr_from_counts(counts))  # block-local party index
     n = owner.shape[0]
