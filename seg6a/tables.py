@@ -13,7 +13,7 @@ from .runs.publish import parquet_bytes
 class Dataset:
     """One published dataset of a state, one part per canonical block.
 
-    Each part is the Parquet file it is published as (``part``), about 20x smaller than its
+    Each part is the Parquet file it is published as (``encode_part``), 20x smaller than its
     Arrow table: a run holds its whole population this way. The parts stay where the
     engine built them (handles, see ``seg6a.engine``); ``table`` decodes and joins them on
     first use.

@@ -21,7 +21,7 @@ from seg6a.gates import board, bootstrap_ci, jsd, odds_ratio
 from seg6a.gates import data as gate_data
 from seg6a.gates import stats as gate_stats
 from seg6a.rng import Substreams
-from seg6a.tables import decode_part
+from seg6a.tables import decode_part, encode_part, part_columns
 
 VALIDATION = "validation_policy_6A.v1.yaml"
 PROPAGATION = "risk_propagation_coeffs_6A.v1.yaml"
@@ -305,7 +305,6 @@ def test_role_rows_must_hold_each_entity_once_in_any_order(tiny):
 
 def test_the_contract_reads_undecoded_columns_from_the_parquet_footer(tiny):
     from seg6a.downstream import contract_violations
-    from seg6a.tables import encode_part, part_columns
 
     n_merchants = tiny.sealed.world.merchants.num_rows
     tables = dict(tiny.tables)
