@@ -258,12 +258,18 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
             if total is not None:
                 return Measured(total, engine.map(itemgetter(0), results, gather=False),
                                 summaries[0][1], engine, [int(p["payers"][0]) for p in parts])
-    # One block: the whole run, read here in id order.
+    # One block: the whole run, read here in id order (a run of one block as it is, so
+    # that only the gates' columns are decoded).
     names = {name for block in blocks for name in block}
-    whole = {name: pa.concat_tables([decode_part(part) for part in engine.gather(
-        [b[name] for b in blocks if name in b])]) for name in names}
+    whole = {name: _joined(engine.gather([b[name] for b in blocks if name in b]))
+             for name in names}
     graph, total = _block_task(whole, None, n_merchants=n_merchants, n_clusters=n_clusters)
     return Measured(total, [graph], _merchant_risky(graph), LOCAL, [int(total["payers"][0])])
+
+
+def _joined(parts):
+    """One part for the parts of several blocks (a table), or the one part itself."""
+    return parts[0] if len(parts) == 1 else pa.concat_tables([decode_part(p) for p in parts])
 
 
 def _in_layout(tables, bases):
