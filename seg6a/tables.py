@@ -56,7 +56,7 @@ class Dataset:
     @cached_property
     def table(self):
         """All rows, in canonical id order (one chunk per block)."""
-        return pa.concat_tables([decode_part(p) for p in self.engine.gather(self.part_handles)])
+        return pa.concat_tables([table for _, table in self.parts()])
 
     def parts(self):
         """Yield ``(block, table)`` for every canonical block."""
