@@ -1,4 +1,6 @@
-"""The Python API: ``simulate``. Orchestration only; the numerics live in the states."""
+"""The Python API: ``simulate``, ``certify`` and ``rejudge``. Orchestration only; the
+numerics live in the states and the gates."""
+import json
 import weakref
 from pathlib import Path
 
@@ -9,7 +11,8 @@ from .runs import layout, receipts
 from .runs.publish import json_bytes, jsonl_bytes, publish_all, replace_bytes, sha256_hex
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
 from .engine import ENGINES, DaskEngine, make_engine
-from .errors import ParameterError
+from .errors import InputError, ParameterError
+from .gates import data as gate_data
 
 
 
@@ -136,24 +139,16 @@ class SimulationResult:
             with self._perf.substep(rng.state, "rng_publish"):
                 rng_rows.extend(rng.trace)
                 audit_rows.extend(rng.audit())
+        # The gates' draws last: a rejudge replaces them and keeps the states' rows.
+        rng_rows.extend(self.fraud.gate_streams.trace)
+        audit_rows.extend(self.fraud.gate_streams.audit())
         rng_dir = layout.rng_dir(run_dir, seed)
-        files[rng_dir / "rng_audit_6A.json"] = json_bytes(
-            {"prf_version": PRF_VERSION, "substreams": audit_rows}
-        )
-        files[rng_dir / "rng_trace_6A.jsonl"] = jsonl_bytes(rng_rows)
-        s5_dir = layout.partition_dir(run_dir, "s5_validation_report_6A", seed,
-                                      sealed.parameter_hashes["S5"], mf)
-        files[s5_dir / s5_fraud_roles.REPORT] = json_bytes(self.fraud.report)
-        if self.fraud.passed:
-            # Fail-closed: consumers read the segment only where this flag exists.
-            files[s5_dir / s5_fraud_roles.PASSED_FLAG] = json_bytes(
-                {"state": "S5", "overall_status": "PASS",
-                 "report_sha256": sha256_hex(files[s5_dir / s5_fraud_roles.REPORT])})
-        board = layout.validation_dir(run_dir, seed) / layout.GATEBOARD
-        files[board] = json_bytes(self.fraud.gates)
-        for path in (s5_dir / s5_fraud_roles.REPORT, s5_dir / s5_fraud_roles.PASSED_FLAG, board):
-            if path in files:
-                outputs["S5"][path.relative_to(run_dir).as_posix()] = sha256_hex(files[path])
+        files.update(rng_files(rng_dir, audit_rows, rng_rows))
+        verdict, withdrawn = judgement_files(run_dir, sealed, self.fraud.report,
+                                             self.fraud.gates)
+        files.update(verdict)
+        for path, data in verdict.items():
+            outputs["S5"][path.relative_to(run_dir).as_posix()] = sha256_hex(data)
         if rerun_from is not None:
             receipts.check_recomputed(run_dir, seed, rerun_from, outputs)
         counters = {"S2": self.accounts.counters, "S4": self.devices.counters,
@@ -174,15 +169,21 @@ class SimulationResult:
                 "outputs": state_outputs,
                 "counters": counters.get(state, {}),
             }
+            if state == "S5":  # the judging policy its verdict files were judged by
+                receipt["validation_hash"] = sealed.judging.validation_hash
             upstream.update(state_outputs)
             files[receipts.receipt_path(run_dir, seed, state)] = json_bytes(receipt)
-        superseded = ()
+        superseded, withdraw = (), ()
         if rerun_from is not None:
             rerun = receipts.STATES[receipts.STATES.index(rerun_from):]
             superseded = [receipts.receipt_path(run_dir, seed, state) for state in rerun]
-            superseded += [rng_dir / "rng_audit_6A.json", rng_dir / "rng_trace_6A.jsonl", board]
+            superseded += [rng_dir / "rng_audit_6A.json", rng_dir / "rng_trace_6A.jsonl"]
+            # A rerun whose S5 partition is the old one's (only the judging changed)
+            # supersedes its verdict, and withdraws a flag it no longer earns.
+            superseded += list(verdict)
+            withdraw = withdrawn
         with self._perf.substep("publish", "publish_files") as event:
-            written = publish_all(files, replace=superseded)
+            written = publish_all(files, replace=superseded, remove=withdraw)
             event["rows"] = written
         if written:
             self._publish_perf(run_dir)
@@ -212,8 +213,31 @@ class SimulationResult:
         return perf_reports.summary(self._perf, self.sealed.scale.name, self.sealed.seed)
 
 
+def judgement_files(run_dir, sealed, report, gates):
+    """The verdict of one seed as files: S5's validation report, its ``_passed.flag`` when it
+    passes, and the gateboard; and the flag's path when it does not pass (to withdraw)."""
+    s5_dir = layout.partition_dir(run_dir, "s5_validation_report_6A", sealed.seed,
+                                  sealed.parameter_hashes["S5"], sealed.manifest_fingerprint)
+    report_path, flag = s5_dir / s5_fraud_roles.REPORT, s5_dir / s5_fraud_roles.PASSED_FLAG
+    files = {report_path: json_bytes(report)}
+    passed = report["overall_status"] == "PASS"
+    if passed:
+        # Fail-closed: consumers read the segment only where this flag exists.
+        files[flag] = json_bytes({"state": "S5", "overall_status": "PASS",
+                                  "report_sha256": sha256_hex(files[report_path])})
+    files[layout.validation_dir(run_dir, sealed.seed) / layout.GATEBOARD] = json_bytes(gates)
+    return files, ([] if passed else [flag])
+
+
+def rng_files(rng_dir, audit_rows, trace_rows):
+    """The RNG audit and trace of one seed as files."""
+    return {rng_dir / "rng_audit_6A.json": json_bytes({"prf_version": PRF_VERSION,
+                                                       "substreams": audit_rows}),
+            rng_dir / "rng_trace_6A.jsonl": jsonl_bytes(trace_rows)}
+
+
 def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=None,
-             progress=None, from_state=None, client=None):
+             progress=None, from_state=None, client=None, waive=None):
     """Generate segment 6A for one seed.
 
     Parameters
@@ -245,6 +269,10 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         published).
     client : distributed.Client, optional
         The Dask cluster of ``engine="dask"``.
+    waive : str, optional
+        The reason for accepting a config that loosens the embedded judging policy (a
+        threshold, ``min_support``, ...). Without it such a config is refused; with it every
+        verdict the loosened values touch carries a waiver (``seg6a.judging``).
 
     Returns
     -------
@@ -271,16 +299,19 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         if from_state not in receipts.STATES:
             raise ParameterError(f"unknown state {from_state!r} for --from; one of "
                                  f"{', '.join(receipts.STATES)}")
-        if out is None or not (Path(out) / run_id).is_dir():
+        if out is None:
             raise ParameterError("a rerun --from a state needs an existing run: --out ROOT and "
                                  "--run-id of a run folder under it")
+        if not (Path(out) / run_id).is_dir():
+            raise ParameterError(f"run {Path(out) / run_id} not found: --from reruns an "
+                                 "existing run")
     perf = PerfRecorder()
     with perf.jit_timer():  # on a cold cache, a helper process compiles kernels meanwhile
         warmup = kernel_cache.Warmup()
     try:
-        sealed = s0_gate.run(seed, scale, config, perf)
+        sealed = s0_gate.run(seed, scale, config, perf, waive=waive)
         if from_state is not None:
-            receipts.check_upstream(Path(out) / run_id, sealed, from_state)
+            _check_rerun(Path(out) / run_id, sealed, from_state)
     except BaseException:
         warmup.cancel()
         raise
@@ -315,18 +346,30 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
     return result
 
 
+def _check_rerun(run_dir, sealed, from_state):
+    """A ``--from`` rerun needs the seed in the run, and its earlier states intact."""
+    if receipts.load(run_dir, sealed.seed, "S1") is None:
+        listed = ", ".join(map(str, receipts.seeds(run_dir))) or "none"
+        raise ParameterError(f"run {run_dir} has no seed {sealed.seed} (its seeds: {listed}); "
+                             "run without --from to add it")
+    receipts.check_upstream(run_dir, sealed, from_state)
+
+
 def _report(progress, perf, state):
     if progress is not None:
         progress(state, perf.state_seconds().get(state, 0.0))
 
 
 class CertificationResult:
-    """The outcome of ``certify``: the decision, the summary and where it was published.
+    """The outcome of ``certify`` (or of a rejudged certification): the decision, the
+    summary and where it was published.
 
     Attributes
     ----------
     decision : str
         ``PASS_BPLUS``, ``PASS_B`` or ``HOLD_REMEDIATE``.
+    shown : str
+        The decision as displayed, with its number of waivers: ``PASS_BPLUS (2 waivers)``.
     summary : dict
         The content of ``realism_gate_summary_6A.json``.
     run_dir : pathlib.Path or None
@@ -335,6 +378,7 @@ class CertificationResult:
     def __init__(self, summary, run_dir):
         self.summary = summary
         self.decision = summary["decision"]
+        self.shown = summary["decision_shown"]
         self.run_dir = run_dir
 
     @property
@@ -345,34 +389,42 @@ class CertificationResult:
         return to_xarray(self.summary["per_seed"])
 
 
-def certify(seeds=None, scale="small", config=None, out=None, run_id=None, progress=None,
-            engine="local", client=None):
+def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progress=None,
+            engine="local", client=None, waive=None):
     """Run the witness seeds and decide PASS_BPLUS, PASS_B or HOLD_REMEDIATE (SPEC section 6).
+
+    A certificate needs its evidence: every seed of ``certification.required_seeds`` at a
+    scale of at least ``certification.min_scale`` (default ``small``); otherwise the
+    decision is ``HOLD_REMEDIATE`` with reason ``incomplete_evidence``, whatever the gates.
 
     Parameters
     ----------
     seeds : sequence of int, optional
         Default: ``certification.required_seeds`` of the validation policy (42, 7, 101, 202).
-    scale, config : as for ``simulate``
+        Extra seeds are judged too.
+    scale : str, default "full"
+        The reference surface (about a minute on a 2-core machine for the four seeds).
+    config : as for ``simulate``
     out : str or os.PathLike, optional
         A runs root: every seed is published into ``out/<run_id>/`` (seed partitions) with
-        ``layer3/6A/validation/realism_gate_summary_6A.json``.
+        ``layer3/6A/validation/realism_gate_summary_6A.json``, which supersedes an earlier
+        certification of the same run.
     run_id : str, optional
     progress : callable, optional
         Called as ``progress(seed, state, seconds)`` after each state of each seed.
     engine, client : as for ``simulate``
         With ``engine="dask"`` and no client, one ``LocalCluster`` serves every seed.
+    waive : str, optional
+        As for ``simulate``: the reason loosened judging values are accepted for.
 
     Returns
     -------
     CertificationResult
     """
-    from .gates.certification import decide
-
     if out is not None:
         run_id = layout.check_run_id(run_id) if run_id is not None else layout.new_run_id()
-    sealed = s0_gate.run(0, scale, config, PerfRecorder())
-    policy = sealed.config["validation_policy_6A.v1.yaml"]
+    sealed = s0_gate.run(0, scale, config, PerfRecorder(), waive=waive)
+    policy = sealed.judging.policy
     seeds = list(policy["certification"]["required_seeds"] if seeds is None else seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ParameterError(f"certification needs distinct seeds, got {seeds}")
@@ -384,20 +436,138 @@ def certify(seeds=None, scale="small", config=None, out=None, run_id=None, progr
         for seed in seeds:
             report = None if progress is None else (
                 lambda state, s, seed=seed: progress(seed, state, s))
-            result = simulate(seed, scale=scale, config=config, out=out, run_id=run_id,
-                              progress=report, engine=engine,
+            result = simulate(seed, scale=scale, config=sealed.config, out=out, run_id=run_id,
+                              progress=report, engine=engine, waive=waive,
                               client=cluster.client if cluster is not None else client)
             boards.append(result.fraud.gates)
             del result  # one seed's arrays at a time
     finally:
         if cluster is not None:
             cluster.close()
-    summary = decide(policy, boards)
-    summary.update(scale=sealed.scale.name, parameter_hash=sealed.parameter_hash,
+    run_dir = None if out is None else Path(out) / run_id
+    return _certification(sealed, boards, run_dir)
+
+
+def _certification(sealed, boards, run_dir):
+    """Decide over the seeds' boards and publish the summary into ``run_dir`` (if any)."""
+    from .gates.certification import decide
+    from .judging import evidence
+
+    seeds = [board[0]["seed"] for board in boards]
+    summary = decide(sealed.judging.policy, boards,
+                     evidence(sealed.judging.policy, seeds, sealed.receipt["scale"]),
+                     sealed.judging)
+    summary.update(parameter_hash=sealed.parameter_hash,
                    manifest_fingerprint=sealed.manifest_fingerprint)
-    run_dir = None
-    if out is not None:
-        run_dir = Path(out) / run_id
+    if run_dir is not None:
         path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
-        publish_all({path: json_bytes(summary)})
+        publish_all({path: json_bytes(summary)}, replace=[path])
     return CertificationResult(summary, run_dir)
+
+
+class Rejudged:
+    """The outcome of ``rejudge``.
+
+    Attributes
+    ----------
+    boards : dict
+        Seed -> its new gateboard (list of records).
+    reports : dict
+        Seed -> S5's new validation report.
+    certification : CertificationResult or None
+        The new decision, when the run was certified.
+    run_dir : pathlib.Path
+    """
+
+    def __init__(self, boards, reports, certification, run_dir):
+        self.boards = boards
+        self.reports = reports
+        self.certification = certification
+        self.run_dir = run_dir
+
+
+def rejudge(run_dir, config=None, waive=None, engine="local", client=None):
+    """Judge a published run anew under a (changed) validation policy, from its Parquet.
+
+    The judging policy generates nothing, so a change to it needs no state rerun: every
+    seed's gateboard, S5 validation report and ``_passed.flag``, S5's receipt, the gates'
+    rows of the RNG audit and, for a certified run, the certification summary are
+    recomputed from the published parts and superseded; no dataset byte changes.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        A run folder, ``ROOT/<run_id>``.
+    config : str, os.PathLike or seg6a.policies.Config, optional
+        The config the run was made with, with the validation policy to judge by; its other
+        policies must be the run's (else ``StaleStateError`` names the state they change).
+    waive : str, optional
+        As for ``simulate``.
+    engine, client : as for ``simulate``
+
+    Returns
+    -------
+    Rejudged
+    """
+    run_dir = Path(run_dir)
+    seeds = receipts.seeds(run_dir)
+    if not seeds:
+        raise InputError(f"no S5 receipt under {layout.receipts_dir(run_dir, 0).parent}; is "
+                         "this a run folder?")
+    runner = make_engine(engine, client)
+    boards, reports, sealed = {}, {}, None
+    try:
+        for seed in seeds:
+            sealed = s0_gate.run(seed, _published_scale(run_dir, seed), config, waive=waive)
+            receipts.check_states(run_dir, sealed, receipts.STATES)
+            s5 = receipts.load(run_dir, seed, "S5")
+            parts = {path: digest for state in receipts.STATES
+                     for path, digest in receipts.load(run_dir, seed, state)["outputs"].items()
+                     if path.endswith(".parquet")}
+            blocks, bases = gate_data.published_blocks(run_dir, parts)
+            gates, report, streams = s5_fraud_roles.judge(sealed, blocks, bases, runner)
+            _publish_judgement(run_dir, sealed, s5, gates, report, streams)
+            boards[seed], reports[seed] = gates, report
+    finally:
+        runner.close()
+    certification = None
+    summary_path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
+    if summary_path.exists():
+        certified = json.loads(summary_path.read_text(encoding="utf-8"))["seeds"]
+        certification = _certification(sealed, [boards[s] for s in certified if s in boards],
+                                        run_dir)
+    return Rejudged(boards, reports, certification, run_dir)
+
+
+def _published_scale(run_dir, seed):
+    """The scale name of a seed's run, from S0's receipt of its segment partition."""
+    segment = receipts.load(run_dir, seed, "S5")["parameter_hash"]
+    folder = layout.partition_dir(run_dir, "s0_gate_receipt_6A", seed, segment, "*")
+    found = sorted(folder.parent.glob(f"{folder.name}/s0_gate_receipt_6A.json"))
+    if not found:
+        raise InputError(f"no S0 receipt of seed {seed} for its S5 partition", file=folder)
+    return json.loads(found[0].read_text(encoding="utf-8"))["scale"]["name"]
+
+
+def _publish_judgement(run_dir, sealed, s5_receipt, gates, report, streams):
+    """Supersede one seed's verdict files, S5's receipt and the gates' RNG rows."""
+    seed = sealed.seed
+    files, withdrawn = judgement_files(run_dir, sealed, report, gates)
+    verdict = {path.relative_to(run_dir).as_posix() for path in list(files) + withdrawn}
+    outputs = {path: digest for path, digest in s5_receipt["outputs"].items()
+               if path not in verdict}
+    outputs.update({path.relative_to(run_dir).as_posix(): sha256_hex(data)
+                    for path, data in files.items()})
+    receipt_path = receipts.receipt_path(run_dir, seed, "S5")
+    files[receipt_path] = json_bytes({**s5_receipt, "outputs": outputs,
+                                      "validation_hash": sealed.judging.validation_hash})
+    rng_dir = layout.rng_dir(run_dir, seed)
+    audit = json.loads((rng_dir / "rng_audit_6A.json").read_text(encoding="utf-8"))
+    trace = [json.loads(line) for line in
+             (rng_dir / "rng_trace_6A.jsonl").read_text(encoding="utf-8").splitlines()]
+    rng = rng_files(rng_dir,
+                    [r for r in audit["substreams"] if r["state"] != streams.state]
+                    + streams.audit(),
+                    [r for r in trace if r["state"] != streams.state] + streams.trace)
+    files.update(rng)
+    publish_all(files, replace=list(files), remove=withdrawn)

@@ -1,7 +1,9 @@
 """The ``seg6a`` command line: parse, call the API, print.
 
 Exit codes (SPEC §10): 0 success, 3 published but held for remediation (S5's fail-closed
-validation failed: no ``_passed.flag``), 2 bad usage or bad input, 1 anything else.
+validation failed: no ``_passed.flag``; or a certification decided HOLD_REMEDIATE), 2 bad
+usage or bad input (a config that loosens the judging policy without ``--waive`` too), 1
+anything else.
 The run id goes to standard output (so scripts can capture it); progress and the summary
 table go to standard error.
 """
@@ -46,19 +48,25 @@ def build_parser():
     run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                      help="threads for the canonical blocks (default: all cores); outputs do "
                      "not depend on it")
+    _waive_flag(run)
     _script_flags(run)
 
     certify = commands.add_parser(
         "certify",
         help="run the witness seeds and decide PASS_BPLUS, PASS_B or HOLD_REMEDIATE",
         description="Run every seed into one run folder, evaluate T1-T10 per seed and T9 "
-        "across seeds, write realism_gate_summary_6A.json and print the decision. "
+        "across seeds, write realism_gate_summary_6A.json and print the decision. A "
+        "certificate needs every required seed of the validation policy at a scale of at "
+        "least its min_scale; otherwise the decision is HOLD_REMEDIATE (incomplete_evidence). "
         "Exit 0 on PASS_B or PASS_BPLUS, 3 on HOLD_REMEDIATE.",
     )
     certify.add_argument("--seeds", type=_seed_list, default=None, metavar="S,S,...",
                          help="comma-separated seeds (default: the policy's required seeds "
-                         "42,7,101,202)")
-    certify.add_argument("--scale", default=None, help="scale preset (default: small)")
+                         "42,7,101,202; extra seeds are judged too)")
+    certify.add_argument("--scale", default="full",
+                         help="scale preset: tiny, small, medium, full, xl (default: full, the "
+                         "reference surface; a certificate needs at least the policy's "
+                         "min_scale, small)")
     certify.add_argument("--out", default="runs", metavar="ROOT",
                          help="runs root folder (default: ./runs)")
     certify.add_argument("--run-id", default=None, metavar="ID",
@@ -68,15 +76,24 @@ def build_parser():
     certify.add_argument("--engine", default="local", choices=("local", "dask"),
                          help="as for run: this process or one local Dask cluster for every "
                          "seed; same bytes")
+    _waive_flag(certify)
     _script_flags(certify)
 
     gates = commands.add_parser(
-        "gates", help="print the gateboards of a run",
+        "gates", help="print the gateboards of a run (or judge it anew with --rejudge)",
         description="Print T1-T10 of every seed of RUN_DIR (and the certification decision "
-        "if the run was certified).")
+        "if the run was certified). With --rejudge, first judge the published run anew under "
+        "the validation policy of --config: the boards, S5's validation reports and flags and "
+        "the certification are superseded; no dataset byte changes.")
     gates.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, ROOT/<run_id>")
     gates.add_argument("--json", action="store_true",
                        help="print the boards as JSON ({seed: records}) on standard output")
+    gates.add_argument("--rejudge", action="store_true",
+                       help="recompute every verdict of the run from its published Parquet")
+    gates.add_argument("--config", default=None, metavar="DIR",
+                       help="with --rejudge: the run's config folder, whose validation policy "
+                       "judges (default: embedded)")
+    _waive_flag(gates)
 
     perf = commands.add_parser(
         "perf", help="print the perf summary and budget check of a run",
@@ -126,7 +143,16 @@ def build_parser():
     )
     validate.add_argument("--config", default=None, metavar="DIR",
                           help="folder of YAML files overlaying the embedded defaults")
+    _waive_flag(validate)
     return parser
+
+
+def _waive_flag(parser):
+    parser.add_argument("--waive", default=None, metavar="REASON",
+                        help="accept a --config that loosens the embedded validation policy "
+                        "(thresholds, min_support, required seeds, ...), recording REASON as a "
+                        "waiver on every verdict it touches; without it such a config is "
+                        "refused")
 
 
 def _script_flags(parser):
@@ -189,6 +215,7 @@ def _run(args):
         run_id=run_id,
         progress=None if args.quiet else _progress(),
         from_state=args.from_state,
+        waive=args.waive,
     )
     with result:  # stops a Dask cluster started for the run
         return _summarise_run(args, result, run_id, time.perf_counter() - started, say)
@@ -196,6 +223,8 @@ def _run(args):
 
 def _summarise_run(args, result, run_id, wall, say):
     """The one-screen summary of a run, and its exit code."""
+    from .judging import shown
+
     rows = [
         (name, f"{d.num_rows:,}", str(len(d.block_offsets) - 1))
         for name, d in result.datasets.items()
@@ -205,16 +234,17 @@ def _summarise_run(args, result, run_id, wall, say):
     say(f"\nrun {run_id}: seed {result.seed}, scale {result.scale.name}, "
         f"{wall:.2f} s -> {result.run_dir}")
     report = result.fraud.report
-    say(f"S5 validation: {report['overall_status']}")
+    say(f"S5 validation: {shown(report['overall_status'], report['waivers'])}")
     for failure in report["failures"]:
-        say(f"  {failure['check_id']} failed ({failure['reason']}): owner {failure['owner_state']},"
-            f" rerun {failure['rerun']}")
+        say(_failure_line(failure["check_id"], failure))
+    _say_judging(say, report, args.waive)
     if args.json:
         _print_json({
             "run_id": run_id, "run_dir": str(result.run_dir), "seed": result.seed,
             "scale": result.scale.name, "seconds": round(wall, 3),
             "datasets": {name: d.num_rows for name, d in result.datasets.items()},
             "validation": report["overall_status"], "failures": report["failures"],
+            "waivers": report["waivers"], "overrides": report["overrides"],
             "gates": {r["test_id"]: {"value": r["value"], "pass_B": r["pass_B"],
                                      "pass_Bplus": r["pass_Bplus"], "reason": r["reason"]}
                       for r in result.fraud.gates},
@@ -233,33 +263,72 @@ def _certify(args):
     started = time.perf_counter()
     outcome = certify(
         seeds=args.seeds, scale=args.scale, config=args.config, out=args.out, run_id=run_id,
-        engine=args.engine,
+        engine=args.engine, waive=args.waive,
         progress=None if args.quiet else (
             lambda seed, state, seconds: _progress(f"seed {seed}: ")(state, seconds)),
     )
     summary = outcome.summary
-    rows = [(r["test_id"], _number(r["value"]), "B+" if r["pass_Bplus"] else
-             ("B" if r["pass_B"] else "FAIL"), ",".join(map(str, r["failing_seeds"])) or "-")
-            for r in summary["pooled"]]
-    t9 = summary["T9"]
-    rows.insert(8, (t9["test_id"], _number(t9["value"]),
-                    "B+" if t9["pass_Bplus"] else ("B" if t9["pass_B"] else "FAIL"),
-                    t9["worst_metric"] or "-"))
     say("")
+    _say_certification(say, summary, run_id=run_id, out=args.out, config=args.config)
+    say(f"\ncertify {run_id}: seeds {','.join(map(str, summary['seeds']))}, scale "
+        f"{summary['scale']}, {time.perf_counter() - started:.1f} s -> {outcome.run_dir}")
+    _say_judging(say, summary, args.waive)
+    if args.json:
+        t9 = summary["T9"]
+        _print_json({"decision": outcome.decision, "shown": outcome.shown,
+                     "reason": summary["reason"], "run_dir": str(outcome.run_dir),
+                     "seeds": summary["seeds"], "evidence": summary["evidence"],
+                     "failures": summary["failures"],
+                     "T9": {k: t9[k] for k in ("value", "pass_B", "pass_Bplus", "worst_metric")},
+                     "pooled": summary["pooled"], "waivers": summary["waivers"],
+                     "overrides": summary["overrides"]})
+    else:
+        print(outcome.shown)
+    return EXIT_HOLD if outcome.decision == "HOLD_REMEDIATE" else EXIT_OK
+
+
+def _say_certification(say, summary, run_id=None, out=None, config=None):
+    """The pooled table of a certification, its failures with their remedies, and what
+    would complete its evidence when it is incomplete."""
+    from .gates.tables import verdict
+    from .judging import completing_command
+
+    rows = [(r["test_id"], _number(r["value"]), verdict(r),
+             ",".join(map(str, r["failing_seeds"])) or "-") for r in summary["pooled"]]
+    t9 = summary["T9"]
+    rows.insert(8, (t9["test_id"], _number(t9["value"]), verdict(t9), t9["worst_metric"] or "-"))
     say(_table(("test", "worst value", "pass", "failing seeds / worst metric"), rows))
     for failure in summary["failures"]:
-        say(f"  {failure['test_id']} (seed {failure['seed']}): owner {failure['owner_state']}, "
-             f"rerun {failure['rerun']}")
-    say(f"\ncertify {run_id}: seeds {','.join(map(str, summary['seeds']))}, scale "
-         f"{summary['scale']}, {time.perf_counter() - started:.1f} s -> {outcome.run_dir}")
-    if args.json:
-        _print_json({"decision": outcome.decision, "run_dir": str(outcome.run_dir),
-                     "seeds": summary["seeds"], "failures": summary["failures"],
-                     "T9": {k: t9[k] for k in ("value", "pass_B", "pass_Bplus", "worst_metric")},
-                     "pooled": summary["pooled"]})
-    else:
-        print(outcome.decision)
-    return EXIT_HOLD if outcome.decision == "HOLD_REMEDIATE" else EXIT_OK
+        say(_failure_line(f"{failure['test_id']} (seed {failure['seed']})", failure))
+    if summary["reason"] == "incomplete_evidence":
+        found = summary["evidence"]
+        lacking = []
+        if found["missing_seeds"]:
+            lacking.append("required seeds " + ",".join(map(str, found["missing_seeds"])))
+        if found["n_parties"] < found["min_parties"]:
+            lacking.append(f"scale {found['scale']} ({found['n_parties']:,} parties) below "
+                           f"min_scale {found['min_scale']} ({found['min_parties']:,})")
+        say(f"HOLD_REMEDIATE: incomplete evidence: {'; '.join(lacking)}. Complete it with:\n"
+            f"  {completing_command(summary, run_id=run_id, out=out, config=config)}")
+
+
+def _failure_line(what, failure):
+    component = f" [{failure['component']}]" if failure.get("component") else ""
+    remedy = failure.get("remedy") or (f"rerun {failure['rerun']}" if failure["rerun"]
+                                       else "more support: a larger --scale")
+    return (f"  {what}{component} failed ({failure['reason']}): owner "
+            f"{failure['owner_state']}, {remedy}")
+
+
+def _say_judging(say, document, waive):
+    """The waivers and overrides a verdict carries (a summary or S5's report)."""
+    for waiver in document["waivers"]:
+        say(f"  waiver: {waiver['key']} {waiver['embedded']!r} -> {waiver['value']!r} "
+            f"({waiver['reason']})")
+    for override in document["overrides"]:
+        say(f"  override: {override['key']} {override['embedded']!r} -> {override['value']!r}")
+    if waive and not document["waivers"]:
+        say("  note: --waive was given, but the config loosens nothing")
 
 
 def _gates(args):
@@ -271,6 +340,15 @@ def _gates(args):
     from .runs import layout
 
     run_dir = Path(args.run_dir)
+    if args.rejudge:
+        from .api import rejudge
+
+        rejudged = rejudge(run_dir, config=args.config, waive=args.waive)
+        held = (rejudged.certification.decision == "HOLD_REMEDIATE"
+                if rejudged.certification is not None else
+                any(r["overall_status"] != "PASS" for r in rejudged.reports.values()))
+    elif args.config is not None or args.waive is not None:
+        raise InputError("--config and --waive judge a run anew: add --rejudge")
     boards = layout.gateboards(run_dir)
     if not boards:
         raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
@@ -278,17 +356,23 @@ def _gates(args):
     if args.json:
         _print_json({str(seed): json.loads(path.read_text(encoding="utf-8"))
                      for seed, path in boards})
-        return EXIT_OK
-    for seed, path in boards:
-        records = json.loads(path.read_text(encoding="utf-8"))
-        print(f"seed={seed}")
-        print(format_board(records))
-        print()
-    summary = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
-    if summary.exists():
-        content = json.loads(summary.read_text(encoding="utf-8"))
-        print(f"certification: {content['decision']} over seeds "
-              f"{','.join(map(str, content['seeds']))}")
+    else:
+        for seed, path in boards:
+            records = json.loads(path.read_text(encoding="utf-8"))
+            print(f"seed={seed}")
+            print(format_board(records))
+            waivers = {(w["key"], w["reason"]) for r in records for w in r.get("waivers", [])}
+            for key, reason in sorted(waivers):
+                print(f"waiver: {key} ({reason})")
+            print()
+        summary = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
+        if summary.exists():
+            content = json.loads(summary.read_text(encoding="utf-8"))
+            reason = f" ({content['reason']})" if content.get("reason") else ""
+            print(f"certification: {content['decision_shown']}{reason} over seeds "
+                  f"{','.join(map(str, content['seeds']))}, scale {content['scale']}")
+    if args.rejudge:
+        return EXIT_HOLD if held else EXIT_OK
     return EXIT_OK
 
 
@@ -350,7 +434,7 @@ def _runs(args):
 def _config_validate(args):
     from .states import s0_gate
 
-    sealed = s0_gate.run(0, None, args.config)
+    sealed = s0_gate.run(0, None, args.config, waive=args.waive)
     sources = sealed.config.sources
     rows = [(name, "user" if src != "embedded" else "embedded", "ok") for name, src in sources.items()]
     world = "user" if sealed.config.world_dir is not None else "embedded"
@@ -359,7 +443,11 @@ def _config_validate(args):
                  f"{sealed.world.merchants.num_rows:,} merchants"))
     print(_table(("file", "source", "status"), rows))
     print(f"config valid: parameter_hash {sealed.parameter_hash[:16]}..., "
-          f"manifest_fingerprint {sealed.manifest_fingerprint[:16]}...")
+          f"manifest_fingerprint {sealed.manifest_fingerprint[:16]}..., "
+          f"validation_hash {sealed.judging.validation_hash[:16]}...")
+    judging = sealed.judging
+    _say_judging(print, {"waivers": judging.waivers, "overrides": judging.overrides},
+                 args.waive)
     return EXIT_OK
 
 

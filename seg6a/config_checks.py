@@ -516,15 +516,6 @@ def _device_party_problems(docs: Mapping[str, Mapping]) -> list[FileProblem]:
     return _in_file(DEVICE_IP_PRIORS, problems)
 
 
-def _ip_cap_problems(docs: Mapping[str, Mapping]) -> list[FileProblem]:
-    # The construction cap may not exceed the validation ceiling it is checked against.
-    built = docs[DEVICE_IP_PRIORS]["linkage"]["max_devices_per_ip"]
-    ceiling = docs[VALIDATION_POLICY]["linkage_checks"]["ip_links"]["max_devices_per_ip"]
-    return _in_file(DEVICE_IP_PRIORS, _order_problems(
-        "linkage.max_devices_per_ip", "linkage.max_devices_per_ip", built,
-        "validation_policy linkage_checks.ip_links.max_devices_per_ip", ceiling))
-
-
 def _account_type_problems(docs: Mapping[str, Mapping]) -> list[FileProblem]:
     account_types = docs[ACCOUNT_PRIORS]["account_types"]
     rules = docs[INSTRUMENT_PRIORS]["rules"]
@@ -557,7 +548,6 @@ _ACROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[Mapping], list[FileProble
     ((PARTY_PRIORS, DEVICE_IP_PRIORS), _device_party_problems),
     ((ACCOUNT_PRIORS, INSTRUMENT_PRIORS), _account_type_problems),
     ((DEVICE_IP_PRIORS, RISK_PROPAGATION), _ip_type_problems),
-    ((DEVICE_IP_PRIORS, VALIDATION_POLICY), _ip_cap_problems),
     ((SCALES, PERF_BUDGET), _scale_problems),
 )
 _ACROSS_FILES = (SCALES, PARTY_PRIORS, ACCOUNT_PRIORS, INSTRUMENT_PRIORS, DEVICE_IP_PRIORS,

@@ -61,5 +61,6 @@ class StaleStateError(InputError):
 
     def __init__(self, state, message, file=None):
         self.state = state
-        super().__init__(f"{state} is stale: {message}; rerun with --from {state} (or earlier)",
+        earlier = "" if state == "S1" else " (or earlier)"
+        super().__init__(f"{state} is stale: {message}; rerun with --from {state}{earlier}",
                          file=file)

@@ -6,6 +6,7 @@ that replaces the embedded upstream world. Every document is checked against its
 Schema contract (``config/contracts/``) and for self-contradictions
 (``seg6a.config_checks``); checks against the world happen in S0.
 """
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -39,12 +40,12 @@ STATE_POLICIES = {
     "S2": ("account_per_party_priors_6A.v1.yaml",),
     "S3": ("instrument_priors_6A.v1.yaml",),
     "S4": ("device_ip_priors_6A.v1.yaml",),
-    "S5": (
-        "fraud_role_taxonomy_6A.v1.yaml",
-        "risk_propagation_coeffs_6A.v1.yaml",
-        "validation_policy_6A.v1.yaml",
-    ),
+    "S5": ("fraud_role_taxonomy_6A.v1.yaml", "risk_propagation_coeffs_6A.v1.yaml"),
 }
+# The policy that judges the data and generates none of it: it has its own hash
+# (``validation_hash``) and enters no parameter hash, so changing a gate never changes a
+# dataset byte (SPEC section 4).
+JUDGING_POLICY = "validation_policy_6A.v1.yaml"
 STATES = ("S0", "S1", "S2", "S3", "S4", "S5")
 
 WORLD_FOLDER = "world"
@@ -103,6 +104,17 @@ def embedded_file(*parts):
     return node
 
 
+@functools.lru_cache(maxsize=None)
+def _embedded_text(name):
+    return embedded_file(*filter(None, (POLICY_FILES[name], name))).read_text(encoding="utf-8")
+
+
+def embedded_document(name):
+    """A fresh copy of the embedded document ``name`` (e.g. the judging policy an overlay is
+    compared with), parsed and validated."""
+    return parse_document(name, _embedded_text(name))
+
+
 def load_config(config_dir=None):
     """Load the embedded policies, overlay ``config_dir`` by file name, and validate.
 
@@ -145,10 +157,18 @@ def load_config(config_dir=None):
                 raise ConfigError(f"cannot read: {exc}", file=source) from exc
             sources[name] = str(source)
         else:
-            text = embedded_file(*filter(None, (folder, name))).read_text(encoding="utf-8")
+            text = _embedded_text(name)
             sources[name] = "embedded"
         shown = overlay.get(name, name)
         documents[name] = parse_document(name, text, shown)
+    if JUDGING_POLICY in overlay:
+        # Owners, metric names and the set of gates and components are the reference plan's.
+        from .judging import fixed_problems
+
+        problems = fixed_problems(embedded_document(JUDGING_POLICY), documents[JUDGING_POLICY])
+        if problems:
+            key, message = problems[0]
+            raise ConfigError(message, file=overlay[JUDGING_POLICY], key=key)
     return Config(documents=documents, sources=sources, user_dir=user_dir)
 
 
@@ -237,8 +257,16 @@ def canonical_hash(obj):
 
 
 def policy_hashes(config):
-    """``{file name: canonical hash}`` of every policy document (S0's receipt records it)."""
-    return {name: canonical_hash(doc) for name, doc in sorted(config.documents.items())}
+    """``{file name: canonical hash}`` of every policy document but the judging policy (S0's
+    receipt records it; the judging policy has ``validation_hash``)."""
+    return {name: canonical_hash(doc) for name, doc in sorted(config.documents.items())
+            if name != JUDGING_POLICY}
+
+
+def validation_hash(config):
+    """The canonical hash of the judging policy: it keys the gates' bootstrap resampling and
+    is recorded on every gateboard, the certification summary and S5's receipt."""
+    return canonical_hash(config[JUDGING_POLICY])
 
 
 def parameter_hashes(config, scale):

@@ -167,7 +167,7 @@ def _plot_gates(records):
         ax.axvline(r["threshold_Bplus"], color=_COLOURS["B+"], linewidth=1,
                    label="B+ threshold")
         if r["ci_low"] is not None:
-            # A segment, not an error bar: a CI need not contain its point value (T3's).
+            # Every CI holds its value; T3's is the interval of the largest share error.
             ax.plot([r["ci_low"], r["ci_high"]], [0, 0], "|-", color="black", markersize=10,
                     label="95% CI")
         ax.plot([r["value"]], [0], "o", color="black", label=r["metric_name"])
@@ -308,6 +308,15 @@ def _seed_section(seed, records, pngs, perf):
     parts = [f"<h2>Seed {seed}</h2>", "<h3>Gateboard</h3>",
              _table(("test", "metric", "value", "95% CI", "B", "B+", "pass", "owner", "reason"),
                     rows, numeric=(2, 3, 4, 5))]
+    parts.append("<p>Rate gates pass only when their 95% CI lies wholly on the passing side. "
+                 "T3's interval is that of its value, the largest share error: each (region, "
+                 "ip_type) share's bootstrap CI turned into an interval of its absolute error "
+                 "against the prior, then the largest of each end over the cells.</p>")
+    waived = sorted({(w["key"], f"{w['embedded']!r} -> {w['value']!r}", w["reason"])
+                     for r in records for w in r.get("waivers", [])})
+    if waived:
+        parts.append("<p>Waivers on this board:</p>" + _table(
+            ("key", "embedded -> used", "reason"), [tuple(map(html.escape, w)) for w in waived]))
     titles = {"gates": "Values and 95% CIs against the thresholds",
               "devices_per_ip": "Devices per IP", "accounts_per_holder": "Accounts per holder",
               "role_prevalence": "Role prevalence"}
@@ -331,8 +340,17 @@ def _seed_section(seed, records, pngs, perf):
 def _page(run_id, certification, sections):
     head = f"<h1>seg6a run {html.escape(run_id)}</h1>"
     if certification is not None:
-        head += (f"<p>Certification over seeds {', '.join(map(str, certification['seeds']))}: "
-                 f"<b>{html.escape(certification['decision'])}</b></p>")
+        reason = certification.get("reason")
+        head += (f"<p>Certification over seeds {', '.join(map(str, certification['seeds']))} "
+                 f"at scale {html.escape(certification['scale'])}: "
+                 f"<b>{html.escape(certification['decision_shown'])}</b>"
+                 + (f" ({html.escape(reason)})" if reason else "") + "</p>")
+        waivers = [(w["key"], f"{w['embedded']!r} -> {w['value']!r}", w["reason"])
+                   for w in certification["waivers"]]
+        if waivers:
+            head += ("<p>Waived judging values (loosened against the embedded validation "
+                     "policy):</p>" + _table(("key", "embedded -> used", "reason"),
+                                             [tuple(map(html.escape, w)) for w in waivers]))
     else:
         head += "<p>Not certified: T9 (stability across seeds) needs <code>seg6a certify</code>.</p>"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

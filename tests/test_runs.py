@@ -123,7 +123,21 @@ def test_tampering_is_detected_by_the_receipt(published, capsys):
 
 def test_from_needs_an_existing_run(tmp_path, capsys):
     assert run(tmp_path / "runs", "nothing", "--from", "S4") == 2
-    assert "needs an existing run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"run {tmp_path / 'runs' / 'nothing'} not found" in err
+    assert not (tmp_path / "runs" / "nothing").exists()
+
+
+def test_from_needs_the_seed_in_the_run(published, capsys):
+    root, run_dir = published
+    before = files_of(run_dir)
+    capsys.readouterr()
+    assert main(["run", "--seed", "8", "--scale", "tiny", "--out", str(root), "--run-id", "r",
+                 "--from", "S2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "has no seed 8 (its seeds: 42)" in err and "run without --from" in err
+    assert "--from S1" not in err
+    assert files_of(run_dir) == before
 
 
 def test_prune_keeps_the_keep_set_and_everything_else(tmp_path):

@@ -148,8 +148,10 @@ def test_a_failing_check_holds_the_run_and_names_its_owner(tmp_path, capsys):
     assert not list(run_dir.rglob(s5.PASSED_FLAG))
     report = yaml.safe_load(next(run_dir.rglob(s5.REPORT)).read_text())
     assert report["overall_status"] == "FAIL"
-    assert report["failures"] == [{"check_id": "T4_DEVICE_IP_COVERAGE", "owner_state": "S4",
-                                   "reason": "threshold", "rerun": "--from S4"}]
+    assert report["failures"] == [{"check_id": "T4_DEVICE_IP_COVERAGE", "component": None,
+                                   "owner_state": "S4", "reason": "threshold",
+                                   "rerun": "--from S4"}]
+    assert report["overrides"] and not report["waivers"]  # a tightening needs no --waive
 
 
 def test_evidence_counters_match_the_tables(tiny):

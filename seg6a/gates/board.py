@@ -4,20 +4,30 @@ Gates judge the run's sufficient statistics (``seg6a.gates.stats``), which add u
 canonical blocks, so a run is measured block by block.
 
 Each gate yields one record (``test_id, metric_name, value, threshold_B, threshold_Bplus,
-pass_B, pass_Bplus, ci_low, ci_high, seed, support, method, owner_state, reason``) and,
-where it has parts, ``components`` with the same fields per part. Rate gates (T3, T4, T7,
-the T10 lift) carry a 95% cluster-bootstrap CI and pass only if the CI lies wholly on the
-passing side; the others are exact. Below the policy's minimum support a gate fails with
-reason ``insufficient_support``; a metric that cannot be computed fails with a reason.
+pass_B, pass_Bplus, ci_low, ci_high, seed, support, method, owner_state, reason``, the
+``comparator``, and the judging policy's ``validation_hash``, ``waivers`` and ``overrides``
+that touch it) and, where it has parts, ``components`` with the same fields per part. Each
+component names the state that produces what it measures (``owner_state``); a failing
+record names the earliest owner among its failing components, the state to rerun from.
+
+Rate gates (T3, T4, T7, the T10 lift) carry a 95% cluster-bootstrap CI and pass only if the
+CI lies wholly on the passing side; the others are exact. A CI always holds its value: an
+interval that misses it (a skewed bootstrap distribution) is widened to it and marked
+``ci_widened``, which only makes the judged bound stricter. Below the policy's minimum
+support a gate fails with reason ``insufficient_support``; a metric that cannot be computed
+fails with a reason.
 """
 import copy
 import functools
-from statistics import NormalDist
+import threading
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import downstream
 from ..engine import concurrently
+from ..rng import Substreams
 from . import metrics, stats as gate_stats
 
 GATES = ("T1_KMAX_HARD_INVARIANT", "T2_KMAX_TAIL_SANITY", "T3_IP_PRIOR_ALIGNMENT",
@@ -31,13 +41,16 @@ TAXONOMY = "fraud_role_taxonomy_6A.v1.yaml"
 NOT_EVALUABLE = "not_evaluable_single_run"
 
 
+_WARNINGS_LOCK = threading.Lock()
+
+
 def bootstrap_ci(cluster_stats, statistic, *, seed=0, n_resamples=999, confidence_level=0.95,
                  method="percentile"):
     """Confidence interval of ``statistic`` by resampling clusters of sufficient statistics.
 
-    The same interval as ``scipy.stats.bootstrap`` on the cluster indices with a vectorized
-    statistic (same draws, quantiles and BCa formulas; the tests check it), computed here
-    because importing scipy.stats would double a small run's start-up time.
+    A thin wrapper over ``scipy.stats.bootstrap``: the data are the cluster indices, and the
+    vectorized statistic sums the resampled clusters' statistics before applying
+    ``statistic``, so millions of rows are resampled as a few hundred clusters.
 
     Parameters
     ----------
@@ -45,7 +58,8 @@ def bootstrap_ci(cluster_stats, statistic, *, seed=0, n_resamples=999, confidenc
         Per-cluster sufficient statistics (e.g. the four cells of a 2x2 table), which add
         up over clusters.
     statistic : callable
-        Maps summed statistics of shape ``(..., k)`` to values of shape ``(...)``.
+        Maps summed statistics of shape ``(..., k)`` to values of shape ``(...)``, or to
+        ``(..., m)`` for ``m`` statistics at once.
     seed : int
         Seeds the resampling (``numpy.random.default_rng``), so the CI is deterministic.
     n_resamples : int
@@ -55,9 +69,9 @@ def bootstrap_ci(cluster_stats, statistic, *, seed=0, n_resamples=999, confidenc
 
     Returns
     -------
-    (float, float)
-        The interval; NaNs when it cannot be computed (fewer than two clusters, or a
-        statistic undefined on the resamples).
+    (float, float) or (ndarray, ndarray)
+        The interval (per statistic for ``m`` statistics); NaNs when it cannot be computed
+        (fewer than two clusters, or a statistic undefined on the resamples).
 
     Examples
     --------
@@ -67,60 +81,61 @@ def bootstrap_ci(cluster_stats, statistic, *, seed=0, n_resamples=999, confidenc
     >>> bool(0.3 <= low <= 0.45 <= high <= 0.6)
     True
     """
+    from scipy.stats import bootstrap  # lazily: importing scipy.stats takes ~0.7 s
+
     data = np.asarray(cluster_stats, dtype=np.float64)
-    if data.ndim != 2 or data.shape[0] < 2:
+    if data.ndim != 2:
         return float("nan"), float("nan")
-    n = data.shape[0]
-    index = np.random.default_rng(seed).integers(0, n, (n_resamples, n))
     with np.errstate(divide="ignore", invalid="ignore"):
-        theta_b = statistic(data[index].sum(axis=-2))
-        theta = float(statistic(data.sum(axis=0)))
-        alpha = (1.0 - confidence_level) / 2.0
-        if method == "BCa":
-            levels = _bca_levels(data, statistic, theta, theta_b, alpha)
-        else:
-            levels = (alpha, 1.0 - alpha)
-        if np.isnan(levels).any():
-            return float("nan"), float("nan")
-        low, high = np.quantile(theta_b, levels)
-    if method == "basic":
-        low, high = 2.0 * theta - high, 2.0 * theta - low
-    return float(low), float(high)
+        shape = np.shape(statistic(data.sum(axis=0)))
+    several = len(shape) > 0
+    if data.shape[0] < 2:
+        if several:
+            return np.full(shape, np.nan), np.full(shape, np.nan)
+        return float("nan"), float("nan")
 
+    def resampled(index, axis=-1):
+        # index: (..., n) cluster indices; scipy wants several statistics on the first axis.
+        values = statistic(data[index].sum(axis=-2))
+        return np.moveaxis(values, -1, 0) if several else values
 
-def _bca_levels(data, statistic, theta, theta_b, alpha):
-    """The BCa interval's quantile levels: bias from the bootstrap distribution, acceleration
-    from the jackknife over clusters (Efron and Tibshirani, eq. 14.15)."""
-    normal = NormalDist()
-    below = np.count_nonzero(theta_b < theta) + np.count_nonzero(theta_b <= theta)
-    fraction = below / (2.0 * theta_b.shape[0])
-    if not 0.0 < fraction < 1.0:
-        return (float("nan"), float("nan"))
-    z0 = normal.inv_cdf(fraction)
-    theta_jack = statistic(data.sum(axis=0) - data)  # leave one cluster out
-    u = (data.shape[0] - 1) * (theta_jack.mean() - theta_jack)
-    n = float(data.shape[0])
-    acceleration = (np.sum(u ** 3) / n ** 3) / (6.0 * (np.sum(u ** 2) / n ** 2) ** 1.5)
-    levels = []
-    for z_alpha in (normal.inv_cdf(alpha), -normal.inv_cdf(alpha)):
-        shifted = z0 + z_alpha
-        levels.append(normal.cdf(z0 + shifted / (1.0 - acceleration * shifted)))
-    return tuple(levels)
+    # Degenerate resamples (an empty 2x2 cell) give NaN, reported as not computable. The
+    # warnings filters are process-wide, and gates run on threads: catch_warnings blocks
+    # that overlapped would restore each other's filters, so they take turns.
+    with _WARNINGS_LOCK, np.errstate(divide="ignore", invalid="ignore"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interval = bootstrap((np.arange(data.shape[0]),), resampled, vectorized=True,
+                             n_resamples=n_resamples, confidence_level=confidence_level,
+                             method=method, rng=np.random.default_rng(seed)
+                             ).confidence_interval
+    if several:
+        return np.asarray(interval.low, dtype=np.float64), np.asarray(interval.high,
+                                                                     dtype=np.float64)
+    return float(interval.low), float(interval.high)
 
 
 def _passes(value, comparator, threshold):
     return value <= threshold if comparator == "le" else value >= threshold
 
 
-def judge(name, value, spec, *, ci=None, support_ok=True, ceiling=None):
-    """One component's record: its value against B and B+ (on the CI for rate gates)."""
+def judge(name, value, spec, owner, *, ci=None, support_ok=True, ceiling=None):
+    """One component's record: its value against B and B+ (on the CI for rate gates).
+
+    ``owner`` is the state that produces what the component measures.
+    """
     comparator = spec["comparator"]
     value = float(value) if value is not None else float("nan")
     low, high = ci if ci is not None else (float("nan"), float("nan"))
+    widened = False
+    if not (np.isnan(value) or np.isnan(low) or np.isnan(high)) and not low <= value <= high:
+        low, high, widened = min(low, value), max(high, value), True
     record = {"name": name, "value": None if np.isnan(value) else value,
-              "threshold_B": spec["B"], "threshold_Bplus": spec["Bplus"],
+              "comparator": comparator, "threshold_B": spec["B"], "threshold_Bplus": spec["Bplus"],
               "ci_low": None if np.isnan(low) else low, "ci_high": None if np.isnan(high) else high,
-              "pass_B": False, "pass_Bplus": False, "reason": None}
+              "pass_B": False, "pass_Bplus": False, "owner_state": owner, "reason": None}
+    if widened:
+        record["ci_widened"] = True
     if not support_ok:
         record["reason"] = "insufficient_support"
     elif np.isnan(value):
@@ -142,17 +157,48 @@ def judge(name, value, spec, *, ci=None, support_ok=True, ceiling=None):
     return record
 
 
+@dataclass
+class Streams:
+    """The gates' PRF substreams (state ``gates`` in the RNG audit): the bootstrap keyed by
+    the validation hash, which judges, and the 6B probe's flows keyed by S5's parameter hash,
+    as what they probe. So a judging change never re-draws the data, and a tightened
+    threshold leaves the probe's flows as they were."""
+
+    bootstrap: Substreams
+    probe: Substreams
+    state: str = "gates"
+
+    @classmethod
+    def of(cls, manifest_fingerprint, data_hash, validation_hash, seed):
+        return cls(Substreams(cls.state, manifest_fingerprint, validation_hash, seed),
+                   Substreams(cls.state, manifest_fingerprint, data_hash, seed))
+
+    def branch(self):
+        return Streams(self.bootstrap.branch(), self.probe.branch())
+
+    def merge(self, branch):
+        self.bootstrap.merge(branch.bootstrap)
+        self.probe.merge(branch.probe)
+
+    @property
+    def trace(self):
+        return self.bootstrap.trace + self.probe.trace
+
+    def audit(self):
+        return sorted(self.bootstrap.audit() + self.probe.audit(), key=lambda r: r["substream"])
+
+
 class Context:
     """What every gate reads: the run's statistics, config, the seed and its bootstrap
     settings. Gates run concurrently, each on a ``copy`` with its own ledger of draws."""
 
-    def __init__(self, measured, config, seed, rng):
+    def __init__(self, measured, config, seed, streams):
         self.measured = measured
         self.stats = measured.stats
         self.config = config
         self.policy = config[VALIDATION_POLICY]
         self.seed = seed
-        self.rng = rng  # seg6a.rng.Substreams: keys of the run, and the audit of draws
+        self.rng = streams  # Streams: the keys of the gates' draws, and their audit
         self.n_clusters = int(self.policy["bootstrap"]["clusters"])
         self.support = self.policy["min_support"]
         # per-rule histograms of accounts per holder, shared by T1, T2 and T8
@@ -165,9 +211,9 @@ class Context:
         boot = self.policy["bootstrap"]
         label = f"gates.bootstrap.{gate_id}"
         n_resamples = int(boot["n_resamples"])
-        # numpy's generator, seeded from the run's key, draws the resampled cluster indices.
-        self.rng.record(label, n_resamples, len(cluster_stats))
-        return bootstrap_ci(cluster_stats, statistic, seed=int(self.rng.key(label)),
+        # numpy's generator, seeded from the judging key, draws the resampled cluster indices.
+        self.rng.bootstrap.record(label, n_resamples, len(cluster_stats))
+        return bootstrap_ci(cluster_stats, statistic, seed=int(self.rng.bootstrap.key(label)),
                             n_resamples=n_resamples,
                             confidence_level=float(boot["confidence_level"]), method=boot["method"])
 
@@ -200,7 +246,7 @@ def gate_t1(ctx):
     excess = max(excess, metrics.largest(orphans))
     spec = ctx.spec("T1_KMAX_HARD_INVARIANT", "max_accounts_above_kmax")
     support = int(sum(h.sum() for _, h in rules) + orphans.sum())
-    return [judge("max_accounts_above_kmax", excess, spec)], support, "exact"
+    return [judge("max_accounts_above_kmax", excess, spec, "S2")], support, "exact"
 
 
 def gate_t2(ctx):
@@ -213,7 +259,8 @@ def gate_t2(ctx):
         for part, value in (("p99_over_kmax", p99 - rule["k_max"]),
                             ("max_over_kmax", top - rule["k_max"])):
             components.append(judge(f"{cell}.{part}", value,
-                                    ctx.spec("T2_KMAX_TAIL_SANITY", part), support_ok=enough))
+                                    ctx.spec("T2_KMAX_TAIL_SANITY", part), "S2",
+                                    support_ok=enough))
     support = min((int(h.sum()) for _, h in rules), default=0)
     return components, support, "exact"
 
@@ -225,22 +272,42 @@ def _ip_mix(ctx):
                      for region in vocabularies["regions"]])
 
 
+def ip_share_error_interval(low, high, prior):
+    """The interval of ``max |share - prior|`` over cells, from each cell's share interval
+    ``[low, high]``: per cell, the distance from the prior to the interval (0 inside it) up
+    to the farther end; over cells, the largest of each.
+
+    >>> ip_share_error_interval(np.array([0.1, 0.5]), np.array([0.3, 0.6]),
+    ...                         np.array([0.2, 0.4]))
+    (0.09999999999999998, 0.19999999999999996)
+    """
+    below, above = np.abs(low - prior), np.abs(high - prior)
+    nearest = np.where((low <= prior) & (prior <= high), 0.0, np.minimum(below, above))
+    return float(np.max(nearest)), float(np.max(np.maximum(below, above)))
+
+
 def gate_t3(ctx):
+    """T3: the largest error, in percentage points, of a realised ip_type share against its
+    prior over (region, ip_type). Its interval is the uncertainty of that value: the
+    bootstrap CI of each cell's share, turned into an interval of the cell's absolute error,
+    and the largest of each end over cells (``ip_share_error_interval``). The gate is judged
+    on its upper end."""
     mix = _ip_mix(ctx)
     n_regions, n_types = mix.shape
     per_cluster = ctx.stats["ip_cells"]
 
-    def max_error(summed):
+    def shares(summed):
         counts = summed.reshape(summed.shape[:-1] + (n_regions, n_types))
-        shares = counts / counts.sum(axis=-1, keepdims=True)
-        return np.max(np.abs(shares - mix) * 100.0, axis=(-2, -1))
+        return (counts / counts.sum(axis=-1, keepdims=True)).reshape(summed.shape)
 
-    value = max_error(per_cluster.sum(axis=0))
+    prior = mix.ravel()
+    value = float(np.max(np.abs(shares(per_cluster.sum(axis=0)) - prior))) * 100.0
     per_region = per_cluster.sum(axis=0).reshape(n_regions, n_types).sum(axis=1)
     support = int(per_region.min()) if per_region.size else 0
-    ci = ctx.ci("T3_IP_PRIOR_ALIGNMENT", per_cluster, max_error)
+    low, high = ctx.ci("T3_IP_PRIOR_ALIGNMENT", per_cluster, shares)
+    ci = tuple(100.0 * bound for bound in ip_share_error_interval(low, high, prior))
     return [judge("max_abs_error_pp", value, ctx.spec("T3_IP_PRIOR_ALIGNMENT", "max_abs_error_pp"),
-                  ci=ci, support_ok=support >= ctx.support["ips_per_region"])], support, \
+                  "S4", ci=ci, support_ok=support >= ctx.support["ips_per_region"])], support, \
         "cluster_bootstrap"
 
 
@@ -254,15 +321,15 @@ def gate_t4(ctx):
     value = float(_fraction(per_cluster.sum(axis=0))) if n_devices else float("nan")
     ci = ctx.ci("T4_DEVICE_IP_COVERAGE", per_cluster, _fraction)
     spec = ctx.spec("T4_DEVICE_IP_COVERAGE", "linked_device_fraction")
-    return [judge("linked_device_fraction", value, spec, ci=ci,
+    return [judge("linked_device_fraction", value, spec, "S4", ci=ci,
                   support_ok=n_devices >= ctx.support["devices"])], n_devices, \
         "cluster_bootstrap"
 
 
 def gate_t5(ctx):
     p99, top = metrics.devices_per_ip_tail(ctx.stats["devices_per_ip"].sum(axis=0))
-    return [judge("p99", p99, ctx.spec("T5_IP_REUSE_TAIL_BOUNDS", "p99")),
-            judge("max", top, ctx.spec("T5_IP_REUSE_TAIL_BOUNDS", "max"))], \
+    return [judge("p99", p99, ctx.spec("T5_IP_REUSE_TAIL_BOUNDS", "p99"), "S4"),
+            judge("max", top, ctx.spec("T5_IP_REUSE_TAIL_BOUNDS", "max"), "S4")], \
         int(ctx.stats["entities"][3]), "exact"
 
 
@@ -288,9 +355,9 @@ def unmapped_roles(stats, taxonomy):
 def gate_t6(ctx):
     rows, unmapped = unmapped_roles(ctx.stats, ctx.config[TAXONOMY])
     coverage = (rows - unmapped) / rows if rows else float("nan")
-    return [judge("coverage", coverage, ctx.spec("T6_ROLE_MAPPING_COVERAGE", "coverage")),
-            judge("unmapped", unmapped, ctx.spec("T6_ROLE_MAPPING_COVERAGE", "unmapped"))], rows, \
-        "exact"
+    return [judge("coverage", coverage, ctx.spec("T6_ROLE_MAPPING_COVERAGE", "coverage"), "S5"),
+            judge("unmapped", unmapped, ctx.spec("T6_ROLE_MAPPING_COVERAGE", "unmapped"), "S5")], \
+        rows, "exact"
 
 
 def _or_statistic(offset):
@@ -310,8 +377,8 @@ def gate_t7(ctx):
         risky_owners = int(ctx.stats[f"{name}.risky_owners"][0])
         supports.append(risky_owners)
         ci = ctx.ci(f"T7_RISK_PROPAGATION_EFFECT.{name}", per_cluster, statistic)
-        components.append(judge(name, value, ctx.spec("T7_RISK_PROPAGATION_EFFECT", name), ci=ci,
-                                support_ok=risky_owners >= ctx.support["risky_owners"],
+        components.append(judge(name, value, ctx.spec("T7_RISK_PROPAGATION_EFFECT", name), "S5",
+                                ci=ci, support_ok=risky_owners >= ctx.support["risky_owners"],
                                 ceiling=ceiling))
     return components, min(supports), "cluster_bootstrap"
 
@@ -322,8 +389,13 @@ def _ip_type_counts(stats):
     return stats["ip_cells"].sum(axis=0).astype(np.int64).reshape(-1, n_types)
 
 
+# T8's distributions and the state that produces each.
+T8_OWNERS = {"role_mix": "S5", "ip_type_mix": "S4", "accounts_per_holder": "S2"}
+
+
 def divergences(ctx):
-    """``{distribution: (jsd, support_ok)}`` of T8: role mixes, ip_type mixes, holder laws."""
+    """``{distribution: (jsd, support_ok)}`` of T8: role mixes, ip_type mixes, holder laws;
+    each name starts with its family in ``T8_OWNERS``."""
     stats, out = ctx.stats, {}
     taxonomy = ctx.config[TAXONOMY]
     for kind in _role_kinds(stats):
@@ -356,9 +428,16 @@ def divergences(ctx):
 
 def gate_t8(ctx):
     spec = ctx.spec("T8_DISTRIBUTION_ALIGNMENT_JSD", "max_jsd")
-    components = [judge(name, value, spec, support_ok=ok)
+    components = [judge(name, value, spec, T8_OWNERS[name.split(".", 1)[0]], support_ok=ok)
                   for name, (value, ok) in divergences(ctx).items()]
     return components, len(components), "exact"
+
+
+def violation_owner(violations):
+    """The earliest state whose dataset a 6B contract violation names (``s3_...`` -> S3)."""
+    states = sorted({f"S{text[1]}" for text in violations
+                     if len(text) > 2 and text[0] == "s" and text[1].isdigit()})
+    return states[0] if states else "S5"
 
 
 def gate_t10(ctx):
@@ -368,23 +447,25 @@ def gate_t10(ctx):
     n_flows = max(int(ctx.support["flows"]), min(int(probe["max_flows"]), int(round(
         probe["flows_per_party"] * int(stats["entities"][0])))))
     contract = judge("contract_violations", len(violations),
-                     ctx.spec("T10_DOWNSTREAM_COMPAT_6B", "contract_violations"))
+                     ctx.spec("T10_DOWNSTREAM_COMPAT_6B", "contract_violations"),
+                     violation_owner(violations))
     contract["detail"] = violations[:20]
     spec = ctx.spec("T10_DOWNSTREAM_COMPAT_6B", "fraud_label_lift")
     if violations:
-        lift = judge("fraud_label_lift", None, spec)
+        lift = judge("fraud_label_lift", None, spec, "S5")
         lift["reason"] = "contract_violated"
         return [lift, contract], 0, "cluster_bootstrap"
-    per_cluster, n_drawn = gate_stats.probe_sums(ctx.measured, ctx.rng.key("gates.t10.flows"),
+    probe_rng = ctx.rng.probe
+    per_cluster, n_drawn = gate_stats.probe_sums(ctx.measured, probe_rng.key("gates.t10.flows"),
                                                  n_flows, ctx.n_clusters)
-    ctx.rng.record("gates.t10.flows", n_flows, 7)
+    probe_rng.record("gates.t10.flows", n_flows, 7)
 
     def statistic(summed):
         return downstream.lift(summed[..., 0], summed[..., 1], summed[..., 2], summed[..., 3])
 
     value = statistic(per_cluster.sum(axis=0))
     ci = ctx.ci("T10_DOWNSTREAM_COMPAT_6B", per_cluster, statistic)
-    lift = judge("fraud_label_lift", value, spec, ci=ci,
+    lift = judge("fraud_label_lift", value, spec, "S5", ci=ci,
                  support_ok=n_drawn >= ctx.support["flows"])
     return [lift, contract], n_drawn, "cluster_bootstrap"
 
@@ -398,31 +479,46 @@ _GATE_FUNCTIONS = {
 }
 
 
-def _headline(components):
-    """The component a record shows: the first failing one; else the worst of those judged
-    like the first (e.g. the largest JSD of T8, the smallest odds ratio of T7)."""
+# Owners in pipeline order: a failure owned by several states is fixed by rerunning from the
+# earliest ("ALL", T9 without a computable metric, reruns every data state).
+OWNER_ORDER = ("ALL", "S0", "S1", "S2", "S3", "S4", "S5")
+
+
+def earliest(owners):
+    """The earliest of some owner states (None for none)."""
+    return min(owners, key=OWNER_ORDER.index, default=None)
+
+
+def headline_of(components):
+    """The component a record shows: the first failing one; else the worst, by its own
+    comparator, of those judged like the first (e.g. the largest JSD of T8, the smallest
+    odds ratio of T7)."""
     failing = [c for c in components if not c["pass_Bplus"]]
     if failing:
         return failing[0]
     first = components[0]
-    alike = [c for c in components if (c["threshold_B"], c["threshold_Bplus"])
-             == (first["threshold_B"], first["threshold_Bplus"])]
-    larger_is_worse = first["threshold_Bplus"] <= first["threshold_B"]  # comparator "le"
-    return (max if larger_is_worse else min)(alike, key=lambda c: c["value"])
+    judged_alike = ("comparator", "threshold_B", "threshold_Bplus")
+    alike = [c for c in components if all(c[k] == first[k] for k in judged_alike)]
+    return (max if first["comparator"] == "le" else min)(alike, key=lambda c: c["value"])
 
 
 def record(gate_id, policy, components, seed, support, method):
-    """The board record of a gate from its components (the first one is its headline)."""
+    """The board record of a gate from its components (see ``headline_of`` for the value it
+    shows). Its owner is the policy's, or, when it fails B+, the earliest owner among its
+    failing components: the state a rerun must start from."""
     gate = policy["gates"][gate_id]
     if components:
-        headline = _headline(components)
+        headline = headline_of(components)
     else:
-        headline = {"value": None, "threshold_B": None, "threshold_Bplus": None, "ci_low": None,
-                    "ci_high": None, "reason": "not_computable"}
+        headline = {"value": None, "comparator": None, "threshold_B": None,
+                    "threshold_Bplus": None, "ci_low": None, "ci_high": None,
+                    "reason": "not_computable"}
+    failing_owners = [c["owner_state"] for c in components if not c["pass_Bplus"]]
     out = {
         "test_id": gate_id,
         "metric_name": gate["metric_name"],
         "value": headline["value"],
+        "comparator": headline["comparator"],
         "threshold_B": headline["threshold_B"],
         "threshold_Bplus": headline["threshold_Bplus"],
         "pass_B": bool(components) and all(c["pass_B"] for c in components),
@@ -432,16 +528,52 @@ def record(gate_id, policy, components, seed, support, method):
         "seed": seed,
         "support": support,
         "method": method,
-        "owner_state": gate["owner_state"],
+        "owner_state": earliest(failing_owners) or gate["owner_state"],
         "reason": next((c["reason"] for c in components if c["reason"]), None)
         if components else headline["reason"],
     }
+    if headline.get("ci_widened"):
+        out["ci_widened"] = True
     if len(components) > 1:
         out["components"] = {c["name"]: {k: v for k, v in c.items() if k != "name"}
                              for c in components}
     elif components and components[0].get("detail"):
         out["detail"] = components[0]["detail"]
     return out
+
+
+def stamp(records, judging):
+    """Mark records with the judging policy they were judged by: its hash, and the waivers
+    and overrides touching each (``seg6a.judging.Judging``)."""
+    for r in records:
+        r["validation_hash"] = judging.validation_hash
+        r["waivers"] = judging.waivers_of(r["test_id"])
+        r["overrides"] = judging.overrides_of(r["test_id"])
+    return records
+
+
+def failing_components(record, band):
+    """``[(name, component)]`` of a record that fail ``band`` ("B" or "Bplus"); a record
+    without parts is its own single component (name None). Not-evaluable ones never fail."""
+    parts = record.get("components") or {None: record}
+    return [(name, c) for name, c in parts.items() if c[f"pass_{band}"] is False]
+
+
+def remedy(test_id, component):
+    """What fixes a failing component: ``(rerun, text)``, ``rerun`` being the ``--from``
+    state (None when no rerun can: too little support needs a larger scale or more seeds)."""
+    if component["reason"] == "insufficient_support":
+        if test_id == "T9_CROSS_SEED_STABILITY":
+            return None, "more seeds: certify with --seeds"
+        return None, "more support: a larger --scale"
+    owner = component["owner_state"]
+    state = "S1" if owner == "ALL" else owner
+    return f"--from {state}", f"rerun --from {state}"
+
+
+# The owner of each stability metric of T9, by its name's first part (T8's: its worst
+# component's, recorded per seed).
+_STABILITY_OWNERS = {"T3": "S4", "T4": "S4", "T5": "S4", "T7": "S5", "prevalence": "S5"}
 
 
 def stability_metrics(stats, records):
@@ -468,7 +600,16 @@ def stability_metrics(stats, records):
     return out
 
 
-def evaluate(measured, config, seed, rng):
+def _t8_owner(records):
+    """The owner of T8's headline component (its largest divergence, or first failure)."""
+    t8 = next(r for r in records if r["test_id"] == "T8_DISTRIBUTION_ALIGNMENT_JSD")
+    parts = t8.get("components") or {}
+    headline = [c["owner_state"] for c in parts.values()
+                if c["value"] == t8["value"] and c["value"] is not None]
+    return headline[0] if headline else t8["owner_state"]
+
+
+def evaluate(measured, config, seed, streams, judging):
     """The board of one seed: a record per gate, T9 marked not evaluable (single run).
 
     Parameters
@@ -478,14 +619,16 @@ def evaluate(measured, config, seed, rng):
     config : Mapping
         Config documents by file name (validation policy, priors, taxonomy).
     seed : int
-    rng : seg6a.rng.Substreams
-        Keys of the run (seeding the bootstraps and the 6B probe) and the audit of draws.
+    streams : Streams
+        Keys of the bootstrap and of the 6B probe, and the audit of their draws.
+    judging : seg6a.judging.Judging
+        The validation policy's hash, waivers and overrides, stamped on every record.
     """
-    ctx = Context(measured, config, seed, rng)
+    ctx = Context(measured, config, seed, streams)
     gate_ids = [g for g in GATES if g != "T9_CROSS_SEED_STABILITY"]
     contexts = [copy.copy(ctx) for _ in gate_ids]
     for gate_ctx in contexts:
-        gate_ctx.rng = rng.branch()
+        gate_ctx.rng = streams.branch()
 
     def evaluate_gate(gate_id, gate_ctx):
         # Empty cells give NaN metrics, which judge() fails with a reason.
@@ -496,35 +639,51 @@ def evaluate(measured, config, seed, rng):
     records = concurrently(*[functools.partial(evaluate_gate, gate_id, gate_ctx)
                              for gate_id, gate_ctx in zip(gate_ids, contexts)])
     for gate_ctx in contexts:  # the audit lists draws in gate order, however they ran
-        rng.merge(gate_ctx.rng)
+        streams.merge(gate_ctx.rng)
     t9 = not_evaluable(ctx.policy, seed)
     # The seed's inputs to T9, which certification compares across seeds.
     t9["stability_metrics"] = stability_metrics(measured.stats, records)
+    t9["stability_owners"] = {"T8.max_jsd": _t8_owner(records)}
     records.insert(GATES.index("T9_CROSS_SEED_STABILITY"), t9)
-    return records
+    return stamp(records, judging)
+
+
+def _stability_owner(name, per_seed, values):
+    """The state that produces a stability metric; for T8's, its worst seed's T8 owner."""
+    prefix = name.split(".", 1)[0]
+    if prefix in _STABILITY_OWNERS:
+        return _STABILITY_OWNERS[prefix]
+    owners = [t9.get("stability_owners", {}).get(name) for t9 in per_seed]
+    finite = np.where(np.isfinite(values), values, -np.inf)
+    return owners[int(np.argmax(finite))] or "ALL"
 
 
 def cross_seed_stability(policy, boards):
     """T9 over several seeds' boards: the largest coefficient of variation (sample standard
-    deviation over the absolute mean) of each stability metric across the seeds."""
+    deviation over the absolute mean) of each stability metric across the seeds; owned by
+    the state that produces its least stable metric."""
     seeds = [board[0]["seed"] for board in boards]
     per_seed = [next(r for r in board if r["test_id"] == "T9_CROSS_SEED_STABILITY")
-                ["stability_metrics"] for board in boards]
-    names = sorted(set().union(*per_seed))
-    cvs = {}
+                for board in boards]
+    metrics_per_seed = [t9["stability_metrics"] for t9 in per_seed]
+    names = sorted(set().union(*metrics_per_seed))
+    cvs, values_of = {}, {}
     for name in names:
-        values = np.array([m.get(name) if m.get(name) is not None else np.nan for m in per_seed],
-                          dtype=np.float64)
+        values = np.array([m.get(name) if m.get(name) is not None else np.nan
+                           for m in metrics_per_seed], dtype=np.float64)
+        values_of[name] = values
         mean = np.mean(values)
         cvs[name] = float(np.std(values, ddof=1) / abs(mean)) if mean and len(values) > 1 \
             else float("nan")
     spec = policy["gates"]["T9_CROSS_SEED_STABILITY"]["components"]["max_cv"]
     computable = bool(cvs) and all(np.isfinite(v) for v in cvs.values())
     worst = max(cvs, key=cvs.get) if computable else None
-    component = judge("max_cv", cvs[worst] if computable else None, spec,
+    owner = _stability_owner(worst, per_seed, values_of[worst]) if worst else "ALL"
+    component = judge("max_cv", cvs[worst] if computable else None, spec, owner,
                       support_ok=len(seeds) >= 2)
     out = record("T9_CROSS_SEED_STABILITY", policy, [component], "pooled", len(seeds),
                  "cross_seed_cv")
+    out["owner_state"] = owner
     out["seeds"] = seeds
     out["worst_metric"] = worst
     out["coefficients_of_variation"] = {k: (v if np.isfinite(v) else None) for k, v in cvs.items()}
@@ -532,8 +691,11 @@ def cross_seed_stability(policy, boards):
 
 
 def not_evaluable(policy, seed):
-    """T9 of a single run: computed only by certification over several seeds."""
+    """T9 of a single run: computed only by certification over several seeds, so its pass
+    fields are null (neither passed nor failed)."""
     spec = policy["gates"]["T9_CROSS_SEED_STABILITY"]["components"]["max_cv"]
     out = record("T9_CROSS_SEED_STABILITY", policy, [], seed, 0, "cross_seed_cv")
-    out.update(threshold_B=spec["B"], threshold_Bplus=spec["Bplus"], reason=NOT_EVALUABLE)
+    out.update(comparator=spec["comparator"], threshold_B=spec["B"],
+               threshold_Bplus=spec["Bplus"], pass_B=None, pass_Bplus=None,
+               reason=NOT_EVALUABLE)
     return out

@@ -1,64 +1,144 @@
-"""Certification over several seeds: T9, pooled verdicts and one decision (SPEC section 6)."""
-from .board import GATES, cross_seed_stability
+"""Certification over several seeds: T9, pooled verdicts and one decision (SPEC section 6).
+
+A certificate (``PASS_B``, ``PASS_BPLUS``) needs its evidence, every required seed at a
+large enough scale (``seg6a.judging.evidence``), and every gate passing on every seed and
+T9 across them. Anything else is ``HOLD_REMEDIATE``, with a ``reason``
+(``incomplete_evidence`` or ``gate_failure``) and each failing component routed to the
+state that can fix it.
+"""
+from ..judging import shown
+from .board import GATES, headline_of, cross_seed_stability, earliest, failing_components, remedy
+from .board import stamp
 
 PASS_BPLUS, PASS_B, HOLD = "PASS_BPLUS", "PASS_B", "HOLD_REMEDIATE"
-# The earliest state to rerun from when a gate owned by "ALL" fails.
-_RERUN_FROM = {"ALL": "S2"}
+INCOMPLETE_EVIDENCE, GATE_FAILURE = "incomplete_evidence", "gate_failure"
+T9 = "T9_CROSS_SEED_STABILITY"
 
 
-def pooled(policy, boards):
-    """Per gate over all seeds: passes only where every seed passes; shows the worst value."""
+def _parts(record):
+    """A record's components by name (a record without parts: its own, by its test id)."""
+    return record.get("components") or {record["test_id"]: record}
+
+
+def _pooled_component(name, per_seed):
+    """One component over the seeds: the worst value by its own comparator (with that
+    seed's CI, which holds it), passing only where every seed passes."""
+    first = per_seed[0][1]
+    unknown = [(seed, c) for seed, c in per_seed if c["value"] is None]
+    if unknown:  # a seed whose value could not be computed is the worst
+        worst_seed, worst = unknown[0]
+    else:
+        pick = max if first["comparator"] == "le" else min
+        worst_seed, worst = pick(per_seed, key=lambda seed_component: seed_component[1]["value"])
+    failing = [seed for seed, c in per_seed if not c["pass_Bplus"]]
+    return {"name": name, "value": worst["value"], "comparator": first["comparator"],
+            "threshold_B": first["threshold_B"], "threshold_Bplus": first["threshold_Bplus"],
+            "ci_low": worst["ci_low"], "ci_high": worst["ci_high"],
+            "pass_B": all(c["pass_B"] for _, c in per_seed),
+            "pass_Bplus": all(c["pass_Bplus"] for _, c in per_seed),
+            "owner_state": worst["owner_state"] if failing else first["owner_state"],
+            "reason": next((c["reason"] for _, c in per_seed if c["reason"]), None),
+            "worst_seed": worst_seed, "failing_seeds": failing}
+
+
+def pooled(boards):
+    """Per gate (but T9) over all seeds: each component's worst value by its own comparator,
+    passing only where every seed passes; the record shows its headline component like a
+    seed's board (every field of a gate record, with ``seed: "pooled"``)."""
     out = []
     for gate_id in GATES:
-        if gate_id == "T9_CROSS_SEED_STABILITY":
+        if gate_id == T9:
             continue
         per_seed = [next(r for r in board if r["test_id"] == gate_id) for board in boards]
-        spec = next(iter(policy["gates"][gate_id]["components"].values()))
-        values = [r["value"] for r in per_seed if r["value"] is not None]
-        worst = None
-        if len(values) == len(per_seed):
-            worst = max(values) if spec["comparator"] == "le" else min(values)
-        out.append({
-            "test_id": gate_id, "seed": "pooled", "value": worst,
-            "pass_B": all(r["pass_B"] for r in per_seed),
-            "pass_Bplus": all(r["pass_Bplus"] for r in per_seed),
-            "owner_state": per_seed[0]["owner_state"],
-            "failing_seeds": [r["seed"] for r in per_seed if not r["pass_Bplus"]],
+        names = list(_parts(per_seed[0]))
+        components = [_pooled_component(name, [(r["seed"], _parts(r)[name]) for r in per_seed])
+                      for name in names]
+        headline = headline_of(components)
+        failing = sorted({s for c in components for s in c["failing_seeds"]},
+                         key=[r["seed"] for r in per_seed].index)
+        record = {key: per_seed[0][key] for key in ("test_id", "metric_name", "method",
+                                                    "validation_hash", "waivers", "overrides")
+                  if key in per_seed[0]}
+        record.update({
+            "value": headline["value"], "comparator": headline["comparator"],
+            "threshold_B": headline["threshold_B"], "threshold_Bplus": headline["threshold_Bplus"],
+            "pass_B": all(c["pass_B"] for c in components),
+            "pass_Bplus": all(c["pass_Bplus"] for c in components),
+            "ci_low": headline["ci_low"], "ci_high": headline["ci_high"], "seed": "pooled",
+            "support": min(r["support"] for r in per_seed),
+            "owner_state": earliest([r["owner_state"] for r in per_seed if not r["pass_Bplus"]])
+            or per_seed[0]["owner_state"],
+            "reason": headline["reason"], "worst_seed": headline["worst_seed"],
+            "failing_seeds": failing,
         })
+        if len(components) > 1:
+            record["components"] = {c["name"]: {k: v for k, v in c.items() if k != "name"}
+                                    for c in components}
+        out.append(record)
     return out
 
 
-def decide(policy, boards):
+def failures(records, band):
+    """Every component failing ``band`` ("B" or "Bplus"), with the remedy of each."""
+    out = []
+    for r in records:
+        for name, component in failing_components(r, band):
+            rerun, text = remedy(r["test_id"], component)
+            out.append({"test_id": r["test_id"], "component": name, "seed": r["seed"],
+                        "owner_state": component["owner_state"], "reason": component["reason"],
+                        "rerun": rerun, "remedy": text})
+    return out
+
+
+def decide(policy, boards, evidence, judging):
     """The certification summary of several seeds' boards.
 
-    ``PASS_BPLUS`` when every gate passes B+ on every seed (and T9 across them),
-    ``PASS_B`` when every gate passes B, ``HOLD_REMEDIATE`` otherwise (missing evidence
-    included), with each failure routed to its owner state and the rerun it calls for.
+    Parameters
+    ----------
+    policy : dict
+        The validation policy in force.
+    boards : list of list of dict
+        Each seed's gateboard.
+    evidence : dict
+        ``seg6a.judging.evidence`` of the seeds and the run's scale.
+    judging : seg6a.judging.Judging
+        The policy's hash, waivers and overrides (recorded in the summary).
+
+    Returns
+    -------
+    dict
+        ``decision`` (``PASS_BPLUS`` when the evidence is complete and every gate passes B+
+        on every seed and T9 across them, ``PASS_B`` when every gate passes B, else
+        ``HOLD_REMEDIATE``), ``reason``, the evidence, T9, the pooled and per-seed records,
+        the failures with their remedies, the validation hash, waivers and overrides.
     """
-    t9 = cross_seed_stability(policy, boards)
+    t9 = stamp([cross_seed_stability(policy, boards)], judging)[0]
     seeds = [board[0]["seed"] for board in boards]
-    verdicts = [r for board in boards for r in board if r["test_id"] != "T9_CROSS_SEED_STABILITY"]
-    verdicts.append(t9)
+    verdicts = [r for board in boards for r in board if r["test_id"] != T9] + [t9]
     complete = len(boards) > 0 and all(len(board) == len(GATES) for board in boards)
-    if complete and all(r["pass_Bplus"] for r in verdicts):
-        decision = PASS_BPLUS
-    elif complete and all(r["pass_B"] for r in verdicts):
-        decision = PASS_B
+    passes_b = complete and all(r["pass_B"] for r in verdicts)
+    if not evidence["complete"]:
+        decision, reason = HOLD, INCOMPLETE_EVIDENCE
+    elif passes_b and all(r["pass_Bplus"] for r in verdicts):
+        decision, reason = PASS_BPLUS, None
+    elif passes_b:
+        decision, reason = PASS_B, None
     else:
-        decision = HOLD
-    failing_band = "pass_B" if decision == HOLD else "pass_Bplus"
-    failures = []
-    for r in verdicts:
-        if not r[failing_band]:
-            owner = r["owner_state"]
-            failures.append({"test_id": r["test_id"], "seed": r["seed"], "owner_state": owner,
-                             "reason": r["reason"],
-                             "rerun": f"--from {_RERUN_FROM.get(owner, owner)}"})
+        decision, reason = HOLD, GATE_FAILURE
     return {
         "decision": decision,
+        "decision_shown": shown(decision, judging.waivers),
+        "reason": reason,
         "seeds": seeds,
+        "evidence": evidence,
+        "missing_seeds": evidence["missing_seeds"],
+        "scale": evidence["scale"],
+        "min_scale": evidence["min_scale"],
         "T9": t9,
-        "pooled": pooled(policy, boards),
+        "pooled": pooled(boards),
         "per_seed": boards,
-        "failures": failures,
+        "failures": failures(verdicts, "B" if decision == HOLD else "Bplus"),
+        "validation_hash": judging.validation_hash,
+        "waivers": judging.waivers,
+        "overrides": judging.overrides,
     }

@@ -283,3 +283,40 @@ def read_run(run_dir, seed, state_hashes=None, names=DATASETS):
         # Parts are named by canonical block, so sorted names are canonical row order.
         tables[name] = pa.concat_tables([pq.read_table(p) for p in parts])
     return tables
+
+
+def published_blocks(run_dir, parts):
+    """A seed's published parts as ``seg6a.gates.stats.measure_run`` takes them.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    parts : iterable of str
+        The seed's live Parquet parts, relative to ``run_dir`` (its receipts list them).
+
+    Returns
+    -------
+    (list of dict, list of dict)
+        Per canonical block, dataset name -> the Parquet bytes of its part (the merchant
+        roles, one global part, with the first block); and per block the first id of each
+        entity kind, from the parts' row counts.
+    """
+    run_dir = Path(run_dir)
+    by_dataset = {}
+    for relative in sorted(parts):  # parts are named by block: sorted is block order
+        name = Path(relative).parts[2]  # layer3/6A/<dataset>/seed=...
+        if name in DATASETS:
+            by_dataset.setdefault(name, []).append((run_dir / relative).read_bytes())
+    n_blocks = max((len(p) for p in by_dataset.values()), default=0)
+    blocks = [{} for _ in range(n_blocks)]
+    rows = {}
+    for name, datas in by_dataset.items():
+        for block, data in enumerate(datas):
+            blocks[block][name] = data
+            rows.setdefault(name, []).append(pq.read_metadata(pa.BufferReader(data)).num_rows)
+    missing = [name for name in DATASETS if name not in by_dataset]
+    if missing:
+        raise InputError(f"the receipts of {run_dir} list no parts of {', '.join(missing)}")
+    bases = [{kind: int(sum(rows[name][:block])) for kind, name in BASES.items()}
+             for block in range(n_blocks)]
+    return blocks, bases

@@ -9,6 +9,9 @@ LABELS = ("metric_name", "method", "owner_state", "reason")
 def to_xarray(boards):
     """Gate records as an ``xarray.Dataset``: dim ``test`` (and ``seed`` for several boards).
 
+    ``pass_B`` and ``pass_Bplus`` are 1.0 (passed), 0.0 (failed) or NaN (not evaluable, T9
+    of a single run); ``df[df.pass_Bplus == 0]`` lists the failures of a DataFrame.
+
     Parameters
     ----------
     boards : list of dict, or list of lists of dict
@@ -28,12 +31,12 @@ def to_xarray(boards):
             rows.append([by_id[t].get(field) for t in tests])
         if dtype is float:
             return np.array([[np.nan if v is None else float(v) for v in row] for row in rows])
-        if dtype is bool:
-            return np.array(rows, dtype=bool)
         return np.array([["" if v is None else str(v) for v in row] for row in rows], dtype=object)
 
     variables = {f: (("seed", "test"), column(f, float)) for f in FIELDS}
-    variables.update({f: (("seed", "test"), column(f, bool)) for f in FLAGS})
+    # Pass flags are 1.0 / 0.0, and NaN where not evaluable (T9 of a single run): a gate
+    # that was not judged never reads as failed.
+    variables.update({f: (("seed", "test"), column(f, float)) for f in FLAGS})
     variables.update({f: (("seed", "test"), column(f, str)) for f in LABELS})
     dataset = xr.Dataset(variables, coords={"seed": seeds, "test": tests})
     return dataset if several else dataset.isel(seed=0, drop=True).assign_attrs(seed=seeds[0])
@@ -42,10 +45,10 @@ def to_xarray(boards):
 def verdict(record):
     """``"B+"``, ``"B"``, ``"FAIL"`` or ``"n/a"`` (T9 of a single run) of a gate record.
 
-    >>> verdict({"reason": None, "pass_B": True, "pass_Bplus": False})
-    'B'
+    >>> verdict({"pass_B": True, "pass_Bplus": False}), verdict({"pass_B": None})
+    ('B', 'n/a')
     """
-    if record["reason"] == "not_evaluable_single_run":
+    if record["pass_B"] is None:  # not evaluable: T9 of a single run
         return "n/a"
     return "B+" if record["pass_Bplus"] else ("B" if record["pass_B"] else "FAIL")
 

@@ -67,22 +67,32 @@ def replace_bytes(path, data):
     return publish_bytes(path, data, replace=True)
 
 
-def publish_all(files, replace=()):
+def publish_all(files, replace=(), remove=()):
     """Publish ``{path: bytes}`` after checking every path first.
 
     A conflict at any path raises before anything is written, so a rejected publish
-    changes nothing; identical files are skipped; paths in ``replace`` may be superseded.
-    Returns the number of files written.
+    changes nothing; identical files are skipped; paths in ``replace`` may be superseded;
+    paths in ``remove`` (e.g. a ``_passed.flag`` a new verdict withdraws) are deleted after
+    everything else is written. Returns the number of files written or removed.
     """
     replace = {Path(p) for p in replace}
     for path, data in files.items():
         path = Path(path)
         if path not in replace and path.exists() and not _same_bytes(path, data):
             raise PublishConflictError(
-                "already holds different data; nothing was changed (use a new run id, or "
-                "--from STATE to rerun states)", file=path
+                "already holds different data; nothing was changed (use a new run id, "
+                "--from STATE to rerun states, or `seg6a gates RUN --rejudge` to judge a run "
+                "anew)", file=path
             )
-    return sum(publish_bytes(path, data, Path(path) in replace) for path, data in files.items())
+    written = sum(publish_bytes(path, data, Path(path) in replace)
+                  for path, data in files.items())
+    removed = 0
+    for path in map(Path, remove):
+        if path.exists():
+            path.unlink()
+            _fsync_dir(path.parent)
+            removed += 1
+    return written + removed
 
 
 def parquet_bytes(table):

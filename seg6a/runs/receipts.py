@@ -28,9 +28,23 @@ def load(run_dir, seed, state):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def seeds(run_dir):
+    """The seeds of a run folder that have a receipt of S5 (a complete seed), sorted."""
+    folder = layout.receipts_dir(run_dir, 0).parent
+    found = [int(path.parent.name.split("=", 1)[1])
+             for path in folder.glob(f"seed=*/{receipt_path(run_dir, 0, 'S5').name}")]
+    return sorted(found)
+
+
 def check_upstream(run_dir, sealed, from_state):
     """Raise ``StaleStateError`` naming the first state before ``from_state`` that cannot be kept."""
-    for state in STATES[:STATES.index(from_state)]:
+    check_states(run_dir, sealed, STATES[:STATES.index(from_state)])
+
+
+def check_states(run_dir, sealed, states):
+    """Raise ``StaleStateError`` naming the first of ``states`` whose receipt does not match
+    the current config and world, or whose files differ from it."""
+    for state in states:
         receipt = load(run_dir, sealed.seed, state)
         path = receipt_path(run_dir, sealed.seed, state)
         if receipt is None:

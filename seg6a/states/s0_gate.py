@@ -3,8 +3,9 @@ import operator
 from dataclasses import dataclass
 
 from .. import __version__
-from ..policies import Config, check_against_world, load_config, parameter_hashes, policy_hashes
-from ..policies import resolve_scale
+from ..judging import Judging, judging_of
+from ..policies import JUDGING_POLICY, Config, check_against_world, load_config
+from ..policies import parameter_hashes, policy_hashes, resolve_scale
 from ..errors import ParameterError
 from ..kernels.prf import PRF_VERSION
 from ..perf import PerfRecorder
@@ -32,6 +33,9 @@ class Sealed:
         The ``sealed_inputs_6A.json`` document.
     receipt : dict
         The ``s0_gate_receipt_6A.json`` document.
+    judging : seg6a.judging.Judging
+        The validation policy in force, its hash, and its waivers and overrides against the
+        embedded policy (it judges; it shapes no data and enters no parameter hash).
     """
 
     seed: int
@@ -42,6 +46,7 @@ class Sealed:
     parameter_hashes: dict
     sealed_inputs: dict
     receipt: dict
+    judging: Judging
 
     @property
     def parameter_hash(self):
@@ -62,7 +67,7 @@ def check_seed(seed):
     return seed
 
 
-def run(seed, scale=None, config=None, perf=None):
+def run(seed, scale=None, config=None, perf=None, waive=None):
     """Validate and seal. Raises an ``InputError`` subclass on any bad input.
 
     Parameters
@@ -74,6 +79,9 @@ def run(seed, scale=None, config=None, perf=None):
     config : Config or path-like, optional
         A loaded config, or a folder to overlay on the embedded defaults.
     perf : seg6a.perf.PerfRecorder, optional
+    waive : str, optional
+        The reason for accepting an overlay that loosens the judging policy (refused
+        without it; see ``seg6a.judging``).
     """
     seed = check_seed(seed)
     perf = perf if perf is not None else PerfRecorder()
@@ -81,6 +89,7 @@ def run(seed, scale=None, config=None, perf=None):
         if not isinstance(config, Config):
             config = load_config(config)
         resolved = resolve_scale(config, scale)
+        judging = judging_of(config, waive)
     with perf.substep(STATE, "seal_inputs"):
         world = load_world(config.world_dir)
         check_against_world(config, world.regions_vocab)
@@ -102,7 +111,7 @@ def run(seed, scale=None, config=None, perf=None):
         # Where a policy came from, without the user's folder, which must not change bytes.
         "policy_sources": {
             name: "embedded" if source == "embedded" else "user"
-            for name, source in sorted(config.sources.items())
+            for name, source in sorted(config.sources.items()) if name != JUDGING_POLICY
         },
         "prf_version": PRF_VERSION,
         "seg6a_version": __version__,
@@ -116,6 +125,7 @@ def run(seed, scale=None, config=None, perf=None):
         parameter_hashes=hashes,
         sealed_inputs=sealed_inputs,
         receipt=receipt,
+        judging=judging,
     )
 
 

@@ -34,7 +34,6 @@ from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
 STATE = "S4"
 DEVICE_IP_PRIORS = "device_ip_priors_6A.v1.yaml"
-VALIDATION_POLICY = "validation_policy_6A.v1.yaml"
 DATASETS = ("s4_device_base_6A", "s4_device_party_links_6A", "s4_ip_base_6A",
             "s4_device_ip_links_6A")
 PARTY_LINK_ROLES = ("PRIMARY_OWNER", "SHARED_USER")
@@ -178,7 +177,6 @@ def run(sealed, parties, perf, engine=LOCAL):
     rng = Substreams(STATE, sealed.manifest_fingerprint, sealed.parameter_hashes[STATE], sealed.seed)
     with perf.substep(STATE, "load_contracts_inputs"):
         priors = sealed.config[DEVICE_IP_PRIORS]
-        ceiling = sealed.config[VALIDATION_POLICY]["linkage_checks"]["ip_links"]["max_devices_per_ip"]
         device_types, os_families = tuple(priors["device_types"]), tuple(priors["os_families"])
         ip_types, asn_classes = tuple(priors["ip_types"]), tuple(priors["asn_classes"])
         per_type = [priors["devices_per_party"][t] for t in parties.party_types]
@@ -274,10 +272,12 @@ def run(sealed, parties, perf, engine=LOCAL):
         event["rows"] = n_links
 
     with perf.substep(STATE, "merge_parts") as event:
+        # Capacities never exceed the construction cap, so this holds by construction.
         top = max(block["max_devices_per_ip"] for block in sums)
-        if top > ceiling:
+        cap = priors["linkage"]["max_devices_per_ip"]
+        if top > cap:
             raise Seg6aError(f"S4: an IP serves {top} devices, above "
-                             f"linkage_checks.ip_links.max_devices_per_ip {ceiling}")
+                             f"linkage.max_devices_per_ip {cap} of {DEVICE_IP_PRIORS}")
         kept = sum(block["n_kept"] for block in sums)
         counters = {
             "devices": n_devices,

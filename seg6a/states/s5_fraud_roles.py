@@ -112,13 +112,15 @@ class Roles:
 
 @dataclass(frozen=True)
 class FraudPosture:
-    """S5's outcome: the roles per kind, the validation report, the uplift evidence and the
-    gateboard records (T1-T10 of this seed, computed from the tables as published)."""
+    """S5's outcome: the roles per kind, the validation report, the uplift evidence, the
+    gateboard records (T1-T10 of this seed, computed from the tables as published) and the
+    gates' substreams (``seg6a.gates.board.Streams``)."""
 
     roles: dict
     report: dict
     counters: dict
     gates: list
+    gate_streams: object
 
     @property
     def passed(self):
@@ -389,19 +391,39 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
         datasets = [Dataset(DATASETS[kind], STATE,
                             role_parts(roles[kind], offsets[kind], families_vocab, engine),
                             np.diff(offsets[kind]), ph, engine) for kind in KINDS]
-        blocks = gate_stats.blocks_of([d for d in upstream + datasets
-                                       if d.name in gate_data.DATASETS])
-        n_clusters = int(sealed.config[VALIDATION_POLICY]["bootstrap"]["clusters"])
-        measured = gate_stats.measure_run(blocks, merchants.num_rows, n_clusters, engine,
-                                          gate_stats.bases_of(upstream + datasets))
-        gate_records = board.evaluate(measured, sealed.config, sealed.seed, rng)
-        report = validate(sealed, gate_records, measured.stats)
+        gate_datasets = [d for d in upstream + datasets if d.name in gate_data.DATASETS]
+        gate_records, report, streams = judge(sealed, gate_stats.blocks_of(gate_datasets),
+                                              gate_stats.bases_of(gate_datasets), engine)
         event["rows"] = len(report["checks"])
 
     with perf.substep(STATE, "bundle_publish") as event:
         counters = uplift_evidence(roles, devices, engine)
         event["rows"] = sum(d.num_rows for d in datasets)
-    return FraudPosture(roles, report, counters, gate_records), datasets, rng
+    return FraudPosture(roles, report, counters, gate_records, streams), datasets, rng
+
+
+def judge(sealed, blocks, bases, engine=LOCAL):
+    """The gateboard and the validation report of a seed's published parts.
+
+    Parameters
+    ----------
+    sealed : seg6a.states.s0_gate.Sealed
+        The run's config (its judging policy judges) and hashes.
+    blocks, bases : list of dict
+        Per canonical block, its parts and first ids (``seg6a.gates.stats.measure_run``).
+
+    Returns
+    -------
+    (list of dict, dict, seg6a.gates.board.Streams)
+        The board, S5's validation report and the gates' substreams (for the RNG audit).
+    """
+    n_clusters = int(sealed.config[VALIDATION_POLICY]["bootstrap"]["clusters"])
+    measured = gate_stats.measure_run(blocks, sealed.world.merchants.num_rows, n_clusters,
+                                      engine, bases)
+    streams = board.Streams.of(sealed.manifest_fingerprint, sealed.parameter_hashes[STATE],
+                               sealed.judging.validation_hash, sealed.seed)
+    records = board.evaluate(measured, sealed.config, sealed.seed, streams, sealed.judging)
+    return records, validate(sealed, records, measured.stats), streams
 
 
 def role_parts(roles, offsets, families_vocab, engine):
@@ -454,49 +476,64 @@ def uplift_evidence(roles, devices, engine):
 FAIL_CLOSED_GATES = tuple(g for g in board.GATES if g != "T9_CROSS_SEED_STABILITY")
 
 
-def _check(check_id, kind, owner_state, passed, value, threshold, reason):
+def _check(check_id, kind, owner_state, passed, value, threshold, reason, waivers):
     return {"check_id": check_id, "kind": kind, "owner_state": owner_state,
             "status": "PASS" if passed else "FAIL", "value": value, "threshold": threshold,
-            "reason": None if passed else reason}
+            "reason": None if passed else reason, "waivers": waivers}
 
 
 def validate(sealed, gate_records, stats):
     """The S5 validation report: structural checks, the policy's linkage and role ceilings,
     and every gate's B verdict (CI-judged for rate gates), all fail-closed, from the
-    statistics of the published tables (``seg6a.gates.stats``)."""
+    statistics of the published tables (``seg6a.gates.stats``). Each failure names the
+    component that failed and the state whose rerun can fix it."""
     policy = sealed.config[VALIDATION_POLICY]
+    judging = sealed.judging
     checks = []
     sizes = dict(zip(("party", "account", "device", "ip"), stats["entities"].tolist()),
                  merchant=sealed.world.merchants.num_rows)
     for kind in KINDS:
         _, rows, nulls = stats[f"risky.{kind}"].tolist()
         checks.append(_check(f"STRUCT.{kind}.one_row_per_entity", "structural", STATE,
-                             stats.flags[f"one_row.{kind}"], rows, sizes[kind], "keys"))
+                             stats.flags[f"one_row.{kind}"], rows, sizes[kind], "keys", []))
         checks.append(_check(f"STRUCT.{kind}.no_nulls", "structural", STATE, nulls == 0, nulls, 0,
-                             "nulls"))
+                             "nulls", []))
     top = float(max(metrics.largest(stats["devices_per_ip"].sum(axis=0)), 0))
     ceiling = policy["linkage_checks"]["ip_links"]["max_devices_per_ip"]
-    checks.append(_check("LINKAGE.max_devices_per_ip", "realism", "S4", top <= ceiling, top,
-                         ceiling, "threshold"))
+    check_id = "LINKAGE.max_devices_per_ip"
+    checks.append(_check(check_id, "realism", "S4", top <= ceiling, top, ceiling, "threshold",
+                         judging.waivers_of(check_id)))
     risky, n_ips, _ = stats["risky.ip"].tolist()
     risky_ips = risky / n_ips if n_ips else float("nan")
     limit = policy["role_distribution_checks"]["ip_roles"]["max_risky_fraction"]
-    checks.append(_check("ROLES.ip.max_risky_fraction", "realism", STATE, risky_ips <= limit,
-                         risky_ips, limit, "threshold"))
-    for gate in gate_records:
-        if gate["test_id"] in FAIL_CLOSED_GATES:
-            checks.append(_check(gate["test_id"], "realism", gate["owner_state"], gate["pass_B"],
-                                 gate["value"], gate["threshold_B"], gate["reason"]))
-    failures = [{"check_id": c["check_id"], "owner_state": c["owner_state"],
+    check_id = "ROLES.ip.max_risky_fraction"
+    checks.append(_check(check_id, "realism", STATE, risky_ips <= limit, risky_ips, limit,
+                         "threshold", judging.waivers_of(check_id)))
+    failures = [{"check_id": c["check_id"], "component": None, "owner_state": c["owner_state"],
                  "reason": c["reason"], "rerun": f"--from {c['owner_state']}"}
                 for c in checks if c["status"] == "FAIL"]
+    for gate in gate_records:
+        if gate["test_id"] not in FAIL_CLOSED_GATES:
+            continue
+        failing = board.failing_components(gate, "B")
+        owner = board.earliest([c["owner_state"] for _, c in failing]) or gate["owner_state"]
+        checks.append(_check(gate["test_id"], "realism", owner, gate["pass_B"], gate["value"],
+                             gate["threshold_B"], gate["reason"], gate["waivers"]))
+        for name, component in failing:
+            rerun, _ = board.remedy(gate["test_id"], component)
+            failures.append({"check_id": gate["test_id"], "component": name,
+                             "owner_state": component["owner_state"],
+                             "reason": component["reason"], "rerun": rerun})
     return {
         "state": STATE,
         "seed": sealed.seed,
         "parameter_hash": sealed.parameter_hashes[STATE],
         "manifest_fingerprint": sealed.manifest_fingerprint,
+        "validation_hash": judging.validation_hash,
         "band": "B",
         "overall_status": "FAIL" if failures else "PASS",
         "checks": checks,
         "failures": failures,
+        "waivers": judging.waivers,
+        "overrides": judging.overrides,
     }
