@@ -1,6 +1,8 @@
 """Views of gate records: an ``xarray.Dataset`` and a plain-text table."""
 import numpy as np
 
+from ..judging import shown
+
 FIELDS = ("value", "threshold_B", "threshold_Bplus", "ci_low", "ci_high", "support")
 FLAGS = ("pass_B", "pass_Bplus")
 LABELS = ("metric_name", "method", "owner_state", "reason")
@@ -63,8 +65,9 @@ def format_board(records):
     header = ("test", "value", "CI 95%", "B", "B+", "pass", "owner", "reason")
     rows = [(r["test_id"], number(r["value"]),
              "-" if r["ci_low"] is None else f"[{number(r['ci_low'])}, {number(r['ci_high'])}]",
-             number(r["threshold_B"]), number(r["threshold_Bplus"]), verdict(r), r["owner_state"],
-             r["reason"] or "") for r in records]
+             number(r["threshold_B"]), number(r["threshold_Bplus"]),
+             shown(verdict(r), r.get("waivers", [])), r["owner_state"], r["reason"] or "")
+            for r in records]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
              for row in (header, tuple("-" * w for w in widths), *rows)]
