@@ -364,6 +364,10 @@ def _gates(args):
             waivers = {(w["key"], w["reason"]) for r in records for w in r.get("waivers", [])}
             for key, reason in sorted(waivers):
                 print(f"waiver: {key} ({reason})")
+            overrides = {(o["key"], repr(o["embedded"]), repr(o["value"]))
+                         for r in records for o in r.get("overrides", [])}
+            for key, before, after in sorted(overrides):
+                print(f"override: {key} {before} -> {after}")
             print()
         summary = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
         if summary.exists():

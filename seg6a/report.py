@@ -21,6 +21,7 @@ from .gates import metrics
 from .gates import stats as gate_stats
 from .gates.board import ACCOUNT_PRIORS, VALIDATION_POLICY, holdings_by_rule
 from .gates.tables import verdict
+from .judging import shown
 from .perf import budget_rows
 from .policies import load_config, policy_hashes
 from .runs import layout
@@ -303,7 +304,8 @@ def _seed_section(seed, records, pngs, perf):
                      f'{html.escape(r["test_id"])}</span>',
                      html.escape(r["metric_name"]), _number(r["value"]), ci,
                      _number(r["threshold_B"]), _number(r["threshold_Bplus"]),
-                     f'<b style="color:{_COLOURS[mark]}">{mark}</b>',
+                     f'<b style="color:{_COLOURS[mark]}">'
+                     f'{html.escape(shown(mark, r.get("waivers", [])))}</b>',
                      html.escape(r["owner_state"]), html.escape(r["reason"] or "")))
     parts = [f"<h2>Seed {seed}</h2>", "<h3>Gateboard</h3>",
              _table(("test", "metric", "value", "95% CI", "B", "B+", "pass", "owner", "reason"),

@@ -121,3 +121,18 @@ def test_chromium_check_sees_a_broken_plot(report, tmp_path):
                                    1), encoding="utf-8")
     dom = _render(broken, tmp_path, "--virtual-time-budget=5000", "--dump-dom")
     assert _images_rendered(dom) == (len(PLOTS) - 1, len(PLOTS))
+
+
+def test_report_shows_a_certifications_evidence_and_waivers(tmp_path):
+    doc = embedded("validation_policy_6A.v1.yaml")
+    doc["certification"].update(required_seeds=[42, 7], min_scale="tiny")
+    config = overlay(tmp_path / "config", "validation_policy_6A.v1.yaml", doc)
+    outcome = seg6a.certify(seeds=[42, 7], scale="tiny", config=config, out=tmp_path / "runs",
+                            waive="a quick look")
+    assert outcome.shown == f"{outcome.decision} (2 waivers)"
+    page = write_report(outcome.run_dir, config=config).read_text(encoding="utf-8")
+    assert f"<b>{outcome.shown}</b>" in page and "at scale tiny" in page
+    for key in ("certification.required_seeds", "certification.min_scale"):
+        assert f"<td>{key}</td>" in page
+    # two waivers in the run's table, and on each of the two seeds' boards (T9 carries them)
+    assert page.count("a quick look") == 6
