@@ -8,7 +8,8 @@ from . import __version__, kernel_cache
 from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
 from .runs import layout, receipts
-from .runs.publish import json_bytes, jsonl_bytes, publish_all, replace_bytes, sha256_hex
+from .runs.commit import RunCommit, check_committed, read_manifest
+from .runs.publish import json_bytes, jsonl_bytes, sha256_hex
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
 from .engine import ENGINES, DaskEngine, make_engine
 from .errors import InputError, ParameterError
@@ -144,19 +145,60 @@ class SimulationResult:
         audit_rows.extend(self.fraud.gate_streams.audit())
         rng_dir = layout.rng_dir(run_dir, seed)
         files.update(rng_files(rng_dir, audit_rows, rng_rows))
-        verdict, withdrawn = judgement_files(run_dir, sealed, self.fraud.report,
-                                             self.fraud.gates)
+        verdict, _ = judgement_files(run_dir, sealed, self.fraud.report, self.fraud.gates)
         files.update(verdict)
         for path, data in verdict.items():
             outputs["S5"][path.relative_to(run_dir).as_posix()] = sha256_hex(data)
-        if rerun_from is not None:
-            receipts.check_recomputed(run_dir, seed, rerun_from, outputs)
+        with RunCommit(run_dir) as run:
+            if rerun_from is not None:
+                receipts.check_recomputed(run_dir, seed, rerun_from, outputs)
+            perf_files = self._perf_files(run_dir)
+            # What this seed had and no longer publishes (a rerun's old partitions, a flag
+            # its new verdict withdraws), and a certification judged on the old data.
+            retired = []
+            if rerun_from is not None:
+                new = {run.relative(p) for p in [*files, *perf_files, *(
+                    receipts.receipt_path(run_dir, seed, state) for state in outputs)]}
+                retired = [p for p in run.committed if f"seed={seed}" in p.split("/")
+                           and p not in new]
+                summary = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
+                if run.relative(summary) in run.committed:
+                    retired.append(run.relative(summary))
+            self._add_receipts(files, run_dir, outputs, rerun_from, [
+                {"path": p, "sha256": run.committed[p]["sha256"]} for p in retired])
+            replace = ()
+            if rerun_from is not None:
+                rerun = receipts.STATES[receipts.STATES.index(rerun_from):]
+                replace = [receipts.receipt_path(run_dir, seed, state) for state in rerun]
+                replace += [rng_dir / "rng_audit_6A.json", rng_dir / "rng_trace_6A.jsonl"]
+                # A rerun whose S5 partition is the old one's (only the judging changed)
+                # supersedes its verdict.
+                replace += list(verdict)
+            with self._perf.substep("publish", "publish_files") as event:
+                written = run.publish(files, replace=replace,
+                                      retire=[run_dir / p for p in retired])
+                event["rows"] = written
+            if written:
+                # Measurements of the run that produced what was just committed: they differ
+                # from run to run, so the latest producing run's replace earlier ones.
+                run.publish(self._perf_files(run_dir), replace=perf_files)
+        self.run_dir = run_dir
+        return run_dir
+
+    def _add_receipts(self, files, run_dir, outputs, rerun_from, superseded):
+        """Every state's receipt into ``files``. The ``--from`` state's adds the files this
+        rerun supersedes to those its earlier receipt listed (``superseded``), so that
+        completing an interrupted rerun, or repeating it, gives the same bytes."""
+        sealed = self.sealed
+        seed, mf = sealed.seed, sealed.manifest_fingerprint
+        s0_inputs = next(data for path, data in files.items()
+                         if path.name == "sealed_inputs_6A.json")
         counters = {"S2": self.accounts.counters, "S4": self.devices.counters,
                     "S5": self.fraud.counters}
         # A state's inputs: the sealed world and every upstream state's published outputs.
         # (The sealed world by name: S0's folder carries the segment hash, which a policy
         # change of a later state changes, and must not make an earlier receipt differ.)
-        upstream = {"sealed_inputs_6A.json": sha256_hex(files[s0_dir / "sealed_inputs_6A.json"])}
+        upstream = {"sealed_inputs_6A.json": sha256_hex(s0_inputs)}
         for state, state_outputs in outputs.items():
             receipt = {
                 "state": state,
@@ -171,28 +213,17 @@ class SimulationResult:
             }
             if state == "S5":  # the judging policy its verdict files were judged by
                 receipt["validation_hash"] = sealed.judging.validation_hash
+            path = receipts.receipt_path(run_dir, seed, state)
+            earlier = (receipts.load(run_dir, seed, state) or {}).get("superseded", [])
+            listed = {(e["path"], e["sha256"])
+                      for e in earlier + (superseded if state == rerun_from else [])}
+            if listed:
+                receipt["superseded"] = [{"path": p, "sha256": d} for p, d in sorted(listed)]
             upstream.update(state_outputs)
-            files[receipts.receipt_path(run_dir, seed, state)] = json_bytes(receipt)
-        superseded, withdraw = (), ()
-        if rerun_from is not None:
-            rerun = receipts.STATES[receipts.STATES.index(rerun_from):]
-            superseded = [receipts.receipt_path(run_dir, seed, state) for state in rerun]
-            superseded += [rng_dir / "rng_audit_6A.json", rng_dir / "rng_trace_6A.jsonl"]
-            # A rerun whose S5 partition is the old one's (only the judging changed)
-            # supersedes its verdict, and withdraws a flag it no longer earns.
-            superseded += list(verdict)
-            withdraw = withdrawn
-        with self._perf.substep("publish", "publish_files") as event:
-            written = publish_all(files, replace=superseded, remove=withdraw)
-            event["rows"] = written
-        if written:
-            self._publish_perf(run_dir)
-        self.run_dir = run_dir
-        return run_dir
+            files[path] = json_bytes(receipt)
 
-
-    def _publish_perf(self, run_dir):
-        """The perf artifacts of the run that produced the data just published."""
+    def _perf_files(self, run_dir):
+        """The perf artifacts of this run so far, as files."""
         from . import perf as perf_reports
 
         sealed = self.sealed
@@ -200,11 +231,9 @@ class SimulationResult:
                                  sealed.manifest_fingerprint)
         summary = perf_reports.summary(self._perf, sealed.scale.name, sealed.seed)
         check = perf_reports.budget_check(summary, sealed.config[perf_reports.PERF_BUDGET])
-        # Measurements differ from run to run: the latest producing run's replace earlier ones.
-        for name, data in (("perf_events_6A.jsonl", jsonl_bytes(self._perf.events)),
-                           ("perf_summary_6A.json", json_bytes(summary)),
-                           ("perf_budget_check_6A.json", json_bytes(check))):
-            replace_bytes(folder / name, data)
+        return {folder / "perf_events_6A.jsonl": jsonl_bytes(self._perf.events),
+                folder / "perf_summary_6A.json": json_bytes(summary),
+                folder / "perf_budget_check_6A.json": json_bytes(check)}
 
     def perf_summary(self):
         """The perf summary of this run so far (as ``perf_summary_6A.json``)."""
@@ -347,12 +376,16 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
 
 
 def _check_rerun(run_dir, sealed, from_state):
-    """A ``--from`` rerun needs the seed in the run, and its earlier states intact."""
+    """A ``--from`` rerun needs a committed run holding the seed, and its earlier states
+    intact and committed."""
+    manifest = read_manifest(run_dir)
+    if manifest is None:
+        check_committed(run_dir)  # names what is wrong: not a run, or never committed
     if receipts.load(run_dir, sealed.seed, "S1") is None:
         listed = ", ".join(map(str, receipts.seeds(run_dir))) or "none"
         raise ParameterError(f"run {run_dir} has no seed {sealed.seed} (its seeds: {listed}); "
                              "run without --from to add it")
-    receipts.check_upstream(run_dir, sealed, from_state)
+    receipts.check_upstream(run_dir, sealed, from_state, manifest["files"])
 
 
 def _report(progress, perf, state):
@@ -450,6 +483,15 @@ def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progre
 
 def _certification(sealed, boards, run_dir):
     """Decide over the seeds' boards and publish the summary into ``run_dir`` (if any)."""
+    summary = _certification_summary(sealed, boards)
+    if run_dir is not None:
+        path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
+        with RunCommit(run_dir) as run:
+            run.publish({path: json_bytes(summary)}, replace=[path])
+    return CertificationResult(summary, run_dir)
+
+
+def _certification_summary(sealed, boards):
     from .gates.certification import decide
     from .judging import evidence
 
@@ -459,10 +501,7 @@ def _certification(sealed, boards, run_dir):
                      sealed.judging)
     summary.update(parameter_hash=sealed.parameter_hash,
                    manifest_fingerprint=sealed.manifest_fingerprint)
-    if run_dir is not None:
-        path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
-        publish_all({path: json_bytes(summary)}, replace=[path])
-    return CertificationResult(summary, run_dir)
+    return summary
 
 
 class Rejudged:
@@ -510,32 +549,39 @@ def rejudge(run_dir, config=None, waive=None, engine="local", client=None):
     Rejudged
     """
     run_dir = Path(run_dir)
+    if read_manifest(run_dir) is None:
+        check_committed(run_dir)  # names what is wrong: not a run, or never committed
     seeds = receipts.seeds(run_dir)
-    if not seeds:
-        raise InputError(f"no S5 receipt under {layout.receipts_dir(run_dir, 0).parent}; is "
-                         "this a run folder?")
+    summary_path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
     runner = make_engine(engine, client)
-    boards, reports, sealed = {}, {}, None
+    boards, reports, sealed, files, withdrawn = {}, {}, None, {}, []
     try:
-        for seed in seeds:
-            sealed = s0_gate.run(seed, _published_scale(run_dir, seed), config, waive=waive)
-            receipts.check_states(run_dir, sealed, receipts.STATES)
-            s5 = receipts.load(run_dir, seed, "S5")
-            parts = {path: digest for state in receipts.STATES
-                     for path, digest in receipts.load(run_dir, seed, state)["outputs"].items()
-                     if path.endswith(".parquet")}
-            blocks, bases = gate_data.published_blocks(run_dir, parts)
-            gates, report, streams = s5_fraud_roles.judge(sealed, blocks, bases, runner)
-            _publish_judgement(run_dir, sealed, s5, gates, report, streams)
-            boards[seed], reports[seed] = gates, report
+        # One commit for the whole run: its verdicts change together or not at all.
+        with RunCommit(run_dir) as run:
+            for seed in seeds:
+                sealed = s0_gate.run(seed, _published_scale(run_dir, seed), config, waive=waive)
+                # The data judged must be the committed data (the verdict files are what
+                # this recomputes, and may be an interrupted rejudge's).
+                receipts.check_states(run_dir, sealed, receipts.STATES, run.committed)
+                parts = {path: digest for state in receipts.STATES
+                         for path, digest in receipts.load(run_dir, seed, state)["outputs"].items()
+                         if path.endswith(".parquet")}
+                blocks, bases = gate_data.published_blocks(run_dir, parts)
+                gates, report, streams = s5_fraud_roles.judge(sealed, blocks, bases, runner)
+                seed_files, seed_withdrawn = _judgement(run_dir, sealed, gates, report, streams)
+                files.update(seed_files)
+                withdrawn += seed_withdrawn
+                boards[seed], reports[seed] = gates, report
+            certification = None
+            if run.relative(summary_path) in run.committed:
+                certified = json.loads(summary_path.read_text(encoding="utf-8"))["seeds"]
+                summary = _certification_summary(sealed, [boards[s] for s in certified
+                                                          if s in boards])
+                files[summary_path] = json_bytes(summary)
+                certification = CertificationResult(summary, run_dir)
+            run.publish(files, replace=list(files), retire=withdrawn)
     finally:
         runner.close()
-    certification = None
-    summary_path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
-    if summary_path.exists():
-        certified = json.loads(summary_path.read_text(encoding="utf-8"))["seeds"]
-        certification = _certification(sealed, [boards[s] for s in certified if s in boards],
-                                        run_dir)
     return Rejudged(boards, reports, certification, run_dir)
 
 
@@ -549,11 +595,13 @@ def _published_scale(run_dir, seed):
     return json.loads(found[0].read_text(encoding="utf-8"))["scale"]["name"]
 
 
-def _publish_judgement(run_dir, sealed, s5_receipt, gates, report, streams):
-    """Supersede one seed's verdict files, S5's receipt and the gates' RNG rows."""
+def _judgement(run_dir, sealed, gates, report, streams):
+    """One seed's new verdict as files (its verdict files, S5's receipt, the RNG audit with
+    the gates' new rows), and the flag it withdraws (if any)."""
     seed = sealed.seed
     files, withdrawn = judgement_files(run_dir, sealed, report, gates)
     verdict = {path.relative_to(run_dir).as_posix() for path in list(files) + withdrawn}
+    s5_receipt = receipts.load(run_dir, seed, "S5")
     outputs = {path: digest for path, digest in s5_receipt["outputs"].items()
                if path not in verdict}
     outputs.update({path.relative_to(run_dir).as_posix(): sha256_hex(data)
@@ -565,9 +613,8 @@ def _publish_judgement(run_dir, sealed, s5_receipt, gates, report, streams):
     audit = json.loads((rng_dir / "rng_audit_6A.json").read_text(encoding="utf-8"))
     trace = [json.loads(line) for line in
              (rng_dir / "rng_trace_6A.jsonl").read_text(encoding="utf-8").splitlines()]
-    rng = rng_files(rng_dir,
-                    [r for r in audit["substreams"] if r["state"] != streams.state]
-                    + streams.audit(),
-                    [r for r in trace if r["state"] != streams.state] + streams.trace)
-    files.update(rng)
-    publish_all(files, replace=list(files), remove=withdrawn)
+    files.update(rng_files(rng_dir,
+                           [r for r in audit["substreams"] if r["state"] != streams.state]
+                           + streams.audit(),
+                           [r for r in trace if r["state"] != streams.state] + streams.trace))
+    return files, withdrawn

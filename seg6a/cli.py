@@ -1,9 +1,10 @@
 """The ``seg6a`` command line: parse, call the API, print.
 
 Exit codes (SPEC §10): 0 success, 3 published but held for remediation (S5's fail-closed
-validation failed: no ``_passed.flag``; or a certification decided HOLD_REMEDIATE), 2 bad
-usage or bad input (a config that loosens the judging policy without ``--waive`` too), 1
-anything else.
+validation failed: no ``_passed.flag``; or a certification decided HOLD_REMEDIATE), 4 a run
+folder that ``verify`` finds different from its manifest, 2 bad usage or bad input (a config
+that loosens the judging policy without ``--waive`` too; a run folder whose publish was
+interrupted), 1 anything else.
 The run id goes to standard output (so scripts can capture it); progress and the summary
 table go to standard error.
 """
@@ -12,7 +13,7 @@ import os
 import sys
 import time
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_HOLD = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_HOLD, EXIT_UNVERIFIED = 0, 1, 2, 3, 4
 
 
 def build_parser():
@@ -103,6 +104,15 @@ def build_parser():
     perf.add_argument("--json", action="store_true",
                       help="print summaries and budget checks as JSON on standard output")
 
+    verify = commands.add_parser(
+        "verify", help="check every file of a run against its manifest and receipts",
+        description="Hash every file of RUN_DIR and compare it with the run's commit point, "
+        "_manifest_6A.json, and every receipt's outputs with the manifest. Exit 0 when "
+        "everything matches, 4 otherwise, naming each missing, changed and unexpected file.")
+    verify.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, ROOT/<run_id>")
+    verify.add_argument("--json", action="store_true",
+                        help="print the findings as JSON on standard output")
+
     report = commands.add_parser(
         "report", help="write an HTML report (with PNG plots) of a run",
         description="Write a self-contained HTML page of RUN_DIR: the gateboard of every seed "
@@ -185,6 +195,8 @@ def main(argv=None):
             return _perf(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "verify":
+            return _verify(args)
         return _config_validate(args)
     except InputError as exc:
         _err(f"seg6a: error: {exc}")
@@ -338,6 +350,7 @@ def _gates(args):
     from .errors import InputError
     from .gates import format_board
     from .runs import layout
+    from .runs.commit import check_committed
 
     run_dir = Path(args.run_dir)
     if args.rejudge:
@@ -349,6 +362,8 @@ def _gates(args):
                 any(r["overall_status"] != "PASS" for r in rejudged.reports.values()))
     elif args.config is not None or args.waive is not None:
         raise InputError("--config and --waive judge a run anew: add --rejudge")
+    else:
+        check_committed(run_dir)
     boards = layout.gateboards(run_dir)
     if not boards:
         raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
@@ -378,6 +393,23 @@ def _gates(args):
     if args.rejudge:
         return EXIT_HOLD if held else EXIT_OK
     return EXIT_OK
+
+
+def _verify(args):
+    from .runs.commit import verify
+
+    found = verify(args.run_dir)
+    if args.json:
+        _print_json(found)
+    else:
+        for kind in ("missing", "changed", "unexpected"):
+            for path in found[kind]:
+                print(f"{kind}: {path}")
+        for line in found["receipts"]:
+            print(f"receipt: {line} with another hash than the manifest")
+        print(f"{args.run_dir}: {found['files']} files, "
+              + ("verified" if found["ok"] else "NOT verified"))
+    return EXIT_OK if found["ok"] else EXIT_UNVERIFIED
 
 
 def _perf(args):

@@ -64,3 +64,12 @@ class StaleStateError(InputError):
         earlier = "" if state == "S1" else " (or earlier)"
         super().__init__(f"{state} is stale: {message}; rerun with --from {state}{earlier}",
                          file=file)
+
+
+class IncompleteRunError(InputError):
+    """A run folder whose files do not match its manifest (``_manifest_6A.json``): a publish
+    was interrupted, or the folder was changed after it."""
+
+    def __init__(self, run_dir, detail):
+        super().__init__(f"incomplete run: {detail}; publish was interrupted, rerun the same "
+                         "command (`seg6a verify` names every difference)", file=run_dir)

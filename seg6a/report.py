@@ -25,6 +25,7 @@ from .judging import shown
 from .perf import budget_rows
 from .policies import load_config, policy_hashes
 from .runs import layout
+from .runs.commit import RunCommit, check_committed
 from .runs.publish import replace_bytes
 from .world import load_world
 
@@ -62,6 +63,7 @@ def write_report(run_dir, config=None, out_dir=None):
     if not boards:
         raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
                          "is this a run folder?")
+    check_committed(run_dir)
     config = load_config(config)
     world = load_world(config.world_dir)
     summary_path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
@@ -90,10 +92,15 @@ def write_report(run_dir, config=None, out_dir=None):
         images.update(pngs)
         sections.append(_seed_section(seed, records, pngs, _perf(run_dir, seed, receipt)))
     page = _page(run_dir.name, certification, sections)
-    for name, png in images.items():
-        replace_bytes(out_dir / name, png)
+    files = {out_dir / name: png for name, png in images.items()}
     target = out_dir / REPORT_NAME
-    replace_bytes(target, page.encode("utf-8"))
+    files[target] = page.encode("utf-8")
+    if out_dir.resolve().is_relative_to(run_dir.resolve()):
+        with RunCommit(run_dir) as run:  # a page inside the run is one of its files
+            run.publish(files, replace=list(files))
+    else:
+        for path, data in files.items():
+            replace_bytes(path, data)
     return target
 
 

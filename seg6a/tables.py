@@ -77,9 +77,21 @@ def decode_part(data, columns=None):
         return data if columns is None else data.select(
             [c for c in columns if c in data.column_names])
     if columns is None:
-        return pq.read_table(pa.BufferReader(data))
-    part = pq.ParquetFile(pa.BufferReader(data))
+        return pq.read_table(buffer_reader(data))
+    part = pq.ParquetFile(buffer_reader(data))
     return part.read(columns=[c for c in columns if c in part.schema_arrow.names])
+
+
+def buffer_reader(data):
+    """A reader of Parquet bytes over a copy in Arrow's own memory.
+
+    A table read from Python-owned bytes may keep slices of them, which Arrow's threads
+    then free at interpreter exit without the GIL: the process aborts ("terminate called
+    without an active exception", exit 134). A copy costs a memcpy of the part.
+    """
+    sink = pa.BufferOutputStream()
+    sink.write(data)
+    return pa.BufferReader(sink.getvalue())
 
 
 def part_columns(data):
@@ -91,7 +103,7 @@ def part_columns(data):
     """
     if isinstance(data, pa.Table):
         return {f.name: (f.type, data.column(f.name).null_count) for f in data.schema}
-    part = pq.ParquetFile(pa.BufferReader(data))
+    part = pq.ParquetFile(buffer_reader(data))
     meta = part.metadata
     columns = {}
     for index, field in enumerate(part.schema_arrow):  # flat: one Parquet column a field

@@ -21,6 +21,7 @@ from .errors import WorldError
 from .kernels.allocate import largest_remainder
 from .kernels.sample import categorical_range, normalised_cdf
 from .rng import substream_key
+from .tables import buffer_reader
 
 COUNTRY_COLUMNS = {
     "country_iso": pa.string(),
@@ -171,9 +172,9 @@ def _read_bytes(path):
 def _read_table(data, suffix, shown_as, columns):
     try:
         if suffix == ".parquet":
-            table = pq.read_table(pa.BufferReader(data))
+            table = pq.read_table(buffer_reader(data))
         else:
-            table = pacsv.read_csv(pa.BufferReader(data))
+            table = pacsv.read_csv(buffer_reader(data))
     except (pa.ArrowInvalid, OSError) as exc:
         raise WorldError(f"cannot read table: {exc}", file=shown_as) from exc
     missing = [name for name in columns if name not in table.column_names]

@@ -1,7 +1,6 @@
 """``seg6a run`` end to end: layout, readability, determinism and reruns (SPEC sections 2, 3,
 7 and 10)."""
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -19,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from runfiles import files_of
 from seg6a.cli import main
 
 SEED = 42
@@ -59,17 +59,9 @@ def run_args(seed, root, run_id, *extra):
 
 
 def published_files(run_dir):
-    """Relative posix path -> sha256 of every data and evidence file of a run folder.
-
-    ``reports/`` (perf measurements, different on every run) is left out: determinism is a
-    property of the data.
-    """
-    run_dir = Path(run_dir)
-    return {
-        p.relative_to(run_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(run_dir.rglob("*"))
-        if p.is_file() and not p.relative_to(run_dir).as_posix().startswith("reports/")
-    }
+    """Relative posix path -> sha256 of every data and evidence file of a run folder (the
+    perf measurements, different on every run, and the manifest listing them left out)."""
+    return files_of(run_dir, measurements=False)
 
 
 def party_parts(run_dir):

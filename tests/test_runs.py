@@ -1,14 +1,11 @@
 """The run protocol (SPEC section 7): receipts, reruns --from a state, tampering, keep-set and
-prune, a crash during publish, and the RNG audit against the draws made."""
+prune, and the RNG audit against the draws made (crashes and concurrency: test_run_folder)."""
 import hashlib
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from importlib import resources
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -19,6 +16,7 @@ from runfiles import files_of
 from seg6a.cli import main
 from seg6a.kernels.prf import PRF_VERSION
 from seg6a.runs import keep
+from seg6a.runs.commit import MANIFEST
 from seg6a.states import s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
 
 SEED = 42
@@ -72,6 +70,8 @@ def test_from_s5_after_an_s4_change_refuses_naming_s4(published, tmp_path, capsy
 def test_from_s5_after_an_s5_change_reruns_only_s5(published, tmp_path):
     root, run_dir = published
     before = files_of(run_dir)
+    old_s5 = json.loads((run_dir / f"layer3/6A/receipts/seed={SEED}/s5_receipt_6A.json")
+                        .read_text())["parameter_hash"]
     config = overlay(tmp_path / "cfg", "policy/risk_propagation_coeffs_6A.v1.yaml",
                      lambda d: d["party_to_account"].update(beta_risky_owner=2.2))
     assert run(root, "r", "--from", "S5", "--config", str(config)) == 0
@@ -80,9 +80,9 @@ def test_from_s5_after_an_s5_change_reruns_only_s5(published, tmp_path):
     superseded = {f"layer3/6A/receipts/seed={SEED}/s5_receipt_6A.json",
                   f"layer3/6A/rng/seed={SEED}/rng_audit_6A.json",
                   f"layer3/6A/rng/seed={SEED}/rng_trace_6A.jsonl",
-                  f"layer3/6A/validation/seed={SEED}/realism_gate_6A.json"}
+                  f"layer3/6A/validation/seed={SEED}/realism_gate_6A.json", MANIFEST}
     for path, digest in before.items():
-        if path not in superseded:
+        if path in after and path not in superseded:
             assert after[path] == digest, path
     # The trace counts draws (unchanged); the receipt, the key fingerprints and the board change.
     changed = superseded - {f"layer3/6A/rng/seed={SEED}/rng_trace_6A.jsonl"}
@@ -91,12 +91,30 @@ def test_from_s5_after_an_s5_change_reruns_only_s5(published, tmp_path):
     assert any(p.startswith("layer3/6A/s5_party_fraud_roles_6A/") for p in new)
     assert not any(p.startswith(("layer3/6A/s1_", "layer3/6A/s2_", "layer3/6A/s3_",
                                  "layer3/6A/s4_")) for p in new)
+    # One live version: the old S5 partitions (and S0's and the perf folder, under the segment
+    # hash) left the run, and S5's receipt lists each with its hash.
+    gone = {p: d for p, d in before.items() if p not in after}
+    assert gone and all(f"parameter_hash={old_s5}" in p for p in gone)
+    assert any("s5_validation_report_6A" in p and p.endswith("_passed.flag") for p in gone)
+    receipt = json.loads((run_dir / f"layer3/6A/receipts/seed={SEED}/s5_receipt_6A.json")
+                         .read_text())
+    assert {e["path"]: e["sha256"] for e in receipt["superseded"]} == gone
+    assert one_row_per_entity(run_dir, "s5_party_fraud_roles_6A", "party_id")
+    assert main(["verify", str(run_dir)]) == 0
     # The same rerun again is a no-op.
     assert run(root, "r", "--from", "S5", "--config", str(config)) == 0
     assert files_of(run_dir) == after
     # A plain rerun with the original config conflicts: the evidence now is S5's new one.
     assert run(root, "r") == 2
     assert files_of(run_dir) == after
+
+
+def one_row_per_entity(run_dir, dataset, key):
+    """Whether the README's DuckDB read of a dataset gives each entity exactly once."""
+    (rows, entities), = duckdb.sql(
+        f"select count(*), count(distinct {key}) from read_parquet("
+        f"'{run_dir}/layer3/6A/{dataset}/**/*.parquet', hive_partitioning=true)").fetchall()
+    return rows == entities > 0
 
 
 def test_a_plain_rerun_after_a_policy_change_publishes_nothing(published, tmp_path):
@@ -158,52 +176,6 @@ def test_prune_keeps_the_keep_set_and_everything_else(tmp_path):
     assert sorted(p.name for p in root.iterdir()) == ["base", "cand", "keep_set.json", "notes"]
     assert files_of(root / "base") == kept_bytes
     assert main(["runs", "keep", str(root), "gone", "--as", "candidate"]) == 2
-
-
-KILL_DURING_PUBLISH = textwrap.dedent("""
-    import os, signal, sys
-    from pathlib import Path
-    from seg6a.runs import publish
-    real, calls, kill_at = publish.publish_bytes, [0], int(sys.argv[1])
-
-    def dying(path, data, replace=False):
-        calls[0] += 1
-        if calls[0] == kill_at:
-            # Die half way through writing a temporary file, as a crash would.
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            (path.parent / f".{path.name}.crash.tmp").write_bytes(data[: len(data) // 2])
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(path, data, replace)
-
-    publish.publish_bytes = dying
-    from seg6a.cli import main
-    sys.exit(main(sys.argv[2:]))
-""")
-
-
-def test_a_kill_during_publish_leaves_only_complete_files(tmp_path):
-    root = tmp_path / "runs"
-    args = ["run", "--seed", str(SEED), "--scale", "small", "--out", str(root), "--run-id"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    killed = subprocess.run([sys.executable, "-c", KILL_DURING_PUBLISH, "12", *args, "k"],
-                            env=env, capture_output=True, text=True, timeout=600)
-    assert killed.returncode == -9, killed.stderr
-    run_dir = root / "k"
-    published = [p for p in run_dir.rglob("*") if p.is_file() and not p.name.endswith(".tmp")]
-    assert len(published) == 11
-    for path in published:  # every file under a published name is whole
-        if path.suffix == ".parquet":
-            pq.read_table(path)
-        elif path.suffix == ".json":
-            json.loads(path.read_text())
-        else:
-            [json.loads(line) for line in path.read_text().splitlines()]
-    # The rerun into the same run id completes, and equals a clean run byte for byte.
-    assert main([*args, "k"]) == 0
-    assert main([*args, "clean"]) == 0
-    ours = {p: d for p, d in files_of(run_dir, False).items() if not p.endswith(".tmp")}
-    assert ours == files_of(root / "clean", False)
 
 
 def test_rng_audit_counts_the_draws_made(monkeypatch):

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from ..engine import concurrently
 from ..errors import InputError
 from ..kernels.csr import csr_from_owners, is_grouped, ptr_from_grouped, transpose
-from ..tables import part_columns
+from ..tables import buffer_reader, part_columns
 
 ROLE_KINDS = ("party", "account", "merchant", "device", "ip")
 DATASETS = (
@@ -313,7 +313,7 @@ def published_blocks(run_dir, parts):
     for name, datas in by_dataset.items():
         for block, data in enumerate(datas):
             blocks[block][name] = data
-            rows.setdefault(name, []).append(pq.read_metadata(pa.BufferReader(data)).num_rows)
+            rows.setdefault(name, []).append(pq.read_metadata(buffer_reader(data)).num_rows)
     missing = [name for name in DATASETS if name not in by_dataset]
     if missing:
         raise InputError(f"the receipts of {run_dir} list no parts of {', '.join(missing)}")

@@ -1,9 +1,10 @@
-"""Publish: the only writer of run outputs. Atomic and idempotent.
+"""Publish: atomic and idempotent files, and their serialisations.
 
-A file is written under a temporary name in its final folder, flushed and fsynced, then
+A file is written under a staging name in its final folder, flushed and fsynced, then
 moved over its published name with ``os.replace`` and the folder is fsynced, so a crash
 never leaves a partial file under a published name. Publishing the same bytes again is a
-no-op; publishing different bytes to an existing path raises and changes nothing.
+no-op; publishing different bytes to an existing path raises and changes nothing. A run
+folder as a whole is committed by ``seg6a.runs.commit``.
 """
 import hashlib
 import io
@@ -33,19 +34,42 @@ _FILE_MODE = 0o666 & ~_umask()
 def publish_bytes(path, data, replace=False):
     """Publish ``data`` at ``path``; return True if written, False if already identical.
 
-    With ``replace`` a different existing file is superseded atomically (the evidence of the
-    states a ``--from`` rerun recomputes); otherwise it is a conflict.
+    With ``replace`` a different existing file is superseded atomically (a mutable metadata
+    file such as ``keep_set.json``); otherwise it is a conflict. Files inside a run folder
+    are published by ``seg6a.runs.commit``, which adds the run's lock and manifest.
     """
     path = Path(path)
     if path.exists():
-        if _same_bytes(path, data):
+        if same_bytes(path, data):
             return False
         if not replace:
             raise PublishConflictError(
                 "already holds different data; nothing was changed (use a new run id)", file=path
             )
+    staged = stage(path, data)
+    try:
+        os.replace(staged, path)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return True
+
+
+STAGING_SUFFIX = ".tmp"
+
+
+def is_staging(name):
+    """Whether a file name is a staged (not yet published) file's: ``.<name>.<random>.tmp``."""
+    return name.startswith(".") and name.endswith(STAGING_SUFFIX)
+
+
+def stage(path, data):
+    """Write ``data`` under a fresh staging name beside ``path``, flushed and fsynced; return
+    the staged path (the caller renames or links it to ``path``)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=STAGING_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             # mkstemp creates 0600; a published file gets what open() would give it.
@@ -53,46 +77,16 @@ def publish_bytes(path, data, replace=False):
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
-    return True
+    return Path(tmp)
 
 
 def replace_bytes(path, data):
     """Atomically write a mutable metadata file (e.g. ``keep_set.json``), whatever it held."""
     return publish_bytes(path, data, replace=True)
-
-
-def publish_all(files, replace=(), remove=()):
-    """Publish ``{path: bytes}`` after checking every path first.
-
-    A conflict at any path raises before anything is written, so a rejected publish
-    changes nothing; identical files are skipped; paths in ``replace`` may be superseded;
-    paths in ``remove`` (e.g. a ``_passed.flag`` a new verdict withdraws) are deleted after
-    everything else is written. Returns the number of files written or removed.
-    """
-    replace = {Path(p) for p in replace}
-    for path, data in files.items():
-        path = Path(path)
-        if path not in replace and path.exists() and not _same_bytes(path, data):
-            raise PublishConflictError(
-                "already holds different data; nothing was changed (use a new run id, "
-                "--from STATE to rerun states, or `seg6a gates RUN --rejudge` to judge a run "
-                "anew)", file=path
-            )
-    written = sum(publish_bytes(path, data, Path(path) in replace)
-                  for path, data in files.items())
-    removed = 0
-    for path in map(Path, remove):
-        if path.exists():
-            path.unlink()
-            _fsync_dir(path.parent)
-            removed += 1
-    return written + removed
 
 
 def parquet_bytes(table):
@@ -135,13 +129,14 @@ def sha256_hex(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def _same_bytes(path, data):
+def same_bytes(path, data):
+    """Whether the file at ``path`` holds exactly ``data``."""
     if path.stat().st_size != len(data):
         return False
     return path.read_bytes() == data
 
 
-def _fsync_dir(folder):
+def fsync_dir(folder):
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -9,7 +9,7 @@ S2..S5 stale, a change to S4's makes S4..S5 stale, a change to S5's only S5.
 """
 import json
 
-from ..errors import StaleStateError
+from ..errors import IncompleteRunError, StaleStateError
 from . import layout
 from .publish import sha256_hex
 
@@ -36,14 +36,20 @@ def seeds(run_dir):
     return sorted(found)
 
 
-def check_upstream(run_dir, sealed, from_state):
-    """Raise ``StaleStateError`` naming the first state before ``from_state`` that cannot be kept."""
-    check_states(run_dir, sealed, STATES[:STATES.index(from_state)])
+def check_upstream(run_dir, sealed, from_state, committed):
+    """Raise ``StaleStateError`` naming the first state before ``from_state`` that cannot be
+    kept (``IncompleteRunError`` if its data is not the committed data)."""
+    check_states(run_dir, sealed, STATES[:STATES.index(from_state)], committed)
 
 
-def check_states(run_dir, sealed, states):
+def check_states(run_dir, sealed, states, committed):
     """Raise ``StaleStateError`` naming the first of ``states`` whose receipt does not match
-    the current config and world, or whose files differ from it."""
+    the current config and world, or whose datasets differ from it; ``IncompleteRunError``
+    when its datasets are not the ones the run's manifest (``committed``) lists.
+
+    Only the datasets (Parquet parts) are checked: S5's verdict files are what a rejudge or
+    a rerun recomputes.
+    """
     for state in states:
         receipt = load(run_dir, sealed.seed, state)
         path = receipt_path(run_dir, sealed.seed, state)
@@ -58,6 +64,11 @@ def check_states(run_dir, sealed, states):
                 f"{receipt['parameter_hash'][:12]}... in the receipt, "
                 f"{sealed.parameter_hashes[state][:12]}... now)", file=path)
         for relative, digest in receipt["outputs"].items():
+            if not relative.endswith(".parquet"):
+                continue
+            if committed.get(relative, {}).get("sha256") != digest:
+                raise IncompleteRunError(run_dir, f"{state}'s output {relative} is not "
+                                         "committed")
             published = run_dir / relative
             if not published.exists():
                 raise StaleStateError(state, f"its output {relative} is missing", file=path)

@@ -1,0 +1,333 @@
+"""A run folder is one coherent dataset: every publish into it is a commit (SPEC section 7).
+
+``RUN/_manifest_6A.json`` lists every live file of the run (path, SHA-256, size), the run
+id, its seeds and the package version. A publish takes the run's lock, stages the new
+files, places them (``os.link`` for a new path: put-if-absent; ``os.replace`` for a path it
+supersedes), and then atomically replaces the manifest: that rename is the commit. Only
+after it is durable are the files it no longer lists removed (superseded partitions,
+withdrawn flags, the debris of an interrupted publish). So a crash at any point leaves the
+last committed run, listed by its manifest, with at most extra files beside it, and
+rerunning the same command completes the commit.
+
+Readers (``seg6a gates``, ``report``, ``--from``, ``--rejudge``) refuse a run whose files
+do not match its manifest; ``verify`` checks every byte.
+
+A run folder belongs to seg6a: its ``layer3/`` and ``reports/`` trees hold only what a
+commit listed.
+"""
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import __version__
+from ..errors import IncompleteRunError, InputError, PublishConflictError
+from .publish import fsync_dir, is_staging, json_bytes, same_bytes, sha256_hex, stage
+
+MANIFEST = "_manifest_6A.json"
+LOCK = ".seg6a.lock"
+LIVE_TREES = ("layer3", "reports")
+# Fault injection for the crash-safety tests: SEG6A_CRASH_AFTER=STEP[:N] makes a publishing
+# process die (os._exit(CRASH_EXIT)) after the N-th (default: first) time it reaches STEP,
+# one of "staged", "placed", "manifest_staged", "committed", "retired".
+CRASH_AFTER = "SEG6A_CRASH_AFTER"
+CRASH_EXIT = 86
+
+
+@contextmanager
+def _locked(run_dir, exclusive):
+    """Hold the run folder's lock: exclusive for a publisher, shared for a reader (a reader
+    of a folder it cannot write, with no lock file yet, goes without)."""
+    path = Path(run_dir) / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        if exclusive or path.exists():
+            raise
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def read_manifest(run_dir):
+    """The manifest of a run folder, or None if it has none (never committed)."""
+    path = Path(run_dir) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IncompleteRunError(run_dir, f"its manifest is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise IncompleteRunError(run_dir, "its manifest lists no files")
+    return manifest
+
+
+def _on_disk(run_dir):
+    """``(live, staged)``: relative paths of the files under the live trees, and of staged
+    files anywhere in the run folder."""
+    run_dir = Path(run_dir)
+    live, staged = [], []
+    for top in (run_dir, *(run_dir / tree for tree in LIVE_TREES)):
+        if not top.is_dir():
+            continue
+        walk = [(top, [], [p.name for p in top.iterdir() if p.is_file()])] if top == run_dir \
+            else os.walk(top)
+        for folder, _, names in walk:
+            for name in names:
+                relative = (Path(folder) / name).relative_to(run_dir).as_posix()
+                if is_staging(name):
+                    staged.append(relative)
+                elif top != run_dir:
+                    live.append(relative)
+    return sorted(live), sorted(staged)
+
+
+def _seeds(paths):
+    found = {int(part.split("=", 1)[1]) for path in paths for part in path.split("/")
+             if part.startswith("seed=") and part[5:].isdigit()}
+    return sorted(found)
+
+
+def _crash_point(counts, step):
+    counts[step] = counts.get(step, 0) + 1
+    wanted = os.environ.get(CRASH_AFTER)
+    if wanted and wanted in (f"{step}:{counts[step]}", step if counts[step] == 1 else None):
+        os._exit(CRASH_EXIT)
+
+
+def _check_own_folder(run_dir):
+    """Refuse to publish into an existing folder that is not a run folder: its live trees
+    are garbage-collected by every commit."""
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise InputError("is not a folder; choose another --out or --run-id", file=run_dir)
+    if (run_dir / MANIFEST).exists():
+        return
+    foreign = sorted(p.name for p in run_dir.iterdir()
+                     if p.name not in (*LIVE_TREES, LOCK) and not is_staging(p.name))
+    if foreign:
+        raise InputError(f"is not a seg6a run folder (it holds {', '.join(foreign[:5])}); "
+                         "choose another --run-id", file=run_dir)
+
+
+class RunCommit:
+    """One publish into a run folder, holding the run's lock from entry to exit.
+
+    Attributes
+    ----------
+    run_dir : pathlib.Path
+    committed : dict
+        Relative path -> ``{"sha256", "size"}`` of the live files as last committed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> run = Path(tempfile.mkdtemp()) / "r"
+    >>> with RunCommit(run) as commit:
+    ...     commit.publish({run / "layer3" / "a.json": b"{}"})
+    1
+    >>> sorted(read_manifest(run)["files"])
+    ['layer3/a.json']
+    """
+
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir)
+        self.committed = {}
+        self._lock = None
+        self._crashes = {}
+
+    def __enter__(self):
+        _check_own_folder(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = _locked(self.run_dir, exclusive=True)
+        self._lock.__enter__()
+        try:
+            manifest = read_manifest(self.run_dir)
+        except IncompleteRunError:
+            manifest = None  # a torn manifest cannot be: it is replaced atomically
+        self.committed = dict(manifest["files"]) if manifest else {}
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.__exit__(*exc)
+
+    def relative(self, path):
+        return Path(path).relative_to(self.run_dir).as_posix()
+
+    def publish(self, files, replace=(), retire=()):
+        """Commit ``{path: bytes}`` into the run; return the number of files written or
+        removed (0 when the run already holds exactly these bytes).
+
+        A path the run has committed with other bytes is a conflict unless it is in
+        ``replace``: ``PublishConflictError`` before anything is written. Paths in
+        ``retire`` leave the manifest (and the disk, after the commit).
+        """
+        files = {Path(path): data for path, data in files.items()}
+        replace = {self.relative(p) for p in replace}
+        entries = {self.relative(p): {"sha256": sha256_hex(data), "size": len(data)}
+                   for p, data in files.items()}
+        for relative, entry in entries.items():
+            old = self.committed.get(relative)
+            if old is not None and old["sha256"] != entry["sha256"] and relative not in replace:
+                raise PublishConflictError(
+                    "already holds different data; nothing was changed (use a new run id, "
+                    "--from STATE to rerun states, or `seg6a gates RUN --rejudge` to judge a "
+                    "run anew)", file=self.run_dir / relative)
+        retired = {self.relative(p) for p in retire} - set(entries)
+        live = {k: v for k, v in self.committed.items() if k not in retired} | entries
+        to_write = [(path, data) for path, data in files.items()
+                    if not (path.exists() and same_bytes(path, data))]
+        manifest = {"run_id": self.run_dir.name, "seg6a_version": __version__,
+                    "seeds": _seeds(live), "files": dict(sorted(live.items()))}
+        staged = []
+        try:
+            for path, data in to_write:
+                staged.append((path, stage(path, data)))
+                _crash_point(self._crashes, "staged")
+            for path, tmp in staged:
+                self._place(path, tmp)
+                _crash_point(self._crashes, "placed")
+            for folder in {path.parent for path, _ in staged}:
+                fsync_dir(folder)
+        finally:
+            for _, tmp in staged:
+                tmp.unlink(missing_ok=True)
+        changed = bool(to_write) or live != self.committed
+        target = self.run_dir / MANIFEST
+        data = json_bytes(manifest)
+        if changed or not (target.exists() and same_bytes(target, data)):
+            tmp = stage(target, data)
+            _crash_point(self._crashes, "manifest_staged")
+            os.replace(tmp, target)
+            fsync_dir(self.run_dir)
+            _crash_point(self._crashes, "committed")
+        self.committed = live
+        return len(to_write) + self._collect()
+
+    def _place(self, path, tmp):
+        """Move a staged file to its published name: put-if-absent for a new path."""
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            if same_bytes(path, tmp.read_bytes()):
+                return
+            os.replace(tmp, path)  # superseded (checked above), or uncommitted debris
+        else:
+            tmp.unlink()
+
+    def _collect(self):
+        """Remove what the manifest does not list (only after the commit is durable):
+        superseded and withdrawn files, staged files of interrupted publishes, and the
+        folders they leave empty. Returns the number of files removed."""
+        live, staged = _on_disk(self.run_dir)
+        doomed = [p for p in live if p not in self.committed] + staged
+        for relative in doomed:
+            path = self.run_dir / relative
+            path.unlink(missing_ok=True)
+            _crash_point(self._crashes, "retired")
+        for tree in LIVE_TREES:
+            for folder, _, _ in sorted(os.walk(self.run_dir / tree), reverse=True):
+                if not os.listdir(folder):
+                    os.rmdir(folder)
+        if doomed:
+            fsync_dir(self.run_dir)
+        return len([p for p in doomed if not is_staging(Path(p).name)])
+
+
+def differences(run_dir, full=True):
+    """How a run folder differs from its manifest.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    full : bool
+        Hash every file (``verify``); otherwise hash every file but the Parquet parts, whose
+        paths are content-keyed and never replaced, and check their sizes (readers).
+
+    Returns
+    -------
+    dict
+        ``missing``, ``changed`` and ``unexpected`` relative paths (staged files count as
+        unexpected only with ``full``), and ``manifest`` (None if there is none).
+    """
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    listed = manifest["files"] if manifest else {}
+    live, staged = _on_disk(run_dir)
+    found = set(live)
+    missing = sorted(p for p in listed if p not in found)
+    unexpected = sorted(p for p in live if p not in listed) + (staged if full else [])
+    changed = []
+    for relative in sorted(found & set(listed)):
+        path, entry = run_dir / relative, listed[relative]
+        if path.stat().st_size != entry["size"]:
+            changed.append(relative)
+        elif (full or not relative.endswith(".parquet")) and \
+                sha256_hex(path.read_bytes()) != entry["sha256"]:
+            changed.append(relative)
+    return {"manifest": manifest, "missing": missing, "changed": changed,
+            "unexpected": unexpected}
+
+
+def check_committed(run_dir):
+    """The manifest of a complete run folder; ``IncompleteRunError`` if it has none or its
+    files do not match it (size, and hash for all but the Parquet parts)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / LIVE_TREES[0]).is_dir():
+        raise InputError("is not a run folder (no layer3/ tree)", file=run_dir)
+    with _locked(run_dir, exclusive=False):
+        found = differences(run_dir, full=False)
+    if found["manifest"] is None:
+        raise IncompleteRunError(run_dir, f"it has no {MANIFEST}")
+    wrong = [f"{kind} {path}" for kind in ("missing", "changed", "unexpected")
+             for path in found[kind]]
+    if wrong:
+        more = f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""
+        raise IncompleteRunError(run_dir, f"its files do not match {MANIFEST} "
+                                 f"({'; '.join(wrong[:3])}{more})")
+    return found["manifest"]
+
+
+def verify(run_dir):
+    """Check every byte of a run folder against its manifest and its receipts.
+
+    Returns
+    -------
+    dict
+        ``ok``, ``files`` (how many the manifest lists), ``missing``, ``changed``,
+        ``unexpected`` (relative paths) and ``receipts`` (each output a receipt lists with
+        another hash than the manifest, or that the manifest does not list).
+
+    Raises
+    ------
+    seg6a.errors.InputError
+        When ``run_dir`` is not a run folder.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / LIVE_TREES[0]).is_dir():
+        raise InputError("is not a run folder (no layer3/ tree)", file=run_dir)
+    with _locked(run_dir, exclusive=False):
+        found = differences(run_dir, full=True)
+    manifest = found.pop("manifest")
+    listed = manifest["files"] if manifest else {}
+    disagreeing = []
+    for relative in sorted(p for p in listed if p.startswith("layer3/6A/receipts/")):
+        path = run_dir / relative
+        if relative in found["missing"] or relative in found["changed"]:
+            continue
+        receipt = json.loads(path.read_text(encoding="utf-8"))
+        for output, digest in sorted(receipt.get("outputs", {}).items()):
+            if listed.get(output, {}).get("sha256") != digest:
+                disagreeing.append(f"{relative} lists {output}")
+    if manifest is None:
+        found["missing"].insert(0, MANIFEST)
+    found.update(receipts=disagreeing, files=len(listed))
+    found["ok"] = not any(found[k] for k in ("missing", "changed", "unexpected", "receipts"))
+    return found
