@@ -110,7 +110,8 @@ def test_the_manifest_lists_every_live_file(runs):
     assert listed == {p: d for p, d in files_of(run_dir).items() if p != MANIFEST}
 
 
-@pytest.mark.parametrize("damage", ["flip_byte", "delete_part", "extra_file", "no_manifest"])
+@pytest.mark.parametrize("damage", ["flip_byte", "delete_part", "extra_file", "no_manifest",
+                                    "torn_manifest"])
 def test_verify_names_every_difference(runs, tmp_path, damage, capsys):
     run_dir = shutil.copytree(runs["root"] / "clean", tmp_path / "run")
     assert seg6a("verify", run_dir) == 0
@@ -128,9 +129,12 @@ def test_verify_names_every_difference(runs, tmp_path, damage, capsys):
         relative = relative.replace("part-00000", "part-00001")
         (run_dir / relative).write_bytes(b"not committed")
         expected = f"unexpected: {relative}"
-    else:
+    elif damage == "no_manifest":
         (run_dir / MANIFEST).unlink()
         expected = f"missing: {MANIFEST}"
+    else:
+        (run_dir / MANIFEST).write_text('{"files": {')
+        expected = f"changed: {MANIFEST}"
     capsys.readouterr()
     assert seg6a("verify", run_dir) == 4
     out = capsys.readouterr().out

@@ -37,16 +37,14 @@ CRASH_EXIT = 86
 
 @contextmanager
 def _locked(run_dir, exclusive):
-    """Hold the run folder's lock: exclusive for a publisher, shared for a reader (a reader
-    of a folder it cannot write, with no lock file yet, goes without)."""
+    """Hold the run folder's lock: exclusive for a publisher, shared for a reader (there is
+    nothing to wait for where no publisher has made the lock file yet)."""
     path = Path(run_dir) / LOCK
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        if exclusive or path.exists():
-            raise
+    if not exclusive and not path.exists():
         yield
         return
+    # A reader opens the lock read-only, so a run folder it may not write still reads.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666) if exclusive else os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
@@ -258,7 +256,10 @@ def differences(run_dir, full=True):
         unexpected only with ``full``), and ``manifest`` (None if there is none).
     """
     run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
+    try:
+        manifest, torn = read_manifest(run_dir), []
+    except IncompleteRunError:
+        manifest, torn = None, [MANIFEST]  # replaced atomically: changed after the commit
     listed = manifest["files"] if manifest else {}
     live, staged = _on_disk(run_dir)
     found = set(live)
@@ -272,7 +273,7 @@ def differences(run_dir, full=True):
         elif (full or not relative.endswith(".parquet")) and \
                 sha256_hex(path.read_bytes()) != entry["sha256"]:
             changed.append(relative)
-    return {"manifest": manifest, "missing": missing, "changed": changed,
+    return {"manifest": manifest, "missing": missing, "changed": torn + changed,
             "unexpected": unexpected}
 
 
@@ -285,7 +286,7 @@ def check_committed(run_dir):
     with _locked(run_dir, exclusive=False):
         found = differences(run_dir, full=False)
     if found["manifest"] is None:
-        raise IncompleteRunError(run_dir, f"it has no {MANIFEST}")
+        raise IncompleteRunError(run_dir, f"its {MANIFEST} is missing or unreadable")
     wrong = [f"{kind} {path}" for kind in ("missing", "changed", "unexpected")
              for path in found[kind]]
     if wrong:
@@ -326,7 +327,7 @@ def verify(run_dir):
         for output, digest in sorted(receipt.get("outputs", {}).items()):
             if listed.get(output, {}).get("sha256") != digest:
                 disagreeing.append(f"{relative} lists {output}")
-    if manifest is None:
+    if manifest is None and MANIFEST not in found["changed"]:
         found["missing"].insert(0, MANIFEST)
     found.update(receipts=disagreeing, files=len(listed))
     found["ok"] = not any(found[k] for k in ("missing", "changed", "unexpected", "receipts"))
