@@ -117,9 +117,11 @@ class SimulationResult:
         sealed = self.sealed
         seed, mf = sealed.seed, sealed.manifest_fingerprint
         files = {}  # published path -> bytes; everything is serialised before any write
-        s0_dir = layout.partition_dir(run_dir, "s0_gate_receipt_6A", seed, sealed.parameter_hash, mf)
-        files[s0_dir / "sealed_inputs_6A.json"] = json_bytes(sealed.sealed_inputs)
-        files[s0_dir / "s0_gate_receipt_6A.json"] = json_bytes(sealed.receipt)
+        files.update(s0_gate.published_files(
+            sealed, layout.partition_dir(run_dir, "s0_gate_receipt_6A", seed,
+                                         sealed.parameter_hash, mf),
+            layout.partition_dir(run_dir, s0_gate.MERCHANT_BASE, seed, sealed.parameter_hash,
+                                 mf)))
         outputs = {}
         # The parts are their Parquet bytes already (the block tasks encoded them): this
         # gathers them from the engine, in the parts' order.
@@ -172,8 +174,8 @@ class SimulationResult:
                 replace = [receipts.receipt_path(run_dir, seed, state) for state in rerun]
                 replace += [rng_dir / "rng_audit_6A.json", rng_dir / "rng_trace_6A.jsonl"]
                 # A rerun whose S5 partition is the old one's (only the judging changed)
-                # supersedes its verdict.
-                replace += list(verdict)
+                # supersedes its verdict, and the judging policy of its published config.
+                replace += list(verdict) + [_published_judging_policy(run_dir, sealed)]
             with self._perf.substep("publish", "publish_files") as event:
                 written = run.publish(files, replace=replace,
                                       retire=[run_dir / p for p in retired])
@@ -274,8 +276,8 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
     seed : int
         In ``[0, 2**63)``. Same seed, config and world give identical bytes.
     scale : str, default "small"
-        A preset of ``scales.yaml``: ``tiny`` (~20k parties), ``small`` (~200k),
-        ``medium`` (~1M) or ``full``.
+        A preset of ``scales.yaml``: ``tiny`` (20k parties), ``small`` (200k), ``medium``
+        (1M), ``full`` (3.7M, the reference surface) or ``xl`` (14.8M, for the Dask engine).
     config : str, os.PathLike or seg6a.policies.Config, optional
         A folder of YAML files that overlay the embedded defaults by file name (and may
         hold a ``world/`` folder replacing the embedded world).
@@ -324,6 +326,7 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         raise ParameterError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
     if out is not None:
         run_id = layout.check_run_id(run_id) if run_id is not None else layout.new_run_id()
+        layout.check_output_folder(Path(out) / run_id)
     if from_state is not None:
         if from_state not in receipts.STATES:
             raise ParameterError(f"unknown state {from_state!r} for --from; one of "
@@ -456,6 +459,7 @@ def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progre
     """
     if out is not None:
         run_id = layout.check_run_id(run_id) if run_id is not None else layout.new_run_id()
+        layout.check_output_folder(Path(out) / run_id)
     sealed = s0_gate.run(0, scale, config, PerfRecorder(), waive=waive)
     policy = sealed.judging.policy
     seeds = list(policy["certification"]["required_seeds"] if seeds is None else seeds)
@@ -595,9 +599,21 @@ def _published_scale(run_dir, seed):
     return json.loads(found[0].read_text(encoding="utf-8"))["scale"]["name"]
 
 
+def _published_judging_policy(run_dir, sealed):
+    """Where a seed's published config holds the validation policy."""
+    from .policies import JUDGING_POLICY, POLICY_FILES
+
+    return (layout.partition_dir(run_dir, "s0_gate_receipt_6A", sealed.seed,
+                                 sealed.parameter_hash, sealed.manifest_fingerprint)
+            / s0_gate.CONFIG_FOLDER / POLICY_FILES[JUDGING_POLICY] / JUDGING_POLICY)
+
+
 def _judgement(run_dir, sealed, gates, report, streams):
     """One seed's new verdict as files (its verdict files, S5's receipt, the RNG audit with
-    the gates' new rows), and the flag it withdraws (if any)."""
+    the gates' new rows, the validation policy of its published config), and the flag it
+    withdraws (if any)."""
+    from .policies import JUDGING_POLICY
+
     seed = sealed.seed
     files, withdrawn = judgement_files(run_dir, sealed, report, gates)
     verdict = {path.relative_to(run_dir).as_posix() for path in list(files) + withdrawn}
@@ -613,6 +629,8 @@ def _judgement(run_dir, sealed, gates, report, streams):
     audit = json.loads((rng_dir / "rng_audit_6A.json").read_text(encoding="utf-8"))
     trace = [json.loads(line) for line in
              (rng_dir / "rng_trace_6A.jsonl").read_text(encoding="utf-8").splitlines()]
+    files[_published_judging_policy(run_dir, sealed)] = \
+        sealed.config.texts[JUDGING_POLICY].encode("utf-8")
     files.update(rng_files(rng_dir,
                            [r for r in audit["substreams"] if r["state"] != streams.state]
                            + streams.audit(),

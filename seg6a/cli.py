@@ -13,6 +13,10 @@ import os
 import sys
 import time
 
+OVERLAY_HELP = ("a config folder overlaying the embedded defaults: YAML files named like the "
+                "embedded ones, flat or in the embedded layout (scales.yaml, priors/, policy/, "
+                "world/); each file replaces the whole embedded file; `seg6a config export "
+                "DIR` writes the defaults to start from")
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_HOLD, EXIT_UNVERIFIED = 0, 1, 2, 3, 4
 
 
@@ -32,13 +36,14 @@ def build_parser():
     )
     run.add_argument("--seed", type=int, required=True, help="integer in [0, 2**63)")
     run.add_argument("--scale", default=None,
-                     help="scale preset of scales.yaml: tiny, small, medium, full (default: small)")
+                     help="scale preset of scales.yaml: tiny (20k parties), small (200k), "
+                     "medium (1M), full (3.7M, the reference surface), xl (14.8M, for Dask) "
+                     "(default: small)")
     run.add_argument("--out", default="runs", metavar="ROOT",
                      help="runs root folder (default: ./runs)")
     run.add_argument("--run-id", default=None, metavar="ID",
                      help="run folder name under ROOT (default: a fresh id)")
-    run.add_argument("--config", default=None, metavar="DIR",
-                     help="folder of YAML files overlaying the embedded defaults by file name")
+    run.add_argument("--config", default=None, metavar="DIR", help=OVERLAY_HELP)
     run.add_argument("--from", dest="from_state", default=None, metavar="STATE",
                      choices=("S1", "S2", "S3", "S4", "S5"),
                      help="rerun the existing run --run-id from STATE (S1-S5), keeping the "
@@ -72,8 +77,7 @@ def build_parser():
                          help="runs root folder (default: ./runs)")
     certify.add_argument("--run-id", default=None, metavar="ID",
                          help="run folder name under ROOT (default: a fresh id)")
-    certify.add_argument("--config", default=None, metavar="DIR",
-                         help="folder of YAML files overlaying the embedded defaults")
+    certify.add_argument("--config", default=None, metavar="DIR", help=OVERLAY_HELP)
     certify.add_argument("--engine", default="local", choices=("local", "dask"),
                          help="as for run: this process or one local Dask cluster for every "
                          "seed; same bytes")
@@ -121,7 +125,8 @@ def build_parser():
         "Prints the page's path.")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, ROOT/<run_id>")
     report.add_argument("--config", default=None, metavar="DIR",
-                        help="the config folder the run was made with (default: embedded)")
+                        help="the config folder the run was made with (default: the "
+                        "run's own, published beside S0's receipt)")
     report.add_argument("--out", default=None, metavar="DIR",
                         help="where to write report_6A.html and the PNGs (default: "
                         "RUN_DIR/reports/layer3/6A/report)")
@@ -140,7 +145,8 @@ def build_parser():
         "prune", help="list (or with --yes remove) runs outside the keep-set",
         description="List the run folders of ROOT that the keep-set does not name; with "
         "--yes remove them. Nothing else is touched.")
-    prune.add_argument("root", metavar="ROOT", help="the runs root")
+    prune.add_argument("root", metavar="ROOT", nargs="?", default="runs",
+                       help="the runs root (default: ./runs, where run writes)")
     prune.add_argument("--yes", action="store_true", help="remove them (default: dry run)")
 
     config = commands.add_parser("config", help="inspect and validate configuration")
@@ -151,9 +157,14 @@ def build_parser():
         description="Check every config file against its contract and the world; "
         "exit 0 if valid, 2 naming the file and key otherwise.",
     )
-    validate.add_argument("--config", default=None, metavar="DIR",
-                          help="folder of YAML files overlaying the embedded defaults")
+    validate.add_argument("--config", default=None, metavar="DIR", help=OVERLAY_HELP)
     _waive_flag(validate)
+    export = config_commands.add_parser(
+        "export", help="write the embedded defaults into DIR, to edit and pass as --config",
+        description="Write every embedded config file (scales.yaml, priors/, policy/ and the "
+        "world/) into DIR, a new or empty folder. Edit what you need and run with --config "
+        "DIR; unedited files give the embedded defaults' bytes.")
+    export.add_argument("dir", metavar="DIR", help="a new or empty folder")
     return parser
 
 
@@ -197,6 +208,8 @@ def main(argv=None):
             return _report(args)
         if args.command == "verify":
             return _verify(args)
+        if args.config_command == "export":
+            return _config_export(args)
         return _config_validate(args)
     except InputError as exc:
         _err(f"seg6a: error: {exc}")
@@ -464,6 +477,16 @@ def _runs(args):
         print(run_id)
     _err(f"{verb} {len(doomed)} run(s) outside the keep-set of {args.root}"
          + ("" if args.yes or not doomed else "; pass --yes to remove them"))
+    return EXIT_OK
+
+
+def _config_export(args):
+    from .policies import export_config
+
+    written = export_config(args.dir)
+    for path in written:
+        print(path)
+    _err(f"wrote {len(written)} files; edit them and pass --config {args.dir}")
     return EXIT_OK
 
 

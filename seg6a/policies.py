@@ -76,11 +76,21 @@ class Config:
         File name -> ``"embedded"`` or the user file's path.
     user_dir : pathlib.Path or None
         The overlay folder, if any.
+    texts : dict
+        File name -> the YAML text each document was parsed from (the effective config a
+        run publishes, byte for byte).
     """
 
     documents: dict
     sources: dict
     user_dir: Path = None
+    texts: dict = None
+
+    def origin(self, file_name):
+        """``"embedded"`` when the document's text is the embedded file's (wherever it was
+        read from), else ``"user"``: what a receipt records, so that an exported and
+        unedited config reproduces a run without one byte for byte."""
+        return "embedded" if self.texts[file_name] == _embedded_text(file_name) else "user"
 
     def __getitem__(self, file_name):
         return self.documents[file_name]
@@ -106,7 +116,8 @@ def embedded_file(*parts):
 
 @functools.lru_cache(maxsize=None)
 def _embedded_text(name):
-    return embedded_file(*filter(None, (POLICY_FILES[name], name))).read_text(encoding="utf-8")
+    # Bytes decoded, not read_text: universal newlines would not be the file's bytes.
+    return embedded_file(*filter(None, (POLICY_FILES[name], name))).read_bytes().decode("utf-8")
 
 
 def embedded_document(name):
@@ -137,30 +148,20 @@ def load_config(config_dir=None):
     overlay = {}
     if config_dir is not None:
         user_dir = Path(config_dir)
-        if not user_dir.is_dir():
-            raise ConfigError("config folder does not exist or is not a folder", file=user_dir)
-        for path in sorted(user_dir.iterdir()):
-            if path.suffix not in (".yaml", ".yml"):
-                continue
-            if path.name not in POLICY_FILES:
-                known = ", ".join(sorted(POLICY_FILES))
-                raise ConfigError(f"unknown config file; expected one of: {known}", file=path)
-            overlay[path.name] = path
+        overlay = overlay_files(user_dir)
 
-    documents, sources = {}, {}
+    documents, sources, texts = {}, {}, {}
     for name, folder in POLICY_FILES.items():
         if name in overlay:
             source = overlay[name]
-            try:
-                text = source.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"cannot read: {exc}", file=source) from exc
+            text = read_config_text(source)
             sources[name] = str(source)
         else:
             text = _embedded_text(name)
             sources[name] = "embedded"
         shown = overlay.get(name, name)
         documents[name] = parse_document(name, text, shown)
+        texts[name] = text
     if JUDGING_POLICY in overlay:
         # Owners, metric names and the set of gates and components are the reference plan's.
         from .judging import fixed_problems
@@ -169,7 +170,122 @@ def load_config(config_dir=None):
         if problems:
             key, message = problems[0]
             raise ConfigError(message, file=overlay[JUDGING_POLICY], key=key)
-    return Config(documents=documents, sources=sources, user_dir=user_dir)
+    return Config(documents=documents, sources=sources, user_dir=user_dir, texts=texts)
+
+
+# Config files are small; a bigger one is a mistake (or an attack on the parser).
+MAX_CONFIG_BYTES = 1 << 20
+# Files of an overlay folder that are documentation, not config.
+DOCUMENTATION = ("README.md", "README.txt")
+
+
+def overlay_files(user_dir):
+    """``{policy file name: path}`` of an overlay folder, in the flat layout (every file at
+    the top) or the embedded one (``scales.yaml``, ``priors/``, ``policy/``, ``world/``).
+
+    Anything it does not recognise is an error naming it: an overlay file that went unread
+    would be a setting silently ignored.
+    """
+    if not user_dir.is_dir():
+        raise ConfigError("config folder does not exist or is not a folder", file=user_dir)
+    known = ", ".join(sorted(POLICY_FILES))
+    folders = sorted({f for f in POLICY_FILES.values() if f})
+    overlay = {}
+    for path in sorted(user_dir.iterdir()):
+        if path.name.startswith(".") or path.name in DOCUMENTATION:
+            continue
+        if path.is_dir():
+            if path.name == WORLD_FOLDER:
+                continue  # checked by the world's loader
+            if path.name not in folders:
+                raise ConfigError(
+                    f"unknown config folder; an overlay holds YAML files named like the "
+                    f"embedded ones, at the top or in {', '.join(folders)}/, and a "
+                    f"{WORLD_FOLDER}/ folder (`seg6a config export DIR` writes that layout)",
+                    file=path)
+            entries = [(child, path.name) for child in sorted(path.iterdir())
+                       if not child.name.startswith(".") and child.name not in DOCUMENTATION]
+        else:
+            entries = [(path, None)]
+        for entry, folder in entries:
+            if entry.name not in POLICY_FILES or entry.is_dir():
+                raise ConfigError(f"unknown config file; expected one of: {known} (`seg6a "
+                                  "config export DIR` writes an overlay to edit)", file=entry)
+            if folder is not None and POLICY_FILES[entry.name] != folder:
+                raise ConfigError(f"belongs in {POLICY_FILES[entry.name] or 'the top'}/ of "
+                                  "the overlay, not in " + folder + "/", file=entry)
+            if entry.name in overlay:
+                raise ConfigError(f"given twice, also as {overlay[entry.name]}", file=entry)
+            overlay[entry.name] = entry
+    return overlay
+
+
+def effective_files(config):
+    """The effective config as files in the embedded layout: ``{relative path: bytes}`` of
+    every YAML document after overlay, byte for byte (what a run publishes, and what
+    ``--config`` reads back)."""
+    return {"/".join(filter(None, (POLICY_FILES[name], name))): config.texts[name].encode("utf-8")
+            for name in POLICY_FILES}
+
+
+def export_config(folder):
+    """Write the embedded config (policies, priors, scales and the world) into ``folder`` in
+    the embedded layout, for a user to edit and pass back with ``--config``; returns the
+    paths written. ``folder`` must not exist yet, or be empty."""
+    from .runs.publish import publish_bytes
+
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ConfigError("exists and is not an empty folder; export into a new one",
+                          file=folder)
+    files = effective_files(load_config())
+    files.update({f"{WORLD_FOLDER}/{name}": embedded_file(WORLD_FOLDER, name).read_bytes()
+                  for name in ("countries.csv", "merchant_catalogue.yaml")})
+    written = []
+    for relative, data in sorted(files.items()):
+        publish_bytes(folder / relative, data)
+        written.append(folder / relative)
+    return written
+
+
+def read_config_text(path):
+    """The text of a user's config file, refused over ``MAX_CONFIG_BYTES``."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"is {size:,} bytes; config files are at most "
+                              f"{MAX_CONFIG_BYTES:,} bytes", file=path)
+        return path.read_bytes().decode("utf-8")  # byte for byte (no newline translation)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", file=path) from exc
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, first, second):
+        super().__init__()
+        self.key, self.first, self.second = key, first, second
+
+
+class _StrictLoader(_YAML_LOADER):
+    """The safe loader, refusing a key given twice in one mapping (the last would win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(key, seen[key], line)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_no_anchors(text, shown_as):
+    """Refuse anchors and aliases: a value shared by reference hides where it is set."""
+    for event in yaml.parse(text, Loader=_YAML_LOADER):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ConfigError("anchors and aliases are not allowed in config files (write the "
+                              "value out)", file=shown_as, line=event.start_mark.line + 1)
 
 
 def parse_document(name, text, shown_as=None):
@@ -178,13 +294,20 @@ def parse_document(name, text, shown_as=None):
     ``name`` selects the contract; ``shown_as`` is how errors name the file.
     """
     shown_as = shown_as if shown_as is not None else name
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"is over {MAX_CONFIG_BYTES:,} bytes; config files are smaller",
+                          file=shown_as)
     try:
-        doc = yaml.load(text, Loader=_YAML_LOADER)
+        doc = yaml.load(text, Loader=_StrictLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"duplicate key {exc.key!r} (lines {exc.first} and {exc.second}): "
+                          "the last would silently win", file=shown_as, line=exc.second) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML: {problem}", file=shown_as, line=line) from exc
+    _check_no_anchors(text, shown_as)
     if not isinstance(doc, dict):
         raise ConfigError("expected a mapping at the top of the file", file=shown_as)
     validate_contract(name, doc, shown_as)

@@ -24,6 +24,7 @@ from .gates.tables import verdict
 from .judging import shown
 from .perf import budget_rows
 from .policies import load_config, policy_hashes
+from .states.s0_gate import CONFIG_FOLDER
 from .runs import layout
 from .runs.commit import RunCommit, check_committed
 from .runs.publish import replace_bytes
@@ -47,7 +48,8 @@ def write_report(run_dir, config=None, out_dir=None):
     run_dir : path-like
         A run folder, ``ROOT/<run_id>``.
     config : path-like, optional
-        The config folder the run was made with (default: the embedded config).
+        The config folder the run was made with (default: the one the run published beside
+        S0's receipt).
     out_dir : path-like, optional
         Where to write (default: ``report_dir(run_dir)``). Existing files are replaced.
 
@@ -64,12 +66,13 @@ def write_report(run_dir, config=None, out_dir=None):
         raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
                          "is this a run folder?")
     check_committed(run_dir)
-    config = load_config(config)
+    config = load_config(config if config is not None else _run_config(run_dir, boards[0][0]))
     world = load_world(config.world_dir)
     summary_path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
     certification = (json.loads(summary_path.read_text(encoding="utf-8"))
                      if summary_path.exists() else None)
-    out_dir = Path(out_dir) if out_dir is not None else report_dir(run_dir)
+    out_dir = layout.check_output_folder(out_dir if out_dir is not None
+                                         else report_dir(run_dir))
     sections, images = [], {}
     for seed, path in boards:
         records = json.loads(path.read_text(encoding="utf-8"))
@@ -121,7 +124,18 @@ def _s0_receipt(run_dir, seed, config, world):
     if all(r["manifest_fingerprint"] != world.fingerprint for r in receipts):
         differing.append("the world")
     raise InputError(f"seed {seed} of {run_dir} was made with another config (differs: "
-                     f"{', '.join(differing)}); pass the run's folder with --config")
+                     f"{', '.join(differing)}); leave out --config to use the run's own")
+
+
+def _run_config(run_dir, seed):
+    """The effective config a run published beside S0's receipt of ``seed``."""
+    pattern = "s0_gate_receipt_6A/seed={}/parameter_hash=*/manifest_fingerprint=*/{}".format(
+        seed, CONFIG_FOLDER)
+    found = sorted(run_dir.joinpath(*layout.SEGMENT_ROOT).glob(pattern))
+    if not found:
+        raise InputError(f"seed {seed} of {run_dir} has no published config; pass the config "
+                         "folder the run was made with as --config")
+    return found[0]
 
 
 def _perf(run_dir, seed, receipt):

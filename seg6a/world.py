@@ -2,8 +2,9 @@
 
 The embedded world is ``config/world/countries.csv`` plus a merchant catalogue generated
 deterministically from ``config/world/merchant_catalogue.yaml`` (its fixed ``world_seed``).
-A user world is a folder holding ``countries`` and ``merchants`` as ``.csv`` or
-``.parquet`` with the same columns; it replaces the embedded world whole.
+A user world is a folder holding ``countries`` as ``.csv`` or ``.parquet`` with the same
+columns, and ``merchants`` the same way or the catalogue's generator; it replaces the
+embedded world whole.
 """
 import hashlib
 import math
@@ -53,6 +54,8 @@ class World:
         float64 population weight of each country.
     inputs : list of dict
         The files read: ``name``, ``source``, ``sha256``, ``bytes``.
+    files : dict
+        File name -> the bytes of each file read (a run publishes them with its config).
     """
 
     countries: pa.Table
@@ -62,6 +65,7 @@ class World:
     country_region: np.ndarray
     country_weight: np.ndarray
     inputs: list
+    files: dict
 
     @property
     def fingerprint(self):
@@ -69,8 +73,18 @@ class World:
         return canonical_hash([{"name": i["name"], "sha256": i["sha256"]} for i in self.inputs])
 
 
+EMBEDDED_WORLD = ("countries.csv", "merchant_catalogue.yaml")
+WORLD_FILES = ("countries.csv", "countries.parquet", "merchants.csv", "merchants.parquet",
+               "merchant_catalogue.yaml")
+
+
 def load_world(world_dir=None):
     """Load, validate and return the world (embedded when ``world_dir`` is None).
+
+    A user world folder holds ``countries`` (``.csv`` or ``.parquet``) and either
+    ``merchants`` (a table) or ``merchant_catalogue.yaml`` (the generator of the embedded
+    catalogue); any other file is refused. A file byte-identical to the embedded one is
+    sealed as embedded, so an exported, unedited config gives the embedded world's bytes.
 
     Raises
     ------
@@ -78,32 +92,33 @@ def load_world(world_dir=None):
         Naming the file and the column or value at fault.
     """
     if world_dir is None:
-        countries_name = "countries.csv"
-        countries_bytes = embedded_file("world", countries_name).read_bytes()
-        catalogue_bytes = embedded_file("world", "merchant_catalogue.yaml").read_bytes()
-        countries = _read_table(countries_bytes, ".csv", countries_name, COUNTRY_COLUMNS)
-        countries = _check_countries(countries, countries_name)
-        catalogue = parse_document("merchant_catalogue.yaml", catalogue_bytes.decode("utf-8"))
-        merchants = generate_merchants(countries, catalogue)
-        inputs = [
-            _sealed("countries", f"embedded:world/{countries_name}", countries_bytes),
-            _sealed("merchant_catalogue", "embedded:world/merchant_catalogue.yaml", catalogue_bytes),
-        ]
+        files = {name: (f"embedded:world/{name}", embedded_file("world", name).read_bytes())
+                 for name in EMBEDDED_WORLD}
     else:
-        world_dir = Path(world_dir)
-        countries_path = _find_table(world_dir, "countries")
-        merchants_path = _find_table(world_dir, "merchants")
-        countries_bytes = _read_bytes(countries_path)
-        merchants_bytes = _read_bytes(merchants_path)
-        countries = _read_table(countries_bytes, countries_path.suffix, countries_path, COUNTRY_COLUMNS)
-        countries = _check_countries(countries, countries_path)
-        merchants = _read_table(merchants_bytes, merchants_path.suffix, merchants_path, MERCHANT_COLUMNS)
-        merchants = _check_merchants(merchants, countries, merchants_path)
-        inputs = [
-            # The source names the file, not the user's folder, which must not change bytes.
-            _sealed("countries", f"user:world/{countries_path.name}", countries_bytes),
-            _sealed("merchants", f"user:world/{merchants_path.name}", merchants_bytes),
-        ]
+        files = _user_world(Path(world_dir))
+    countries_name = next(n for n in files if n.startswith("countries."))
+    countries_source, countries_bytes = files[countries_name]
+    countries = _read_table(countries_bytes, Path(countries_name).suffix,
+                            _shown(world_dir, countries_name), COUNTRY_COLUMNS)
+    countries = _check_countries(countries, _shown(world_dir, countries_name))
+    inputs = [_sealed("countries", countries_source, countries_bytes)]
+    if "merchant_catalogue.yaml" in files:
+        source, data = files["merchant_catalogue.yaml"]
+        shown = _shown(world_dir, "merchant_catalogue.yaml")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WorldError(f"cannot read: {exc}", file=shown) from exc
+        merchants = generate_merchants(countries, parse_document("merchant_catalogue.yaml",
+                                                                 text, shown))
+        inputs.append(_sealed("merchant_catalogue", source, data))
+    else:
+        name = next(n for n in files if n.startswith("merchants."))
+        source, data = files[name]
+        merchants = _read_table(data, Path(name).suffix, _shown(world_dir, name),
+                                MERCHANT_COLUMNS)
+        merchants = _check_merchants(merchants, countries, _shown(world_dir, name))
+        inputs.append(_sealed("merchants", source, data))
 
     countries_vocab = tuple(countries.column("country_iso").to_pylist())
     regions_vocab = tuple(sorted(set(countries.column("region_id").to_pylist())))
@@ -119,7 +134,41 @@ def load_world(world_dir=None):
         country_region=country_region,
         country_weight=countries.column("population_weight").to_numpy().astype(np.float64),
         inputs=inputs,
+        files={name: data for name, (_, data) in files.items()},
     )
+
+
+def _shown(world_dir, name):
+    return name if world_dir is None else Path(world_dir) / name
+
+
+def _user_world(world_dir):
+    """``{file name: (sealed source, bytes)}`` of a user world folder."""
+    unknown = sorted(p.name for p in world_dir.iterdir()
+                     if not p.name.startswith(".") and p.name not in WORLD_FILES
+                     and p.name not in ("README.md", "README.txt"))
+    if unknown:
+        raise WorldError(f"unknown world file {unknown[0]}; a world holds countries (.csv or "
+                         ".parquet) and merchants (.csv or .parquet) or "
+                         "merchant_catalogue.yaml", file=world_dir / unknown[0])
+    files = {}
+    for stem in ("countries", "merchants"):
+        found = [f"{stem}{suffix}" for suffix in (".parquet", ".csv")
+                 if (world_dir / f"{stem}{suffix}").is_file()]
+        if stem == "merchants" and (world_dir / "merchant_catalogue.yaml").is_file():
+            found.append("merchant_catalogue.yaml")
+        if not found:
+            expected = " or merchant_catalogue.yaml" if stem == "merchants" else ""
+            raise WorldError(f"missing world file {stem}.csv or {stem}.parquet{expected}",
+                             file=world_dir)
+        if len(found) > 1:
+            raise WorldError(f"{' and '.join(found)} both given; keep one", file=world_dir)
+        data = _read_bytes(world_dir / found[0])
+        # The source names the file, not the user's folder, which must not change bytes.
+        embedded = found[0] in EMBEDDED_WORLD and data == embedded_file(
+            "world", found[0]).read_bytes()
+        files[found[0]] = (f"{'embedded' if embedded else 'user'}:world/{found[0]}", data)
+    return files
 
 
 def generate_merchants(countries, catalogue):

@@ -272,7 +272,7 @@ def test_a_tightening_leaves_every_dataset_byte_and_rejudge_matches_a_fresh_run(
     root = tmp_path / "runs"
     fresh = seg6a.simulate(42, scale="tiny", config=tight, out=root, run_id="fresh")
     assert parquet_digests(fresh.run_dir) == parquet_digests(tiny.run_dir)
-    assert len(parquet_digests(tiny.run_dir)) == 15
+    assert len(parquet_digests(tiny.run_dir)) == 16
 
     # the same run judged anew under the tightened policy, from its Parquet
     import shutil

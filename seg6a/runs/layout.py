@@ -1,5 +1,7 @@
 """Where things live inside a run folder (SPEC §7)."""
+import os
 import re
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -32,6 +34,25 @@ def check_run_id(run_id):
             "letter or digit, and contain no path separator or '..'"
         )
     return run_id
+
+
+def check_output_folder(folder, flag="--out"):
+    """Return ``folder`` if it is a folder that can be written (or can be made), else raise
+    ParameterError: checked before any work, so a bad path never costs a run."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ParameterError(f"{flag} {folder} is a file, not a folder")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ParameterError(f"{flag} {folder} cannot be made: {existing} is a file")
+    try:  # a real write: permission bits do not tell for root, or for /proc
+        os.rmdir(tempfile.mkdtemp(prefix=".seg6a-probe-", dir=existing))
+    except OSError as exc:
+        raise ParameterError(f"{flag} {folder} cannot be written ({existing}: "
+                             f"{exc.strerror or exc})") from None
+    return folder
 
 
 def partition_dir(run_dir, dataset, seed, parameter_hash, manifest_fingerprint):

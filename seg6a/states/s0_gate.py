@@ -2,6 +2,8 @@
 import operator
 from dataclasses import dataclass
 
+import numpy as np
+
 from .. import __version__
 from ..judging import Judging, judging_of
 from ..policies import JUDGING_POLICY, Config, check_against_world, load_config
@@ -109,10 +111,8 @@ def run(seed, scale=None, config=None, perf=None, waive=None):
         "state_parameter_hashes": {k: v for k, v in hashes.items() if k != "segment"},
         "policies": policy_hashes(config),
         # Where a policy came from, without the user's folder, which must not change bytes.
-        "policy_sources": {
-            name: "embedded" if source == "embedded" else "user"
-            for name, source in sorted(config.sources.items()) if name != JUDGING_POLICY
-        },
+        "policy_sources": {name: config.origin(name) for name in sorted(config.sources)
+                           if name != JUDGING_POLICY},
         "prf_version": PRF_VERSION,
         "seg6a_version": __version__,
     }
@@ -129,3 +129,43 @@ def run(seed, scale=None, config=None, perf=None, waive=None):
     )
 
 
+
+
+MERCHANT_BASE = "s0_merchant_base_6A"
+CONFIG_FOLDER = "config"
+
+
+def published_files(sealed, folder, merchants_folder):
+    """What S0 publishes for a seed: ``{path: bytes}``.
+
+    In ``folder`` (S0's partition): its receipt, the sealed inputs and the run's effective
+    config (every YAML after overlay and the world's files, byte for byte, in the embedded
+    layout: ``--config`` with it reproduces the run). In ``merchants_folder``: the upstream
+    world's merchants as a dataset, so that merchant roles join in SQL.
+    """
+    from ..policies import WORLD_FOLDER, effective_files
+    from ..runs.layout import part_name
+    from ..runs.publish import json_bytes
+    from ..tables import dictionary_column, encode_part
+
+    files = {folder / "sealed_inputs_6A.json": json_bytes(sealed.sealed_inputs),
+             folder / "s0_gate_receipt_6A.json": json_bytes(sealed.receipt)}
+    config = folder / CONFIG_FOLDER
+    files.update({config / relative: data
+                  for relative, data in effective_files(sealed.config).items()})
+    files.update({config / WORLD_FOLDER / name: data
+                  for name, data in sealed.world.files.items()})
+    world = sealed.world
+    merchants = world.merchants
+    iso = {code: i for i, code in enumerate(world.countries_vocab)}
+    sizes = sorted(set(merchants.column("size_class").to_pylist()))
+    size_code = {size: i for i, size in enumerate(sizes)}
+    files[merchants_folder / part_name(0)] = encode_part({
+        "merchant_id": merchants.column("merchant_id"),
+        "mcc": merchants.column("mcc"),
+        "size_class": dictionary_column(np.array([size_code[v] for v in merchants.column(
+            "size_class").to_pylist()], dtype=np.int16), sizes),
+        "country_iso": dictionary_column(np.array([iso[v] for v in merchants.column(
+            "country_iso").to_pylist()], dtype=np.int16), world.countries_vocab),
+    })
+    return files
