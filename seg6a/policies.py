@@ -200,7 +200,8 @@ def overlay_files(user_dir):
             if path.name not in folders:
                 raise ConfigError(
                     f"unknown config folder; an overlay holds YAML files named like the "
-                    f"embedded ones, at the top or in {', '.join(folders)}/, and a "
+                    f"embedded ones, at the top or in {' or '.join(f + '/' for f in folders)}, "
+                    f"and a "
                     f"{WORLD_FOLDER}/ folder (`seg6a config export DIR` writes that layout)",
                     file=path)
             entries = [(child, path.name) for child in sorted(path.iterdir())
