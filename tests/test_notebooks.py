@@ -15,11 +15,16 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes(path, tmp_path):
+def test_notebook_executes_and_shows_its_plots(path, tmp_path, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+    # Jupyter's own inline backend, as a user's notebook has it (the notebooks force none).
+    assert "matplotlib.use(" not in path.read_text()
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for cell in notebook.cells if cell.cell_type == "code"
-              for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-    assert errors == []
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code"
+               for o in cell.get("outputs", [])]
+    assert [o for o in outputs if o.get("output_type") == "error"] == []
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) > 0
