@@ -32,3 +32,20 @@ def test_state_benchmarks_run_at_tiny():
     assert len(timed) == 6
     for name in timed:
         getattr(bench, name)("tiny")
+
+
+def test_gate_tracks_are_shortfalls_where_a_larger_number_is_worse():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_states import Gates, shortfall
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    # a lift (ge) falling from 4 to 3 and a JSD (le) rising both read as larger shortfalls
+    lift = {"comparator": "ge", "threshold_Bplus": 2.0}
+    jsd = {"comparator": "le", "threshold_Bplus": 0.05}
+    assert shortfall({**lift, "value": 3.0}) > shortfall({**lift, "value": 4.0})
+    assert shortfall({**jsd, "value": 0.04}) > shortfall({**jsd, "value": 0.03})
+    assert shortfall({**lift, "value": 1.5}) > 0 > shortfall({**lift, "value": 2.5})
+    tracks = [n for n in vars(Gates) if n.startswith("track_")]
+    assert len(tracks) == 7
+    assert all("lower is better" in getattr(Gates, n).unit for n in tracks)
