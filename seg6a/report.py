@@ -19,7 +19,7 @@ from .errors import InputError
 from .gates import data as gate_data
 from .gates import metrics
 from .gates import stats as gate_stats
-from .gates.board import ACCOUNT_PRIORS, VALIDATION_POLICY, holdings_by_rule
+from .gates.board import ACCOUNT_PRIORS, DESCRIPTIONS, VALIDATION_POLICY, holdings_by_rule
 from .gates.tables import verdict
 from .judging import shown
 from .perf import budget_rows
@@ -94,7 +94,16 @@ def write_report(run_dir, config=None, out_dir=None):
         pngs = {f"seed={seed}_{name}.png": _png(figure) for name, figure in figures.items()}
         images.update(pngs)
         sections.append(_seed_section(seed, records, pngs, _perf(run_dir, seed, receipt)))
-    page = _page(run_dir.name, certification, sections)
+    identity, waived = [], set()
+    for seed, path in boards:
+        receipt = _s0_receipt(run_dir, seed, config, world)
+        records = json.loads(path.read_text(encoding="utf-8"))
+        identity.append((seed, receipt["seg6a_version"], receipt["parameter_hash"][:16],
+                         (records[0].get("validation_hash") or "-")[:16],
+                         receipt["manifest_fingerprint"][:16]))
+        waived |= {(w["key"], f"{w['embedded']!r} -> {w['value']!r}", w["reason"])
+                   for r in records for w in r.get("waivers", [])}
+    page = _page(run_dir.name, certification, sections, identity, sorted(waived))
     files = {out_dir / name: png for name, png in images.items()}
     target = out_dir / REPORT_NAME
     files[target] = page.encode("utf-8")
@@ -166,11 +175,30 @@ def _png(figure):
     return buffer.getvalue()
 
 
+# Gates with at most this many components get a row each in the plot (all are in the table).
+_PLOTTED_COMPONENTS = 3
+
+
+def _plot_rows(records):
+    """``[(label, record-like)]``: one row per gate, or per component of a gate with a few."""
+    rows = []
+    for r in records:
+        parts = r.get("components") or {}
+        if 1 < len(parts) <= _PLOTTED_COMPONENTS:
+            rows += [(f"{r['test_id']}.{name}", {**c, "metric_name": name})
+                     for name, c in parts.items()]
+        else:
+            rows.append((r["test_id"], r))
+    return rows
+
+
 def _plot_gates(records):
-    """One row per gate: value, 95% CI and the B / B+ thresholds on the gate's own axis."""
-    figure, axes = _figure(len(records), 1, 8.0, 0.95 * len(records) + 0.6)
-    for ax, r in zip(axes[:, 0], records):
-        label = f"{r['test_id']}  [{verdict(r)}]"
+    """One row per gate (per component for gates of a few): value, 95% CI and the B / B+
+    thresholds on the row's own axis; the legend below the rows, clear of the data."""
+    rows = _plot_rows(records)
+    figure, axes = _figure(len(rows), 1, 8.0, 0.85 * len(rows) + 1.0)
+    for ax, (name, r) in zip(axes[:, 0], rows):
+        label = f"{name}  [{verdict(r)}]"
         ax.set_yticks([])
         ax.set_title(label, loc="left", fontsize=9, color=_COLOURS[verdict(r)])
         if r["value"] is None:
@@ -192,9 +220,14 @@ def _plot_gates(records):
             # Every CI holds its value; T3's is the interval of the largest share error.
             ax.plot([r["ci_low"], r["ci_high"]], [0, 0], "|-", color="black", markersize=10,
                     label="95% CI")
-        ax.plot([r["value"]], [0], "o", color="black", label=r["metric_name"])
+        ax.plot([r["value"]], [0], "o", color="black", label="value")
         ax.tick_params(axis="x", labelsize=8)
-    axes[0, 0].legend(handles=axes[0, 0].lines[:2], loc="upper right", fontsize=7)
+    handles = {}
+    for ax in axes[:, 0]:
+        for line in ax.lines:
+            handles.setdefault(line.get_label(), line)
+    figure.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4,
+                  fontsize=7)
     return figure
 
 
@@ -211,13 +244,14 @@ def _plot_devices_per_ip(stats, records):
     t5 = next((r for r in records if r["test_id"] == "T5_IP_REUSE_TAIL_BOUNDS"), None)
     for name, style in (("p99", "--"), ("max", "-")):
         component = (t5 or {}).get("components", {}).get(name)
-        if component:
-            ax.axvline(component["threshold_B"], color=_COLOURS["FAIL"], linestyle=style,
-                       linewidth=1, label=f"T5 {name} bound (B) {component['threshold_B']:g}")
+        for band, key in (("B", "threshold_B"), ("B+", "threshold_Bplus")):
+            if component:
+                ax.axvline(component[key], color=_COLOURS[band], linestyle=style, linewidth=1,
+                           label=f"T5 {name} bound ({band}) {component[key]:g}")
     ax.set_xlabel("devices per IP (k)")
     ax.set_ylabel("share of the type's IPs")
     ax.set_title("Devices per IP (S4)", fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
+    figure.legend(loc="outside right upper", fontsize=7)
     return figure
 
 
@@ -239,12 +273,15 @@ def _plot_accounts_per_holder(rules):
         realised = realised[1:] / max(holders, 1)
         law = np.zeros(top)
         law[:k_max] = metrics.holder_law(rule["mean_accounts_per_holder"], k_max)
-        ax.bar(k, realised, color="#8c959f", label=f"realised ({holders} holders)")
+        ax.bar(k, realised, color="#8c959f", label="realised")
         ax.plot(k, law, "o", color="black", markersize=3, label="target law")
-        ax.axvline(k_max + 0.5, color=_COLOURS["FAIL"], linewidth=1, label=f"K_max {k_max}")
-        ax.set_title(f"{rule['party_type']} / {rule['account_type']}", fontsize=8)
+        ax.axvline(k_max + 0.5, color=_COLOURS["FAIL"], linewidth=1, label="K_max")
+        ax.set_title(f"{rule['party_type']} / {rule['account_type']} ({holders} holders)",
+                     fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6, loc="upper right")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, ["realised", "target law", "K_max"], loc="outside lower center",
+                  ncols=3, fontsize=7)
     figure.suptitle("Accounts per holder (S2) against K_max", fontsize=10)
     return figure
 
@@ -269,7 +306,8 @@ def _plot_role_prevalence(stats, taxonomy):
         ax.set_xscale("log")
         ax.set_title(f"{kind} ({rows})", fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
-    axes[0, 0].legend(fontsize=7, loc="lower right")
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=2,
+                  fontsize=7)
     figure.suptitle("Role prevalence (S5) against the taxonomy's targets", fontsize=10)
     return figure
 
@@ -282,6 +320,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #d0d7de; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f6f8fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td:nth-child(2) { min-width: 16em; }
 img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
 """
 
@@ -323,14 +362,29 @@ def _seed_section(seed, records, pngs, perf):
         ci = "-" if r["ci_low"] is None else f"[{_number(r['ci_low'])}, {_number(r['ci_high'])}]"
         rows.append((f'<span id="{html.escape(r["test_id"])}-{seed}">'
                      f'{html.escape(r["test_id"])}</span>',
+                     html.escape(DESCRIPTIONS[r["test_id"]]),
                      html.escape(r["metric_name"]), _number(r["value"]), ci,
                      _number(r["threshold_B"]), _number(r["threshold_Bplus"]),
                      f'<b style="color:{_COLOURS[mark]}">'
                      f'{html.escape(shown(mark, r.get("waivers", [])))}</b>',
                      html.escape(r["owner_state"]), html.escape(r["reason"] or "")))
     parts = [f"<h2>Seed {seed}</h2>", "<h3>Gateboard</h3>",
-             _table(("test", "metric", "value", "95% CI", "B", "B+", "pass", "owner", "reason"),
-                    rows, numeric=(2, 3, 4, 5))]
+             _table(("test", "what it checks", "metric", "value", "95% CI", "B", "B+", "pass",
+                     "owner", "reason"), rows, numeric=(3, 4, 5, 6))]
+    component_rows = []
+    for r in records:
+        for name, c in (r.get("components") or {}).items():
+            mark = verdict(c)
+            ci = "-" if c["ci_low"] is None else \
+                f"[{_number(c['ci_low'])}, {_number(c['ci_high'])}]"
+            component_rows.append((html.escape(r["test_id"]), html.escape(name),
+                                   _number(c["value"]), ci, _number(c["threshold_B"]),
+                                   _number(c["threshold_Bplus"]),
+                                   f'<b style="color:{_COLOURS[mark]}">{mark}</b>',
+                                   html.escape(c["owner_state"]), html.escape(c["reason"] or "")))
+    parts.append(f"<details><summary>Every component ({len(component_rows)})</summary>"
+                 + _table(("test", "component", "value", "95% CI", "B", "B+", "pass", "owner",
+                           "reason"), component_rows, numeric=(2, 3, 4, 5)) + "</details>")
     parts.append("<p>Rate gates pass only when their 95% CI lies wholly on the passing side. "
                  "T3's interval is that of its value, the largest share error: each (region, "
                  "ip_type) share's bootstrap CI turned into an interval of its absolute error "
@@ -360,8 +414,11 @@ def _seed_section(seed, records, pngs, perf):
     return "\n".join(parts)
 
 
-def _page(run_id, certification, sections):
+def _page(run_id, certification, sections, identity, board_waivers):
     head = f"<h1>seg6a run {html.escape(run_id)}</h1>"
+    head += _table(("seed", "seg6a", "parameter_hash", "validation_hash",
+                    "manifest_fingerprint"),
+                   [tuple(html.escape(str(v)) for v in row) for row in identity])
     if certification is not None:
         reason = certification.get("reason")
         head += (f"<p>Certification over seeds {', '.join(map(str, certification['seeds']))} "
@@ -374,8 +431,26 @@ def _page(run_id, certification, sections):
             head += ("<p>Waived judging values (loosened against the embedded validation "
                      "policy):</p>" + _table(("key", "embedded -> used", "reason"),
                                              [tuple(map(html.escape, w)) for w in waivers]))
+        t9 = certification["T9"]
+        cvs = sorted(((name, cv) for name, cv in t9["coefficients_of_variation"].items()),
+                     key=lambda item: -(item[1] if item[1] is not None else float("inf")))
+        head += (f"<p>T9: coefficient of variation across seeds of each stability metric "
+                 f"(B {_number(t9['threshold_B'])}, B+ {_number(t9['threshold_Bplus'])}; "
+                 f"the largest is T9's value)</p>"
+                 + _table(("stability metric", "CV"),
+                          [(html.escape(name), _number(cv)) for name, cv in cvs[:10]],
+                          numeric=(1,)))
+        if len(cvs) > 10:
+            head += (f"<details><summary>All {len(cvs)} stability metrics</summary>"
+                     + _table(("stability metric", "CV"),
+                              [(html.escape(name), _number(cv)) for name, cv in cvs[10:]],
+                              numeric=(1,)) + "</details>")
     else:
         head += "<p>Not certified: T9 (stability across seeds) needs <code>seg6a certify</code>.</p>"
+        if board_waivers:
+            head += ("<p>Waived judging values:</p>" + _table(
+                ("key", "embedded -> used", "reason"),
+                [tuple(map(html.escape, w)) for w in board_waivers]))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>seg6a report {html.escape(run_id)}</title><style>{_STYLE}</style>"
             f"<script>{_SCRIPT}</script></head><body>\n{head}\n" + "\n".join(sections)

@@ -1,5 +1,7 @@
 """``seg6a report``: the HTML page and PNGs of a run, rendered in headless Chromium."""
 import base64
+import html
+import json
 import os
 import re
 import shutil
@@ -71,6 +73,15 @@ def test_report_holds_every_gate_and_every_plot(run_dir, report):
         assert base64.b64decode(data) == png  # self-contained: the page carries the PNGs
         assert png.startswith(b"\x89PNG")
     assert "Performance against budgets" in page and "total" in page
+    from seg6a.gates.board import DESCRIPTIONS
+
+    for gate, meaning in DESCRIPTIONS.items():  # one line on what each gate checks
+        assert html.escape(meaning) in page, gate
+    board = json.loads(next(run_dir.rglob("realism_gate_6A.json")).read_text())
+    n_components = sum(len(r.get("components") or {}) for r in board)
+    assert f"Every component ({n_components})" in page
+    for name in board[7]["components"]:  # T8's, every one
+        assert f"<td>{html.escape(name)}</td>" in page
 
 
 def test_report_is_deterministic(run_dir, report, tmp_path):
@@ -136,3 +147,9 @@ def test_report_shows_a_certifications_evidence_and_waivers(tmp_path):
         assert f"<td>{key}</td>" in page
     # two waivers in the run's table, and on each of the two seeds' boards (T9 carries them)
     assert page.count("a quick look") == 6
+    # the header names the version and hashes of each seed; T9's table lists its metrics
+    assert f"<td>{seg6a.__version__}</td>" in page
+    validation_hash = outcome.summary["validation_hash"][:16]
+    assert page.count(f"<td>{validation_hash}</td>") == 2
+    worst = outcome.summary["T9"]["worst_metric"]
+    assert f"<td>{worst}</td>" in page and "coefficient of variation across seeds" in page

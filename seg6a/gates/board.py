@@ -34,6 +34,22 @@ GATES = ("T1_KMAX_HARD_INVARIANT", "T2_KMAX_TAIL_SANITY", "T3_IP_PRIOR_ALIGNMENT
          "T4_DEVICE_IP_COVERAGE", "T5_IP_REUSE_TAIL_BOUNDS", "T6_ROLE_MAPPING_COVERAGE",
          "T7_RISK_PROPAGATION_EFFECT", "T8_DISTRIBUTION_ALIGNMENT_JSD",
          "T9_CROSS_SEED_STABILITY", "T10_DOWNSTREAM_COMPAT_6B")
+# What each gate checks, in one line (the report and `seg6a gates` readers' key).
+DESCRIPTIONS = {
+    "T1_KMAX_HARD_INVARIANT": "no party holds more accounts of a type than its K_max",
+    "T2_KMAX_TAIL_SANITY": "p99 and max of accounts per holder stay within K_max, per type",
+    "T3_IP_PRIOR_ALIGNMENT": "each region's ip_type shares match the priors (pp)",
+    "T4_DEVICE_IP_COVERAGE": "enough devices are linked to at least one IP",
+    "T5_IP_REUSE_TAIL_BOUNDS": "devices per IP: a bounded tail (p99 and max)",
+    "T6_ROLE_MAPPING_COVERAGE": "every role row maps to a canonical family",
+    "T7_RISK_PROPAGATION_EFFECT": "a risky owner raises the odds that its accounts and "
+                                  "devices are risky, below over-separability",
+    "T8_DISTRIBUTION_ALIGNMENT_JSD": "role, ip_type and accounts-per-holder mixes match "
+                                     "their targets (JSD, bits)",
+    "T9_CROSS_SEED_STABILITY": "the stability metrics vary little across the witness seeds",
+    "T10_DOWNSTREAM_COMPAT_6B": "6B can consume the entities (contract), and flows touching "
+                                "risky entities carry more fraud labels (lift)",
+}
 VALIDATION_POLICY = "validation_policy_6A.v1.yaml"
 ACCOUNT_PRIORS = "account_per_party_priors_6A.v1.yaml"
 DEVICE_IP_PRIORS = "device_ip_priors_6A.v1.yaml"
