@@ -97,7 +97,7 @@ def bootstrap_ci(cluster_stats, statistic, *, seed=0, n_resamples=999, confidenc
     >>> bool(0.3 <= low <= 0.45 <= high <= 0.6)
     True
     """
-    from scipy.stats import bootstrap  # lazily: importing scipy.stats takes ~0.7 s
+    from scipy.stats import bootstrap  # lazily: importing scipy.stats takes ~0.55 s here
 
     data = np.asarray(cluster_stats, dtype=np.float64)
     if data.ndim != 2:
