@@ -496,7 +496,8 @@ def _config_validate(args):
     sealed = s0_gate.run(0, None, args.config, waive=args.waive)
     sources = sealed.config.sources
     rows = [(name, "user" if src != "embedded" else "embedded", "ok") for name, src in sources.items()]
-    world = "user" if sealed.config.world_dir is not None else "embedded"
+    world = "user" if any(i["source"].startswith("user:") for i in sealed.world.inputs) \
+        else "embedded"
     rows.append(("world", world, f"{len(sealed.world.countries_vocab)} countries, "
                  f"{len(sealed.world.regions_vocab)} regions, "
                  f"{sealed.world.merchants.num_rows:,} merchants"))
