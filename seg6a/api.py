@@ -7,7 +7,7 @@ from pathlib import Path
 from . import __version__, kernel_cache
 from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
-from .runs import layout, receipts
+from .runs import keep, layout, receipts
 from .runs.commit import RunCommit, check_committed, read_manifest
 from .runs.publish import json_bytes, jsonl_bytes, sha256_hex
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
@@ -156,16 +156,18 @@ class SimulationResult:
                 receipts.check_recomputed(run_dir, seed, rerun_from, outputs)
             perf_files = self._perf_files(run_dir)
             # What this seed had and no longer publishes (a rerun's old partitions, a flag
-            # its new verdict withdraws), and a certification judged on the old data.
+            # its new verdict withdraws), and a certification (and freeze) judged on the
+            # old data.
             retired = []
             if rerun_from is not None:
                 new = {run.relative(p) for p in [*files, *perf_files, *(
                     receipts.receipt_path(run_dir, seed, state) for state in outputs)]}
                 retired = [p for p in run.committed if f"seed={seed}" in p.split("/")
                            and p not in new]
-                summary = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
-                if run.relative(summary) in run.committed:
-                    retired.append(run.relative(summary))
+                for name in (layout.CERTIFICATION_SUMMARY, layout.GATE_DELTA, layout.FREEZE):
+                    judged = run.relative(layout.validation_dir(run_dir) / name)
+                    if judged in run.committed:
+                        retired.append(judged)
             self._add_receipts(files, run_dir, outputs, rerun_from, [
                 {"path": p, "sha256": run.committed[p]["sha256"]} for p in retired])
             replace = ()
@@ -426,7 +428,7 @@ class CertificationResult:
 
 
 def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progress=None,
-            engine="local", client=None, waive=None):
+            engine="local", client=None, waive=None, baseline=None):
     """Run the witness seeds and decide PASS_BPLUS, PASS_B or HOLD_REMEDIATE (SPEC section 6).
 
     A certificate needs its evidence: every seed of ``certification.required_seeds`` at a
@@ -452,6 +454,15 @@ def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progre
         With ``engine="dask"`` and no client, one ``LocalCluster`` serves every seed.
     waive : str, optional
         As for ``simulate``: the reason loosened judging values are accepted for.
+    baseline : str or os.PathLike, optional
+        A certified run folder every gate is compared with, per seed (default: the
+        keep-set's ``baseline`` under ``out``, if any): a regression holds the decision,
+        and ``gate_delta_6A.json`` records the comparison.
+
+    An accepted decision (``PASS_B``, ``PASS_BPLUS``, ``RETAIN_PASS_B``) with ``out`` freezes
+    the run (``freeze_6A.json``) and records it as ``last_good`` in ``out/keep_set.json``;
+    a ``last_good`` frozen at ``PASS_BPLUS`` makes a mere B ``HOLD_REMEDIATE``
+    (``posture_regression``), one frozen at B makes it ``RETAIN_PASS_B``.
 
     Returns
     -------
@@ -460,6 +471,7 @@ def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progre
     if out is not None:
         run_id = layout.check_run_id(run_id) if run_id is not None else layout.new_run_id()
         layout.check_output_folder(Path(out) / run_id)
+    baseline = _baseline(out, run_id, baseline)  # refused before any seed runs
     sealed = s0_gate.run(0, scale, config, PerfRecorder(), waive=waive)
     policy = sealed.judging.policy
     seeds = list(policy["certification"]["required_seeds"] if seeds is None else seeds)
@@ -482,29 +494,127 @@ def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progre
         if cluster is not None:
             cluster.close()
     run_dir = None if out is None else Path(out) / run_id
-    return _certification(sealed, boards, run_dir)
+    last_good = None if out is None else keep.last_good_decision(out)
+    return _certification(sealed, boards, run_dir, baseline, last_good)
 
 
-def _certification(sealed, boards, run_dir):
-    """Decide over the seeds' boards and publish the summary into ``run_dir`` (if any)."""
-    summary = _certification_summary(sealed, boards)
-    if run_dir is not None:
-        path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
-        with RunCommit(run_dir) as run:
-            run.publish({path: json_bytes(summary)}, replace=[path])
-    return CertificationResult(summary, run_dir)
+def _baseline(out, run_id, baseline):
+    """The baseline run folder of a certification: the given one (which must be a committed,
+    certified run), else the keep-set's ``baseline`` under ``out`` (not the run itself)."""
+    if baseline is None:
+        name = None if out is None else keep.load(out)["baseline"]
+        if not name or name == run_id or not (Path(out) / name).is_dir():
+            return None
+        baseline = Path(out) / name
+    baseline = Path(baseline)
+    check_committed(baseline)
+    if not layout.gateboards(baseline):
+        raise InputError("has no gateboards to compare with; a baseline is a certified run",
+                         file=baseline)
+    return baseline
 
 
-def _certification_summary(sealed, boards):
+def _baseline_evidence(baseline):
+    """``(boards, T9)`` of a baseline run folder."""
+    boards = [json.loads(path.read_text(encoding="utf-8"))
+              for _, path in layout.gateboards(baseline)]
+    summary = layout.validation_dir(baseline) / layout.CERTIFICATION_SUMMARY
+    t9 = json.loads(summary.read_text(encoding="utf-8"))["T9"] if summary.exists() else None
+    return boards, t9
+
+
+def _certification(sealed, boards, run_dir, baseline=None, last_good=None):
+    """Decide over the seeds' boards; with ``run_dir``, publish the summary (and the gate
+    delta against ``baseline``, and the freeze of an accepted decision) in one commit, then
+    record a frozen run as the keep-set's ``last_good``."""
+    if run_dir is None:
+        summary = _certification_summary(sealed, boards, baseline, last_good)
+        summary.pop("gate_delta")
+        return CertificationResult(summary, run_dir)
+    with RunCommit(run_dir) as run:
+        summary, files, retire = _certification_files(run, sealed, boards, baseline, last_good)
+        run.publish(files, replace=list(files), retire=retire)
+    return _frozen(CertificationResult(summary, run_dir))
+
+
+def _certification_files(run, sealed, boards, baseline, last_good):
+    """``(summary, files, retire)`` of a certification inside an open commit: the summary,
+    the gate delta against ``baseline`` and the freeze of an accepted decision (the files
+    it no longer earns are retired)."""
+    from .gates.certification import ACCEPTED
+
+    summary = _certification_summary(sealed, boards, baseline, last_good)
+    delta = summary.pop("gate_delta")
+    folder = layout.validation_dir(run.run_dir)
+    files = {folder / layout.CERTIFICATION_SUMMARY: json_bytes(summary)}
+    if baseline is not None:
+        files[folder / layout.GATE_DELTA] = json_bytes({
+            "baseline": str(baseline), "candidate": str(run.run_dir), "gates": delta,
+            "perf": _perf_delta(baseline, run.run_dir, summary["seeds"])})
+    if summary["decision"] in ACCEPTED:
+        files[folder / layout.FREEZE] = json_bytes(_freeze(run, sealed, summary))
+    retire = [folder / name for name in (layout.GATE_DELTA, layout.FREEZE)
+              if folder / name not in files]
+    return summary, files, retire
+
+
+def _frozen(certification):
+    """Record a frozen run as its root's ``last_good`` (after its commit); returns it."""
+    from .gates.certification import ACCEPTED
+
+    if certification.decision in ACCEPTED:
+        keep.record_last_good(certification.run_dir.parent, certification.run_dir.name)
+    return certification
+
+
+def _freeze(run, sealed, summary):
+    """``freeze_6A.json``: what an accepted posture stands on, to the byte."""
+    by_seed = {seed: {path: entry["sha256"] for path, entry in run.committed.items()
+                      if f"seed={seed}" in path.split("/") and not path.startswith("reports/")}
+               for seed in summary["seeds"]}
+    configs = {seed: layout.partition_dir(".", "s0_gate_receipt_6A", seed, sealed.parameter_hash,
+                                          sealed.manifest_fingerprint).joinpath(
+        s0_gate.CONFIG_FOLDER).as_posix().removeprefix("./") for seed in summary["seeds"]}
+    return {"decision": summary["decision"], "seeds": summary["seeds"],
+            "scale": summary["scale"], "seg6a_version": __version__,
+            "prf_version": PRF_VERSION, "policies": sealed.receipt["policies"],
+            "parameter_hashes": sealed.parameter_hashes,
+            "validation_hash": summary["validation_hash"],
+            "manifest_fingerprint": sealed.manifest_fingerprint,
+            "config": configs, "files": by_seed, "waivers": summary["waivers"]}
+
+
+def _perf_delta(baseline, run_dir, seeds):
+    """Seconds per state of each seed against the baseline's (reported, never judged)."""
+    def state_seconds(folder, seed):
+        found = sorted(Path(folder).glob(f"reports/layer3/6A/perf/seed={seed}/*/*/"
+                                         "perf_summary_6A.json"))
+        return json.loads(found[0].read_text(encoding="utf-8"))["state_seconds"] \
+            if found else None
+
+    out = {}
+    for seed in seeds:
+        old, new = state_seconds(baseline, seed), state_seconds(run_dir, seed)
+        if old is not None and new is not None:
+            out[str(seed)] = {state: {"baseline": old[state], "candidate": new[state],
+                                      "delta": round(new[state] - old[state], 6)}
+                              for state in new if state in old}
+    return out
+
+
+def _certification_summary(sealed, boards, baseline=None, last_good=None):
     from .gates.certification import decide
     from .judging import evidence
 
     seeds = [board[0]["seed"] for board in boards]
     summary = decide(sealed.judging.policy, boards,
                      evidence(sealed.judging.policy, seeds, sealed.receipt["scale"]),
-                     sealed.judging)
+                     sealed.judging,
+                     baseline=None if baseline is None else _baseline_evidence(baseline),
+                     last_good=last_good)
     summary.update(parameter_hash=sealed.parameter_hash,
-                   manifest_fingerprint=sealed.manifest_fingerprint)
+                   manifest_fingerprint=sealed.manifest_fingerprint,
+                   baseline=None if baseline is None else str(baseline))
     return summary
 
 
@@ -578,14 +688,25 @@ def rejudge(run_dir, config=None, waive=None, engine="local", client=None):
                 boards[seed], reports[seed] = gates, report
             certification = None
             if run.relative(summary_path) in run.committed:
-                certified = json.loads(summary_path.read_text(encoding="utf-8"))["seeds"]
-                summary = _certification_summary(sealed, [boards[s] for s in certified
-                                                          if s in boards])
-                files[summary_path] = json_bytes(summary)
+                # Judged anew in the context it was certified in: its baseline and the
+                # posture that was last good then.
+                old = json.loads(summary_path.read_text(encoding="utf-8"))
+                baseline = old.get("baseline")
+                if baseline is not None and not Path(baseline).is_dir():
+                    raise InputError(f"the baseline it was certified against, {baseline}, is "
+                                     "gone; certify it anew")
+                summary, certified, retire = _certification_files(
+                    run, sealed, [boards[s] for s in old["seeds"] if s in boards],
+                    None if baseline is None else Path(baseline),
+                    old.get("last_good_decision"))
+                files.update(certified)
+                withdrawn += retire
                 certification = CertificationResult(summary, run_dir)
             run.publish(files, replace=list(files), retire=withdrawn)
     finally:
         runner.close()
+    if certification is not None:
+        _frozen(certification)
     return Rejudged(boards, reports, certification, run_dir)
 
 

@@ -61,10 +61,12 @@ def build_parser():
         "certify",
         help="run the witness seeds and decide PASS_BPLUS, PASS_B or HOLD_REMEDIATE",
         description="Run every seed into one run folder, evaluate T1-T10 per seed and T9 "
-        "across seeds, write realism_gate_summary_6A.json and print the decision. A "
+        "across seeds, write realism_gate_summary_6A.json and print the decision (PASS_BPLUS, "
+        "PASS_B, RETAIN_PASS_B or HOLD_REMEDIATE); an accepted one is frozen "
+        "(freeze_6A.json) and recorded as the keep-set's last_good. A "
         "certificate needs every required seed of the validation policy at a scale of at "
         "least its min_scale; otherwise the decision is HOLD_REMEDIATE (incomplete_evidence). "
-        "Exit 0 on PASS_B or PASS_BPLUS, 3 on HOLD_REMEDIATE.",
+        "Exit 0 on PASS_B, PASS_BPLUS or RETAIN_PASS_B, 3 on HOLD_REMEDIATE.",
     )
     certify.add_argument("--seeds", type=_seed_list, default=None, metavar="S,S,...",
                          help="comma-separated seeds (default: the policy's required seeds "
@@ -81,6 +83,11 @@ def build_parser():
     certify.add_argument("--engine", default="local", choices=("local", "dask"),
                          help="as for run: this process or one local Dask cluster for every "
                          "seed; same bytes")
+    certify.add_argument("--baseline", default=None, metavar="RUN_DIR",
+                         help="a certified run to compare every gate with, per seed: a gate "
+                         "worse than the baseline's beyond their CIs (exact gates: worse at "
+                         "all) holds the decision; writes gate_delta_6A.json (default: the "
+                         "keep-set's baseline under --out, if any)")
     _waive_flag(certify)
     _script_flags(certify)
 
@@ -288,7 +295,7 @@ def _certify(args):
     started = time.perf_counter()
     outcome = certify(
         seeds=args.seeds, scale=args.scale, config=args.config, out=args.out, run_id=run_id,
-        engine=args.engine, waive=args.waive,
+        engine=args.engine, waive=args.waive, baseline=args.baseline,
         progress=None if args.quiet else (
             lambda seed, state, seconds: _progress(f"seed {seed}: ")(state, seconds)),
     )
@@ -325,6 +332,12 @@ def _say_certification(say, summary, run_id=None, out=None, config=None):
     say(_table(("test", "worst value", "pass", "failing seeds / worst metric"), rows))
     for failure in summary["failures"]:
         say(_failure_line(f"{failure['test_id']} (seed {failure['seed']})", failure))
+    if summary.get("baseline"):
+        say(f"baseline {summary['baseline']}: {len(summary['regressions'])} regression(s) "
+            f"(gate_delta_6A.json)")
+    if summary["reason"] == "posture_regression":
+        say("HOLD_REMEDIATE: posture regression: the last good posture was PASS_BPLUS and "
+            "this reaches only B")
     if summary["reason"] == "incomplete_evidence":
         found = summary["evidence"]
         lacking = []

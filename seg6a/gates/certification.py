@@ -1,18 +1,24 @@
 """Certification over several seeds: T9, pooled verdicts and one decision (SPEC section 6).
 
-A certificate (``PASS_B``, ``PASS_BPLUS``) needs its evidence, every required seed at a
-large enough scale (``seg6a.judging.evidence``), and every gate passing on every seed and
-T9 across them. Anything else is ``HOLD_REMEDIATE``, with a ``reason``
-(``incomplete_evidence`` or ``gate_failure``) and each failing component routed to the
-state that can fix it.
+A certificate (``PASS_B``, ``PASS_BPLUS``, ``RETAIN_PASS_B``) needs its evidence, every
+required seed at a large enough scale (``seg6a.judging.evidence``), every gate passing on
+every seed and T9 across them, no gate worse than the baseline's (``gate_delta``), and no
+step down from the last frozen posture (a last good ``PASS_BPLUS`` makes a mere B a
+``posture_regression``; a last good ``PASS_B`` makes it ``RETAIN_PASS_B``). Anything else is
+``HOLD_REMEDIATE``, with a ``reason`` and each failing component routed to the state that
+can fix it.
 """
 from ..judging import shown
 from .board import GATES, headline_of, cross_seed_stability, earliest, failing_components, remedy
 from .board import stamp
 
-PASS_BPLUS, PASS_B, HOLD = "PASS_BPLUS", "PASS_B", "HOLD_REMEDIATE"
+PASS_BPLUS, PASS_B, RETAIN_PASS_B, HOLD = ("PASS_BPLUS", "PASS_B", "RETAIN_PASS_B",
+                                           "HOLD_REMEDIATE")
+ACCEPTED = (PASS_BPLUS, PASS_B, RETAIN_PASS_B)
 INCOMPLETE_EVIDENCE, GATE_FAILURE = "incomplete_evidence", "gate_failure"
+REGRESSION, POSTURE_REGRESSION = "regression_vs_baseline", "posture_regression"
 T9 = "T9_CROSS_SEED_STABILITY"
+T10_LIFT = ("T10_DOWNSTREAM_COMPAT_6B", "fraud_label_lift")
 
 
 def _parts(record):
@@ -90,7 +96,52 @@ def failures(records, band):
     return out
 
 
-def decide(policy, boards, evidence, judging):
+def gate_delta(boards, t9, baseline_boards, baseline_t9):
+    """Every gate component per seed against the baseline's (``gate_delta_6A.json``).
+
+    A component regresses when the candidate is worse than the baseline beyond both CIs
+    (its interval wholly on the worse side of the baseline's), for exact gates when it is
+    worse at all, and T10's lift when it falls below the baseline's CI; a value that can no
+    longer be computed regresses. Seeds the baseline lacks are not compared.
+    """
+    base = {board[0]["seed"]: {r["test_id"]: r for r in board} for board in baseline_boards}
+    pairs = [(r["test_id"], r["seed"], r, base[board[0]["seed"]].get(r["test_id"]))
+             for board in boards if board[0]["seed"] in base
+             for r in board if r["test_id"] != T9]
+    if t9 is not None and baseline_t9 is not None:
+        pairs.append((T9, "pooled", t9, baseline_t9))
+    rows = []
+    for test_id, seed, record, old in pairs:
+        if old is None:
+            continue
+        old_parts = _parts(old)
+        for name, new in _parts(record).items():
+            if name in old_parts:
+                rows.append(_delta(test_id, name, seed, old_parts[name], new))
+    return rows
+
+
+def _delta(test_id, name, seed, old, new):
+    le = new["comparator"] == "le"
+    if new["value"] is None or old["value"] is None:
+        delta, regressed = None, new["value"] is None and old["value"] is not None
+    else:
+        delta = new["value"] - old["value"]
+        if (test_id, name) == T10_LIFT and old["ci_low"] is not None:
+            regressed = new["value"] < old["ci_low"]
+        elif new["ci_low"] is not None and old["ci_low"] is not None:
+            regressed = new["ci_low"] > old["ci_high"] if le else new["ci_high"] < old["ci_low"]
+        else:
+            regressed = delta > 0 if le else delta < 0
+    return {"test_id": test_id, "component": name, "seed": seed,
+            "baseline": old["value"], "candidate": new["value"], "delta": delta,
+            "baseline_ci": [old["ci_low"], old["ci_high"]],
+            "candidate_ci": [new["ci_low"], new["ci_high"]],
+            "comparator": new["comparator"], "owner_state": new["owner_state"],
+            "regressed": bool(regressed)}
+
+
+def decide(policy, boards, evidence, judging, baseline=None, last_good=None):
     """The certification summary of several seeds' boards.
 
     Parameters
@@ -103,28 +154,52 @@ def decide(policy, boards, evidence, judging):
         ``seg6a.judging.evidence`` of the seeds and the run's scale.
     judging : seg6a.judging.Judging
         The policy's hash, waivers and overrides (recorded in the summary).
+    baseline : (list of list of dict, dict or None), optional
+        The baseline run's boards and T9: every gate is compared with them
+        (``gate_delta``, in the summary as ``gate_delta``); any regression holds.
+    last_good : str, optional
+        The decision frozen for the keep-set's ``last_good`` run.
 
     Returns
     -------
     dict
-        ``decision`` (``PASS_BPLUS`` when the evidence is complete and every gate passes B+
-        on every seed and T9 across them, ``PASS_B`` when every gate passes B, else
+        ``decision`` (``PASS_BPLUS`` when the evidence is complete, every gate passes B+ on
+        every seed and T9 across them and nothing regressed; ``PASS_B`` when every gate
+        passes B; ``RETAIN_PASS_B`` for that when the last good posture is B; else
         ``HOLD_REMEDIATE``), ``reason``, the evidence, T9, the pooled and per-seed records,
-        the failures with their remedies, the validation hash, waivers and overrides.
+        the failures with their remedies, the regressions, the validation hash, waivers and
+        overrides.
     """
     t9 = stamp([cross_seed_stability(policy, boards)], judging)[0]
+    delta = gate_delta(boards, t9, *baseline) if baseline is not None else None
     seeds = [board[0]["seed"] for board in boards]
     verdicts = [r for board in boards for r in board if r["test_id"] != T9] + [t9]
     complete = len(boards) > 0 and all(len(board) == len(GATES) for board in boards)
     passes_b = complete and all(r["pass_B"] for r in verdicts)
+    regressions = [row for row in delta or [] if row["regressed"]]
     if not evidence["complete"]:
         decision, reason = HOLD, INCOMPLETE_EVIDENCE
-    elif passes_b and all(r["pass_Bplus"] for r in verdicts):
-        decision, reason = PASS_BPLUS, None
-    elif passes_b:
-        decision, reason = PASS_B, None
-    else:
+    elif not passes_b:
         decision, reason = HOLD, GATE_FAILURE
+    elif regressions:
+        decision, reason = HOLD, REGRESSION
+    elif all(r["pass_Bplus"] for r in verdicts):
+        decision, reason = PASS_BPLUS, None
+    elif last_good == PASS_BPLUS:
+        decision, reason = HOLD, POSTURE_REGRESSION
+    elif last_good in (PASS_B, RETAIN_PASS_B):
+        decision, reason = RETAIN_PASS_B, None
+    else:
+        decision, reason = PASS_B, None
+    found = failures(verdicts, "B" if reason in (INCOMPLETE_EVIDENCE, GATE_FAILURE) else "Bplus")
+    for row in regressions:
+        rerun, text = remedy(row["test_id"], {"reason": REGRESSION,
+                                              "owner_state": row["owner_state"]})
+        found.append({"test_id": row["test_id"], "component": row["component"],
+                      "seed": row["seed"], "owner_state": row["owner_state"],
+                      "reason": REGRESSION, "rerun": rerun,
+                      "remedy": f"worse than the baseline ({row['baseline']:.4g} -> "
+                      f"{row['candidate']:.4g}): {text}" if row["delta"] is not None else text})
     return {
         "decision": decision,
         "decision_shown": shown(decision, judging.waivers),
@@ -137,7 +212,10 @@ def decide(policy, boards, evidence, judging):
         "T9": t9,
         "pooled": pooled(boards),
         "per_seed": boards,
-        "failures": failures(verdicts, "B" if decision == HOLD else "Bplus"),
+        "failures": found,
+        "regressions": regressions,
+        "gate_delta": delta,
+        "last_good_decision": last_good,
         "validation_hash": judging.validation_hash,
         "waivers": judging.waivers,
         "overrides": judging.overrides,

@@ -1,7 +1,8 @@
 """The keep-set of a runs root and pruning of every run outside it (SPEC section 7).
 
 ``ROOT/keep_set.json`` names the runs to keep: ``baseline``, ``candidate``, ``last_good``
-(one run id each, or null) and ``witnesses`` (a list). ``prune`` removes run folders that
+(one run id each, or null) and ``witnesses`` (a list). A certification that freezes its run
+records it as ``last_good`` (``record_last_good``). ``prune`` removes run folders that
 it names nowhere, and nothing else: only folders whose name is a valid run id and that hold
 a ``layer3`` tree count as runs.
 """
@@ -67,8 +68,35 @@ def keep(root, run_id, role):
             keep_set["witnesses"] = sorted(keep_set["witnesses"] + [run_id])
     else:
         keep_set[role] = run_id
+        if role == "baseline":  # chosen by hand: a later freeze does not move it
+            keep_set["baseline_pinned"] = True
     replace_bytes(root / KEEP_SET, json_bytes(keep_set))
     return keep_set
+
+
+def record_last_good(root, run_id):
+    """A freeze: ``run_id`` becomes ``last_good``, and the previous ``last_good`` becomes the
+    ``baseline`` unless a baseline was pinned (``keep --as baseline``). Returns the
+    keep-set."""
+    root = Path(root)
+    keep_set = load(root)
+    previous = keep_set["last_good"]
+    if previous and previous != run_id and not keep_set.get("baseline_pinned"):
+        keep_set["baseline"] = previous
+    keep_set["last_good"] = run_id
+    replace_bytes(root / KEEP_SET, json_bytes(keep_set))
+    return keep_set
+
+
+def last_good_decision(root):
+    """The decision frozen for the keep-set's ``last_good`` run, or None."""
+    keep_set = load(root)
+    if not keep_set["last_good"]:
+        return None
+    path = layout.validation_dir(Path(root) / keep_set["last_good"]) / layout.FREEZE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))["decision"]
 
 
 def prune(root, dry_run=True):

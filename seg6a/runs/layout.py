@@ -95,6 +95,8 @@ def validation_dir(run_dir, seed=None):
 
 GATEBOARD = "realism_gate_6A.json"
 CERTIFICATION_SUMMARY = "realism_gate_summary_6A.json"
+FREEZE = "freeze_6A.json"
+GATE_DELTA = "gate_delta_6A.json"
 
 
 def gateboards(run_dir):
