@@ -197,8 +197,8 @@ class SimulationResult:
         seed, mf = sealed.seed, sealed.manifest_fingerprint
         s0_inputs = next(data for path, data in files.items()
                          if path.name == "sealed_inputs_6A.json")
-        counters = {"S2": self.accounts.counters, "S4": self.devices.counters,
-                    "S5": self.fraud.counters}
+        counters = {"S2": self.accounts.counters, "S3": self.instruments.counters,
+                    "S4": self.devices.counters, "S5": self.fraud.counters}
         # A state's inputs: the sealed world and every upstream state's published outputs.
         # (The sealed world by name: S0's folder carries the segment hash, which a policy
         # change of a later state changes, and must not make an earlier receipt differ.)

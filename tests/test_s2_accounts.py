@@ -154,3 +154,21 @@ def test_tiny_population_with_empty_countries(tmp_path):
     assert np.all(accounts.counts <= k_max[None, :])
     assert accounts.party_account_ptr[-1] == result.table("s2_account_base_6A").num_rows
     assert len(result.datasets["s2_account_base_6A"].block_offsets) - 1 == 3
+
+
+def test_the_receipt_counts_the_work_per_rule(small_run):
+    _, parties, accounts, _, _, perf = small_run
+    work = accounts.counters["per_rule"]
+    assert len(work) == len(accounts.rules)
+    for index, rule in enumerate(accounts.rules):
+        counted = work[f"{rule['party_type']}/{rule['account_type']}"]
+        eligible = int(np.count_nonzero(
+            parties.party_type == parties.party_types.index(rule["party_type"])))
+        holders = int(np.count_nonzero(accounts.counts[:, index]))
+        assert counted["eligible_parties"] == eligible
+        assert counted["zero_gate_skips"] == eligible - holders
+        assert counted["weights_used"] == holders
+        assert counted["weights_drawn"] == parties.n_parties
+    event = next(e for e in perf.events if e["state"] == "S2" and e["substep"] ==
+                 "allocate_accounts")
+    assert event["counters"] == accounts.counters  # the perf event carries them

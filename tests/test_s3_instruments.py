@@ -102,3 +102,32 @@ def test_outputs_and_csr_agree(small_run):
     substeps = [e["substep"] for e in perf.events if e["state"] == "S3"]
     assert substeps == ["load_contracts_inputs", "load_account_base", "plan_counts",
                         "allocate_instruments", "emit_instrument_base_links"]
+
+
+def test_the_receipt_counts_the_instruments_the_hard_max_clipped(small_run):
+    sealed, parties, accounts, instruments, _, rng, priors, perf = small_run
+    counters = instruments.counters
+    by_type = counters["hard_max_clipped_rows_by_type"]
+    assert counters["hard_max_clipped_rows"] == sum(by_type.values()) > 0
+    # The same draws without the cap: the instruments it removed are the difference.
+    mean, floor, cap = s3_instruments.count_tables(priors, accounts.account_types)
+    unbounded = np.where(cap > 0, np.iinfo(np.int16).max, 0)
+    args = dict(count_key=rng.key(s3_instruments._COUNT),
+                scheme_key=rng.key(s3_instruments._SCHEME_ORDER), mean=mean, floor=floor,
+                schemeless=np.array([t in priors["schemeless_instrument_types"]
+                                     for t in instruments.instrument_types]),
+                scheme_mix=np.array([[priors["scheme_mix_by_region"][r][s]
+                                      for s in priors["schemes"]] for r in parties.regions]),
+                block_size=sealed.scale.block_size,
+                n_groups=(parties.n_parties // sealed.scale.block_size + 1) * len(parties.regions))
+    capped = s3_instruments.instrument_block(0, 0, accounts.blocks[0], parties.blocks[0],
+                                             cap=cap, **args)
+    free = s3_instruments.instrument_block(0, 0, accounts.blocks[0], parties.blocks[0],
+                                           cap=unbounded, **args)
+    assert len(accounts.blocks) == 1  # small is one canonical block
+    for code, name in enumerate(instruments.instrument_types):
+        removed = np.count_nonzero(free.instrument_type == code) - np.count_nonzero(
+            capped.instrument_type == code)
+        assert by_type[name] == removed == capped.clipped[code]
+    event = next(e for e in perf.events if e["state"] == "S3" and e["substep"] == "plan_counts")
+    assert event["counters"] == counters

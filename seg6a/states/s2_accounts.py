@@ -122,20 +122,23 @@ def holders_block(lo, hi, parties, *, country_ptr, gate_key, by_segment, rule_ty
     """Pass 1 over the party ids ``lo .. hi - 1`` of one canonical block (``parties``, its
     ``PartyBlock``): the zero gate.
 
-    Returns ``(holder, holders)``: holder flags per (rule, party), and holders per (rule,
-    country).
+    Returns ``(holder, holders, eligible)``: holder flags per (rule, party), holders per
+    (rule, country), and per rule the parties of its party type (those the gate is drawn
+    for).
     """
     lo, hi = int(lo), int(hi)
     n_rules, n_countries = rule_type.shape[0], country_ptr.shape[0] - 1
     country = np.repeat(np.arange(n_countries), np.diff(np.clip(country_ptr, lo, hi)))
     holder = np.empty((n_rules, hi - lo), dtype=bool)
     holders = np.empty((n_rules, n_countries), dtype=np.int64)
+    eligible = np.empty(n_rules, dtype=np.int64)
     for r in range(n_rules):
-        prob = np.where(parties.party_type == rule_type[r], by_segment[r][parties.segment],
-                        0.0)
+        of_type = parties.party_type == rule_type[r]
+        eligible[r] = np.count_nonzero(of_type)
+        prob = np.where(of_type, by_segment[r][parties.segment], 0.0)
         holder[r] = uniform_range(gate_key, lo, hi - lo, r) < prob
         holders[r] = np.bincount(country[holder[r]], minlength=n_countries)
-    return holder, holders
+    return holder, holders, eligible
 
 
 def block_quotas(block_holders, rules, country_ptr, block_size):
@@ -264,7 +267,8 @@ def run(sealed, parties, perf, engine=LOCAL):
         gated = engine.map(
             holders_block, starts, stops, parties.blocks, country_ptr=parties.country_ptr,
             gate_key=keys[0], by_segment=by_segment, rule_type=rule_type, gather=False)
-        cell_total, quotas = block_quotas(np.stack(engine.map(itemgetter(1), gated)), rules,
+        gate_sums = engine.map(itemgetter(1, 2), gated)
+        cell_total, quotas = block_quotas(np.stack([g[0] for g in gate_sums]), rules,
                                           parties.country_ptr, block_size)
         k_max = np.array([int(rule["k_max"]) for rule in rules], dtype=np.int64)
         allocated = engine.map(
@@ -284,12 +288,22 @@ def run(sealed, parties, perf, engine=LOCAL):
                 f"{excess[index]} accounts above k_max={rule['k_max']} for "
                 f"{rule['party_type']}/{rule['account_type']} after the cap pass"
             )
+        # The work per rule (reference plan POPT.3.2): the parties the zero gate is drawn
+        # for, those it skips, and the weights drawn (every party of a block, vectorised)
+        # against those used (one per holder).
+        eligible = np.sum([g[1] for g in gate_sums], axis=0)
+        holders = np.sum([g[0] for g in gate_sums], axis=(0, 2))
+        work = {f"{rule['party_type']}/{rule['account_type']}": {
+            "eligible_parties": int(eligible[r]), "zero_gate_skips": int(eligible[r] - holders[r]),
+            "weights_drawn": n, "weights_used": int(holders[r])} for r, rule in enumerate(rules)}
         counters = {
             "kmax_overflow_rows": int(totals[0]),
             "kmax_redistributed_rows": int(totals[1]),
             "kmax_dropped_rows": int(totals[2]),
             "kmax_postcheck_violations": 0,  # the post-check raises on any
+            "per_rule": work,
         }
+        event["counters"] = counters
         account_block_ptr = ptr_from_counts(np.array([s[3] for s in sums], dtype=np.int64))
         event["rows"] = int(account_block_ptr[-1])
 

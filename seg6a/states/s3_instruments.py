@@ -32,8 +32,8 @@ _COUNT, _SCHEME_ORDER = "s3.instruments.count", "s3.instruments.scheme_order"
 @dataclass(frozen=True)
 class InstrumentBlock(BlockResult):
     """The instruments of one canonical block, in id order: their accounts and owners (global
-    ids), types, schemes, whether each is the first of its type on its account; and how many
-    bear a scheme."""
+    ids), types, schemes, whether each is the first of its type on its account; how many
+    bear a scheme, and per instrument type how many ``hard_max_per_account`` clipped."""
 
     account_id: np.ndarray
     owner_party_id: np.ndarray
@@ -41,6 +41,7 @@ class InstrumentBlock(BlockResult):
     scheme: np.ndarray
     first: np.ndarray
     n_scheme_bearing: int
+    clipped: np.ndarray
 
     @property
     def n_instruments(self):
@@ -62,16 +63,20 @@ class Instruments:
         Instruments of canonical block ``b`` are ids ``instrument_block_ptr[b]:[b+1]``.
     blocks : list
         Per block, the handle of its ``InstrumentBlock`` on the engine.
+    counters : dict
+        S3's work: ``hard_max_clipped_rows`` (instruments the per-account hard max removed),
+        in all and per instrument type.
     """
 
     def __init__(self, blocks, instrument_block_ptr, n_accounts, instrument_types, schemes,
-                 engine=LOCAL):
+                 counters, engine=LOCAL):
         self.blocks = blocks  # handles on the engine
         self._engine = engine
         self.instrument_block_ptr = instrument_block_ptr
         self._n_accounts = n_accounts
         self.instrument_types = instrument_types
         self.schemes = schemes
+        self.counters = counters
 
     def _join(self, name):
         return join(self._engine.map(attrgetter(name), self.blocks))
@@ -124,10 +129,12 @@ def instrument_block(lo, account_lo, accounts, parties, *, count_key, scheme_key
     account_type, owner = accounts.account_type, accounts.owner
     # int16 like S2's count matrix: expand_count_matrix compiles for one type.
     counts = np.zeros((account_type.shape[0], mean.shape[1]), dtype=np.int16)
+    clipped = np.zeros(mean.shape[1], dtype=np.int64)
     for col in range(mean.shape[1]):
         lam = mean[account_type, col] - floor[account_type, col]
-        drawn = poisson_range(count_key, int(account_lo), col, lam)
-        counts[:, col] = np.minimum(floor[account_type, col] + drawn, cap[account_type, col])
+        wanted = floor[account_type, col] + poisson_range(count_key, int(account_lo), col, lam)
+        counts[:, col] = np.minimum(wanted, cap[account_type, col])
+        clipped[col] = int(wanted.sum() - counts[:, col].sum(dtype=np.int64))
     row, instrument_type, first = expand_count_matrix(counts)
     scheme = np.full(row.shape[0], scheme_mix.shape[1], dtype=np.int16)  # NONE
     bearing = np.flatnonzero(~schemeless[instrument_type])
@@ -138,7 +145,7 @@ def instrument_block(lo, account_lo, accounts, parties, *, count_key, scheme_key
     scheme[bearing] = assign_by_quota(scheme_key, group_ptr, members,
                                       np.arange(n_groups) % n_regions, scheme_mix)
     return InstrumentBlock(int(account_lo) + row, owner[row], instrument_type, scheme, first,
-                           bearing.shape[0])
+                           bearing.shape[0], clipped)
 
 
 def run(sealed, parties, accounts, perf, engine=LOCAL):
@@ -170,9 +177,15 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
             n_groups=(parties.n_parties // sealed.scale.block_size + 1) * len(parties.regions),
             gather=False)
         rng.record(_COUNT, n_accounts, len(instrument_types))
-        sizes = np.array(engine.map(attrgetter("n_instruments", "n_scheme_bearing"), blocks),
-                         dtype=np.int64).reshape(-1, 2)
+        sums = engine.map(attrgetter("n_instruments", "n_scheme_bearing", "clipped"), blocks)
+        sizes = np.array([s[:2] for s in sums], dtype=np.int64).reshape(-1, 2)
+        clipped = np.sum([s[2] for s in sums], axis=0)
+        # The cap's work (reference plan POPT.6.1): instruments hard_max_per_account removed.
+        counters = {"hard_max_clipped_rows": int(clipped.sum()),
+                    "hard_max_clipped_rows_by_type": dict(zip(instrument_types,
+                                                              map(int, clipped)))}
         event["rows"] = int(sizes[:, 0].sum())
+        event["counters"] = counters
 
     with perf.substep(STATE, "allocate_instruments") as event:
         rng.record(_SCHEME_ORDER, int(sizes[:, 1].sum()))
@@ -180,7 +193,7 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
         event["rows"] = int(instrument_block_ptr[-1])
 
     instruments = Instruments(blocks, instrument_block_ptr, n_accounts, instrument_types,
-                              schemes, engine)
+                              schemes, counters, engine)
     ph = sealed.parameter_hashes[STATE]
     with perf.substep(STATE, "emit_instrument_base_links") as event:
         parts = engine.map(tables_block, instrument_block_ptr[:-1], blocks,
