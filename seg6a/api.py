@@ -405,7 +405,7 @@ class CertificationResult:
     Attributes
     ----------
     decision : str
-        ``PASS_BPLUS``, ``PASS_B`` or ``HOLD_REMEDIATE``.
+        ``PASS_BPLUS``, ``PASS_B``, ``RETAIN_PASS_B`` or ``HOLD_REMEDIATE``.
     shown : str
         The decision as displayed, with its number of waivers: ``PASS_BPLUS (2 waivers)``.
     summary : dict
@@ -429,7 +429,7 @@ class CertificationResult:
 
 def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progress=None,
             engine="local", client=None, waive=None, baseline=None):
-    """Run the witness seeds and decide PASS_BPLUS, PASS_B or HOLD_REMEDIATE (SPEC section 6).
+    """Run the witness seeds and decide (SPEC section 6).
 
     A certificate needs its evidence: every seed of ``certification.required_seeds`` at a
     scale of at least ``certification.min_scale`` (default ``small``); otherwise the

@@ -59,7 +59,8 @@ def build_parser():
 
     certify = commands.add_parser(
         "certify",
-        help="run the witness seeds and decide PASS_BPLUS, PASS_B or HOLD_REMEDIATE",
+        help="run the witness seeds and decide PASS_BPLUS, PASS_B, RETAIN_PASS_B or "
+        "HOLD_REMEDIATE",
         description="Run every seed into one run folder, evaluate T1-T10 per seed and T9 "
         "across seeds, write realism_gate_summary_6A.json and print the decision (PASS_BPLUS, "
         "PASS_B, RETAIN_PASS_B or HOLD_REMEDIATE); an accepted one is frozen "
