@@ -117,11 +117,12 @@ class SimulationResult:
         sealed = self.sealed
         seed, mf = sealed.seed, sealed.manifest_fingerprint
         files = {}  # published path -> bytes; everything is serialised before any write
-        files.update(s0_gate.published_files(
+        s0_files = s0_gate.published_files(
             sealed, layout.partition_dir(run_dir, "s0_gate_receipt_6A", seed,
                                          sealed.parameter_hash, mf),
             layout.partition_dir(run_dir, s0_gate.MERCHANT_BASE, seed, sealed.parameter_hash,
-                                 mf)))
+                                 mf))
+        files.update(s0_files)
         outputs = {}
         # The parts are their Parquet bytes already (the block tasks encoded them): this
         # gathers them from the engine, in the parts' order.
@@ -158,41 +159,46 @@ class SimulationResult:
             # What this seed had and no longer publishes (a rerun's old partitions, a flag
             # its new verdict withdraws), and a certification (and freeze) judged on the
             # old data.
-            retired = []
+            retired, new = [], {run.relative(p) for p in [*files, *perf_files, *(
+                receipts.receipt_path(run_dir, seed, state) for state in outputs)]}
             if rerun_from is not None:
-                new = {run.relative(p) for p in [*files, *perf_files, *(
-                    receipts.receipt_path(run_dir, seed, state) for state in outputs)]}
                 retired = [p for p in run.committed if f"seed={seed}" in p.split("/")
                            and p not in new]
+                changed = retired or any(
+                    run.committed.get(run.relative(p), {}).get("sha256") != sha256_hex(data)
+                    for p, data in files.items())
                 for name in (layout.CERTIFICATION_SUMMARY, layout.GATE_DELTA, layout.FREEZE):
                     judged = run.relative(layout.validation_dir(run_dir) / name)
-                    if judged in run.committed:
+                    if changed and judged in run.committed:
                         retired.append(judged)
             self._add_receipts(files, run_dir, outputs, rerun_from, [
-                {"path": p, "sha256": run.committed[p]["sha256"]} for p in retired])
+                {"path": p, "sha256": run.committed[p]["sha256"]} for p in retired], new)
             replace = ()
             if rerun_from is not None:
                 rerun = receipts.STATES[receipts.STATES.index(rerun_from):]
                 replace = [receipts.receipt_path(run_dir, seed, state) for state in rerun]
                 replace += [rng_dir / "rng_audit_6A.json", rng_dir / "rng_trace_6A.jsonl"]
                 # A rerun whose S5 partition is the old one's (only the judging changed)
-                # supersedes its verdict, and the judging policy of its published config.
-                replace += list(verdict) + [_published_judging_policy(run_dir, sealed)]
+                # supersedes its verdict; S0's receipt and published config change in place
+                # with any policy a partition path does not carry (the perf budgets, the
+                # judging policy).
+                replace += list(verdict) + list(s0_files)
             with self._perf.substep("publish", "publish_files") as event:
                 written = run.publish(files, replace=replace,
                                       retire=[run_dir / p for p in retired])
                 event["rows"] = written
-            if written:
+            if written or any(run.relative(p) not in run.committed for p in perf_files):
                 # Measurements of the run that produced what was just committed: they differ
                 # from run to run, so the latest producing run's replace earlier ones.
                 run.publish(self._perf_files(run_dir), replace=perf_files)
         self.run_dir = run_dir
         return run_dir
 
-    def _add_receipts(self, files, run_dir, outputs, rerun_from, superseded):
+    def _add_receipts(self, files, run_dir, outputs, rerun_from, superseded, live):
         """Every state's receipt into ``files``. The ``--from`` state's adds the files this
-        rerun supersedes to those its earlier receipt listed (``superseded``), so that
-        completing an interrupted rerun, or repeating it, gives the same bytes."""
+        rerun supersedes to those its earlier receipt listed (``superseded``; but none this
+        publish makes live again, ``live``), so that completing an interrupted rerun, or
+        repeating it, gives the same bytes."""
         sealed = self.sealed
         seed, mf = sealed.seed, sealed.manifest_fingerprint
         s0_inputs = next(data for path, data in files.items()
@@ -220,7 +226,8 @@ class SimulationResult:
             path = receipts.receipt_path(run_dir, seed, state)
             earlier = (receipts.load(run_dir, seed, state) or {}).get("superseded", [])
             listed = {(e["path"], e["sha256"])
-                      for e in earlier + (superseded if state == rerun_from else [])}
+                      for e in earlier + (superseded if state == rerun_from else [])
+                      if e["path"] not in live}
             if listed:
                 receipt["superseded"] = [{"path": p, "sha256": d} for p, d in sorted(listed)]
             upstream.update(state_outputs)
@@ -506,10 +513,10 @@ def _baseline(out, run_id, baseline):
         if not name or name == run_id or not (Path(out) / name).is_dir():
             return None
         baseline = Path(out) / name
-    baseline = Path(baseline)
+    baseline = Path(baseline).resolve()
     check_committed(baseline)
-    if not layout.gateboards(baseline):
-        raise InputError("has no gateboards to compare with; a baseline is a certified run",
+    if not (layout.validation_dir(baseline) / layout.CERTIFICATION_SUMMARY).exists():
+        raise InputError("is not a certified run; a baseline is one (`seg6a certify`)",
                          file=baseline)
     return baseline
 
@@ -537,10 +544,11 @@ def _certification(sealed, boards, run_dir, baseline=None, last_good=None):
     return _frozen(CertificationResult(summary, run_dir))
 
 
-def _certification_files(run, sealed, boards, baseline, last_good):
+def _certification_files(run, sealed, boards, baseline, last_good, pending=None):
     """``(summary, files, retire)`` of a certification inside an open commit: the summary,
     the gate delta against ``baseline`` and the freeze of an accepted decision (the files
-    it no longer earns are retired)."""
+    it no longer earns are retired). ``pending``: files the same commit publishes with it
+    (a rejudge's verdicts), which the freeze lists as they will be."""
     from .gates.certification import ACCEPTED
 
     summary = _certification_summary(sealed, boards, baseline, last_good)
@@ -552,7 +560,7 @@ def _certification_files(run, sealed, boards, baseline, last_good):
             "baseline": str(baseline), "candidate": str(run.run_dir), "gates": delta,
             "perf": _perf_delta(baseline, run.run_dir, summary["seeds"])})
     if summary["decision"] in ACCEPTED:
-        files[folder / layout.FREEZE] = json_bytes(_freeze(run, sealed, summary))
+        files[folder / layout.FREEZE] = json_bytes(_freeze(run, sealed, summary, pending or {}))
     retire = [folder / name for name in (layout.GATE_DELTA, layout.FREEZE)
               if folder / name not in files]
     return summary, files, retire
@@ -563,13 +571,16 @@ def _frozen(certification):
     from .gates.certification import ACCEPTED
 
     if certification.decision in ACCEPTED:
-        keep.record_last_good(certification.run_dir.parent, certification.run_dir.name)
+        keep.record_last_good(certification.run_dir.parent, certification.run_dir.name,
+                              certification.decision)
     return certification
 
 
-def _freeze(run, sealed, summary):
+def _freeze(run, sealed, summary, pending):
     """``freeze_6A.json``: what an accepted posture stands on, to the byte."""
-    by_seed = {seed: {path: entry["sha256"] for path, entry in run.committed.items()
+    digests = {path: entry["sha256"] for path, entry in run.committed.items()}
+    digests.update({run.relative(path): sha256_hex(data) for path, data in pending.items()})
+    by_seed = {seed: {path: digest for path, digest in sorted(digests.items())
                       if f"seed={seed}" in path.split("/") and not path.startswith("reports/")}
                for seed in summary["seeds"]}
     configs = {seed: layout.partition_dir(".", "s0_gate_receipt_6A", seed, sealed.parameter_hash,
@@ -654,6 +665,7 @@ def rejudge(run_dir, config=None, waive=None, engine="local", client=None):
     config : str, os.PathLike or seg6a.policies.Config, optional
         The config the run was made with, with the validation policy to judge by; its other
         policies must be the run's (else ``StaleStateError`` names the state they change).
+        Default: the run's own published config (which reproduces its verdicts).
     waive : str, optional
         As for ``simulate``.
     engine, client : as for ``simulate``
@@ -668,12 +680,19 @@ def rejudge(run_dir, config=None, waive=None, engine="local", client=None):
     seeds = receipts.seeds(run_dir)
     summary_path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
     runner = make_engine(engine, client)
-    boards, reports, sealed, files, withdrawn = {}, {}, None, {}, []
+    boards, reports, sealed_of, files, withdrawn = {}, {}, {}, {}, []
     try:
         # One commit for the whole run: its verdicts change together or not at all.
         with RunCommit(run_dir) as run:
             for seed in seeds:
-                sealed = s0_gate.run(seed, _published_scale(run_dir, seed), config, waive=waive)
+                s0_folder = _published_s0(run_dir, seed)
+                scale = json.loads((s0_folder / "s0_gate_receipt_6A.json").read_text(
+                    encoding="utf-8"))["scale"]["name"]
+                # By default the run's own config judges: a rejudge without --config
+                # reproduces the verdicts it has.
+                sealed = sealed_of[seed] = s0_gate.run(
+                    seed, scale, config if config is not None else
+                    s0_folder / s0_gate.CONFIG_FOLDER, waive=waive)
                 # The data judged must be the committed data (the verdict files are what
                 # this recomputes, and may be an interrupted rejudge's).
                 receipts.check_states(run_dir, sealed, receipts.STATES, run.committed)
@@ -691,14 +710,22 @@ def rejudge(run_dir, config=None, waive=None, engine="local", client=None):
                 # Judged anew in the context it was certified in: its baseline and the
                 # posture that was last good then.
                 old = json.loads(summary_path.read_text(encoding="utf-8"))
+                lost = [s for s in old["seeds"] if s not in boards]
+                if lost:
+                    raise InputError(f"its certified seeds {lost} are no longer in the run; "
+                                     "certify it anew", file=run_dir)
                 baseline = old.get("baseline")
-                if baseline is not None and not Path(baseline).is_dir():
-                    raise InputError(f"the baseline it was certified against, {baseline}, is "
-                                     "gone; certify it anew")
+                if baseline is not None:
+                    if not Path(baseline).is_dir():
+                        raise InputError(f"the baseline it was certified against, {baseline}, "
+                                         "is gone; certify it anew", file=run_dir)
+                    baseline = _baseline(None, None, baseline)
+                # The evidence of the certified seeds: the smallest scale among them.
+                smallest = min(old["seeds"],
+                               key=lambda s: sealed_of[s].receipt["scale"]["n_parties"])
                 summary, certified, retire = _certification_files(
-                    run, sealed, [boards[s] for s in old["seeds"] if s in boards],
-                    None if baseline is None else Path(baseline),
-                    old.get("last_good_decision"))
+                    run, sealed_of[smallest], [boards[s] for s in old["seeds"]], baseline,
+                    old.get("last_good_decision"), pending=files)
                 files.update(certified)
                 withdrawn += retire
                 certification = CertificationResult(summary, run_dir)
@@ -710,14 +737,14 @@ def rejudge(run_dir, config=None, waive=None, engine="local", client=None):
     return Rejudged(boards, reports, certification, run_dir)
 
 
-def _published_scale(run_dir, seed):
-    """The scale name of a seed's run, from S0's receipt of its segment partition."""
+def _published_s0(run_dir, seed):
+    """S0's partition of a seed's segment (its receipt and published config)."""
     segment = receipts.load(run_dir, seed, "S5")["parameter_hash"]
     folder = layout.partition_dir(run_dir, "s0_gate_receipt_6A", seed, segment, "*")
     found = sorted(folder.parent.glob(f"{folder.name}/s0_gate_receipt_6A.json"))
     if not found:
         raise InputError(f"no S0 receipt of seed {seed} for its S5 partition", file=folder)
-    return json.loads(found[0].read_text(encoding="utf-8"))["scale"]["name"]
+    return found[0].parent
 
 
 def _published_judging_policy(run_dir, sealed):

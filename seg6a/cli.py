@@ -105,7 +105,7 @@ def build_parser():
                        help="recompute every verdict of the run from its published Parquet")
     gates.add_argument("--config", default=None, metavar="DIR",
                        help="with --rejudge: the run's config folder, whose validation policy "
-                       "judges (default: embedded)")
+                       "judges (default: the run's own published config)")
     _waive_flag(gates)
 
     perf = commands.add_parser(

@@ -171,3 +171,40 @@ def test_decide_orders_the_reasons():
     for last_good, expected in (("PASS_BPLUS", "PASS_BPLUS"), ("PASS_B", "PASS_BPLUS")):
         assert certification.decide(policy, boards, complete, judging,
                                     last_good=last_good)["decision"] == expected
+
+
+def test_a_rerun_that_changes_nothing_keeps_the_certificate(frozen, tmp_path):
+    root, folder = frozen
+    root = shutil.copytree(root, tmp_path / "runs")
+    run_dir = root / "two"
+    before = json.loads((run_dir / "layer3/6A/validation/freeze_6A.json").read_text())
+    for seed in (42, 7):
+        assert seg6a("run", "--seed", seed, "--scale", "tiny", "--out", root, "--run-id", "two",
+                     "--from", "S5", "--config", folder, "--waive", "a tiny test",
+                     "--quiet") == 0  # the same waiver: the boards are byte for byte
+    assert json.loads((run_dir / "layer3/6A/validation/freeze_6A.json").read_text()) == before
+    # a rerun that changes the data retires it, but the keep-set keeps the posture
+    propagation = embedded("risk_propagation_coeffs_6A.v1.yaml")
+    propagation["party_to_account"]["beta_risky_owner"] = 2.2
+    changed = shutil.copytree(folder, tmp_path / "changed")
+    (changed / "risk_propagation_coeffs_6A.v1.yaml").write_text(yaml.safe_dump(propagation))
+    assert seg6a("run", "--seed", 42, "--scale", "tiny", "--out", root, "--run-id", "two",
+                 "--from", "S5", "--config", changed, "--waive", "t", "--quiet") == 0
+    assert not (run_dir / "layer3/6A/validation/freeze_6A.json").exists()
+    assert keep.last_good_decision(root) == "PASS_BPLUS"
+
+
+def test_a_rejudged_freeze_lists_the_new_bytes(frozen, tmp_path):
+    root, folder = frozen
+    root = shutil.copytree(root, tmp_path / "runs")
+    run_dir = root / "one"
+    tight = config(tmp_path / "tight", bplus_or=2.1)  # a tightening, still B+
+    assert seg6a("gates", run_dir, "--rejudge", "--config", tight, "--waive",
+                 "a tiny test") == 0
+    freeze = json.loads((run_dir / "layer3/6A/validation/freeze_6A.json").read_text())
+    manifest = read_manifest(run_dir)["files"]
+    for seed, files in freeze["files"].items():
+        for path, digest in files.items():
+            assert manifest[path]["sha256"] == digest, path
+    summary = summary_of(root, "one")
+    assert summary["scale"] == "tiny" and summary["seeds"] == [42, 7]

@@ -311,8 +311,11 @@ def test_rejudge_withdraws_a_flag_and_refuses_a_generative_change(tiny, tmp_path
     assert not list(run_dir.rglob(s5_fraud_roles.PASSED_FLAG))
     report = json.loads(next(run_dir.rglob(s5_fraud_roles.REPORT)).read_text())
     assert [f["check_id"] for f in report["failures"]] == ["T4_DEVICE_IP_COVERAGE"]
-    # judged back under the embedded policy, the run earns its flag again
-    assert main(["gates", str(run_dir), "--rejudge"]) == 0
+    # without --config the run's own (now strict) policy judges: the same verdict
+    assert main(["gates", str(run_dir), "--rejudge"]) == 3
+    # judged back under the embedded policy (an empty overlay), the run earns its flag again
+    (tmp_path / "embedded").mkdir()
+    assert main(["gates", str(run_dir), "--rejudge", "--config", str(tmp_path / "embedded")]) == 0
     assert list(run_dir.rglob(s5_fraud_roles.PASSED_FLAG))
     assert files_of(run_dir, measurements=False) == files_of(tiny.run_dir, measurements=False)
 

@@ -292,3 +292,58 @@ def test_reading_tables_never_aborts_at_exit():
         done = list(pool.map(once, range(30)))
     failed = [(d.returncode, d.stderr[-300:]) for d in done if d.returncode != 0]
     assert failed == []
+
+
+# --- found in review ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["removed", "torn"])
+def test_a_run_without_a_trustworthy_manifest_is_never_published_into(runs, tmp_path, damage,
+                                                                       capsys):
+    run_dir = shutil.copytree(runs["root"] / "clean", tmp_path / "run")
+    if damage == "removed":
+        (run_dir / MANIFEST).unlink()
+    else:
+        (run_dir / MANIFEST).write_text("{")
+    before = files_of(run_dir)
+    assert seg6a("run", "--seed", 7, "--scale", "tiny", "--out", tmp_path, "--run-id", "run",
+                 "--quiet") == 2
+    assert "nothing is published" in capsys.readouterr().err or damage == "removed"
+    assert files_of(run_dir) == before  # nothing collected
+
+
+def test_a_crash_at_the_commit_still_gets_its_measurements(tmp_path):
+    root = tmp_path / "runs"
+    assert cli(*run_args(root, "m"), env={CRASH_AFTER: "committed"}).returncode == CRASH_EXIT
+    assert not (root / "m" / "reports").exists()
+    assert seg6a(*run_args(root, "m")) == 0
+    assert list((root / "m" / "reports").rglob("perf_summary_6A.json"))
+    assert seg6a("verify", root / "m") == 0
+
+
+def test_reruns_list_only_what_they_retired_and_accept_an_unhashed_policy(runs, tmp_path):
+    root = tmp_path / "runs"
+    run_dir = shutil.copytree(runs["root"] / "clean", root / "r")
+    propagation = "risk_propagation_coeffs_6A.v1.yaml"
+    doc = yaml.safe_load(resources.files("seg6a.config").joinpath("policy", propagation)
+                         .read_text())
+    doc["party_to_account"]["beta_risky_owner"] = 2.2
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    (changed / propagation).write_text(yaml.safe_dump(doc))
+    assert seg6a(*run_args(root, "r", "--from", "S5", "--config", changed)) == 0
+    assert seg6a(*run_args(root, "r", "--from", "S5")) == 0  # back to the embedded policy
+    receipt = json.loads((run_dir / f"layer3/6A/receipts/seed={SEED}/s5_receipt_6A.json")
+                         .read_text())
+    live = read_manifest(run_dir)["files"]
+    assert receipt["superseded"] and not [e for e in receipt["superseded"] if e["path"] in live]
+    # a perf budget is in no partition path: S0's receipt and published config change in
+    # place, and a rerun supersedes them
+    budget = "perf_budget_6A.v1.yaml"
+    doc = yaml.safe_load(resources.files("seg6a.config").joinpath("policy", budget).read_text())
+    doc["budgets"]["tiny"]["segment_seconds"] = 2.5
+    folder = tmp_path / "budget"
+    folder.mkdir()
+    (folder / budget).write_text(yaml.safe_dump(doc))
+    assert seg6a(*run_args(root, "r", "--from", "S5", "--config", folder)) == 0
+    assert seg6a("verify", run_dir) == 0

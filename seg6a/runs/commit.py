@@ -2,12 +2,18 @@
 
 ``RUN/_manifest_6A.json`` lists every live file of the run (path, SHA-256, size), the run
 id, its seeds and the package version. A publish takes the run's lock, stages the new
-files, places them (``os.link`` for a new path: put-if-absent; ``os.replace`` for a path it
-supersedes), and then atomically replaces the manifest: that rename is the commit. Only
-after it is durable are the files it no longer lists removed (superseded partitions,
-withdrawn flags, the debris of an interrupted publish). So a crash at any point leaves the
-last committed run, listed by its manifest, with at most extra files beside it, and
-rerunning the same command completes the commit.
+files, records its intent (``RUN/.seg6a-intent.tmp``: the manifest to be), places the files
+(``os.link`` for a new path: put-if-absent; ``os.replace`` for a path it supersedes), and
+then atomically replaces the manifest: that rename is the commit. Only after it is durable
+are the files it no longer lists removed (superseded partitions, withdrawn flags, the
+debris of an interrupted publish).
+
+A crash before the intent leaves the last committed run untouched (staged files beside it).
+After it, new files sit beside the committed ones and a file being superseded may already
+hold its new bytes: readers refuse the run as incomplete until the same command, run again,
+rolls the commit forward. A run folder with files but neither manifest nor intent (an
+older seg6a's, or a removed manifest) is never published into: its files would be
+collected as uncommitted.
 
 Readers (``seg6a gates``, ``report``, ``--from``, ``--rejudge``) refuse a run whose files
 do not match its manifest; ``verify`` checks every byte.
@@ -27,6 +33,7 @@ from .publish import fsync_dir, is_staging, json_bytes, same_bytes, sha256_hex, 
 
 MANIFEST = "_manifest_6A.json"
 LOCK = ".seg6a.lock"
+INTENT = ".seg6a-intent.tmp"  # a staging name: collected with the debris of a publish
 LIVE_TREES = ("layer3", "reports")
 # Fault injection for the crash-safety tests: SEG6A_CRASH_AFTER=STEP[:N] makes a publishing
 # process die (os._exit(CRASH_EXIT)) after the N-th (default: first) time it reaches STEP,
@@ -148,8 +155,18 @@ class RunCommit:
         self._lock.__enter__()
         try:
             manifest = read_manifest(self.run_dir)
-        except IncompleteRunError:
-            manifest = None  # a torn manifest cannot be: it is replaced atomically
+            if manifest is None and not (self.run_dir / INTENT).exists() \
+                    and _on_disk(self.run_dir)[0]:
+                raise InputError(f"holds run files but no {MANIFEST}: not a committed run (an "
+                                 "older seg6a's, or its manifest was removed); `seg6a verify` "
+                                 "tells more; publish into a new run id", file=self.run_dir)
+        except IncompleteRunError as exc:
+            self._lock.__exit__(None, None, None)
+            raise InputError(f"{exc.message}; its manifest cannot be trusted, so nothing is "
+                             "published into it", file=self.run_dir) from None
+        except InputError:
+            self._lock.__exit__(None, None, None)
+            raise
         self.committed = dict(manifest["files"]) if manifest else {}
         return self
 
@@ -185,10 +202,16 @@ class RunCommit:
         manifest = {"run_id": self.run_dir.name, "seg6a_version": __version__,
                     "seeds": _seeds(live), "files": dict(sorted(live.items()))}
         staged = []
+        changed = bool(to_write) or live != self.committed
+        target = self.run_dir / MANIFEST
+        data = json_bytes(manifest)
         try:
-            for path, data in to_write:
-                staged.append((path, stage(path, data)))
+            for path, data_ in to_write:
+                staged.append((path, stage(path, data_)))
                 _crash_point(self._crashes, "staged")
+            if to_write:  # from here on a crash is rolled forward by the same command
+                os.replace(stage(self.run_dir / INTENT, data), self.run_dir / INTENT)
+                fsync_dir(self.run_dir)
             for path, tmp in staged:
                 self._place(path, tmp)
                 _crash_point(self._crashes, "placed")
@@ -197,14 +220,16 @@ class RunCommit:
         finally:
             for _, tmp in staged:
                 tmp.unlink(missing_ok=True)
-        changed = bool(to_write) or live != self.committed
-        target = self.run_dir / MANIFEST
-        data = json_bytes(manifest)
         if changed or not (target.exists() and same_bytes(target, data)):
             tmp = stage(target, data)
             _crash_point(self._crashes, "manifest_staged")
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             fsync_dir(self.run_dir)
+            (self.run_dir / INTENT).unlink(missing_ok=True)
             _crash_point(self._crashes, "committed")
         self.committed = live
         return len(to_write) + self._collect()
@@ -287,6 +312,9 @@ def check_committed(run_dir):
         found = differences(run_dir, full=False)
     if found["manifest"] is None:
         raise IncompleteRunError(run_dir, f"its {MANIFEST} is missing or unreadable")
+    intent = run_dir / INTENT
+    if intent.exists() and intent.read_bytes() != (run_dir / MANIFEST).read_bytes():
+        raise IncompleteRunError(run_dir, "a publish into it did not commit")
     wrong = [f"{kind} {path}" for kind in ("missing", "changed", "unexpected")
              for path in found[kind]]
     if wrong:

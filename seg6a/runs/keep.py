@@ -74,8 +74,9 @@ def keep(root, run_id, role):
     return keep_set
 
 
-def record_last_good(root, run_id):
-    """A freeze: ``run_id`` becomes ``last_good``, and the previous ``last_good`` becomes the
+def record_last_good(root, run_id, decision):
+    """A freeze: ``run_id`` becomes ``last_good`` with its ``decision`` (the posture a later
+    certification must not step down from), and the previous ``last_good`` becomes the
     ``baseline`` unless a baseline was pinned (``keep --as baseline``). Returns the
     keep-set."""
     root = Path(root)
@@ -84,19 +85,16 @@ def record_last_good(root, run_id):
     if previous and previous != run_id and not keep_set.get("baseline_pinned"):
         keep_set["baseline"] = previous
     keep_set["last_good"] = run_id
+    keep_set["last_good_decision"] = decision
     replace_bytes(root / KEEP_SET, json_bytes(keep_set))
     return keep_set
 
 
 def last_good_decision(root):
-    """The decision frozen for the keep-set's ``last_good`` run, or None."""
+    """The decision frozen for the keep-set's ``last_good`` run (kept in the keep-set, so a
+    rerun that retires the run's freeze does not erase the posture), or None."""
     keep_set = load(root)
-    if not keep_set["last_good"]:
-        return None
-    path = layout.validation_dir(Path(root) / keep_set["last_good"]) / layout.FREEZE
-    if not path.exists():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))["decision"]
+    return keep_set.get("last_good_decision") if keep_set["last_good"] else None
 
 
 def prune(root, dry_run=True):
