@@ -66,3 +66,11 @@ def test_the_intended_covariates_carry_signal(tiny):
     for key in (("account", "signal.risky_owner"), ("device", "signal.risky_owner"),
                 ("party", "signal.shares_a_device"), ("ip", "signal.devices_served")):
         assert found[key]["value"] > leakage.SIGNAL and found[key]["pass_B"], key
+
+
+def test_an_ips_place_in_its_block_says_nothing_of_its_risk():
+    # IPs were numbered by region and ip_type, so their place in a block predicted risk
+    # through the type (AUC 0.533 at small); S4 now deals IP ids in a keyed order.
+    result = seg6a.simulate(42, scale="small")
+    row = audit_of(result, result.tables)[("ip", "position_in_block")]
+    assert row["pass_B"] and abs(row["value"] - 0.5) < 0.01, row

@@ -41,6 +41,7 @@ IP_LINK_ROLES = ("PRIMARY", "SECONDARY")
 _COUNT, _TYPE, _OS = "s4.device.count", "s4.device.type", "s4.device.os"
 _SHARE, _COVER, _LINKS = "s4.device.share", "s4.ip.coverage", "s4.ip.links"
 _CAPACITY, _POSITION, _SLOT = "s4.ip.capacity", "s4.ip.position", "s4.ip.slot"
+_IP_ORDER = "s4.ip.order"
 # What the run sums (or maxes) of each block's DeviceBlock.
 _BLOCK_SUMS = ("capacity_draws", "n_links", "n_ips", "ips_per_group", "linked_devices",
                "capacity_total", "shared_devices", "max_devices_per_ip", "n_kept",
@@ -223,7 +224,7 @@ def run(sealed, parties, perf, engine=LOCAL):
     n_regions = len(parties.regions)
     with perf.substep(STATE, "plan_ip_counts") as event:
         keys = {label: rng.key(label) for label in (_TYPE, _OS, _SHARE, _COVER, _LINKS,
-                                                    _CAPACITY, _POSITION, _SLOT)}
+                                                    _CAPACITY, _POSITION, _SLOT, _IP_ORDER)}
         pieces = engine.map(
             device_block, starts, party_device_ptr_at_blocks, counts, parties.blocks,
             keys=keys, type_cdf=type_cdf, os_cdf=os_cdf, country_ptr=parties.country_ptr,
@@ -249,6 +250,7 @@ def run(sealed, parties, perf, engine=LOCAL):
         # link beyond the first slots.
         rng.record(_POSITION, n_links)
         rng.record(_SLOT, n_links - n_ips)
+        rng.record(_IP_ORDER, n_ips)
         event["rows"] = n_ips
 
     with perf.substep(STATE, "emit_ip_base") as event:
@@ -390,16 +392,24 @@ def device_block(lo, device_lo, counts, parties, *, keys, type_cdf, os_cdf, coun
     ip_of_link, first_link = assign_links(keys[_POSITION], keys[_SLOT], group_device_ptr,
                                           group_devices, device_link_ptr, ip_ptr, capacity)
     link_device = owners_from_ptr(device_link_ptr)
-    device_ip_ptr, device_ip_ids, kept = drop_repeats_within_rows(device_link_ptr, ip_of_link)
+    # IPs are built per (region, ip_type); their ids are dealt in a keyed order, so that an
+    # IP's id (its place in the block) says nothing of its region or type (the leakage
+    # audit found the place in the block predicting risk through the type).
+    order = np.argsort(uniform_range(keys[_IP_ORDER], 0, int(ip_ptr[-1]), lo // block_size),
+                       kind="stable")
+    new_id = np.empty_like(order)
+    new_id[order] = np.arange(order.shape[0])
+    device_ip_ptr, device_ip_ids, kept = drop_repeats_within_rows(device_link_ptr,
+                                                                  new_id[ip_of_link])
     ip_device_ptr, ip_device_ids = transpose(device_ip_ptr, device_ip_ids, ip_ptr[-1])
     # The first link of a device (kept always) is its primary IP.
     link_rank = np.arange(device_link_ptr[-1]) - device_link_ptr[link_device]
     return DeviceBlock(
         counts, device_type, os_family, device_region, device_party_ptr, device_party_ids,
         device_ip_ptr, device_ip_ids, (link_rank == 0)[kept], ip_device_ptr,
-        ip_device_ids, ip_type, np.repeat(group_region, n_ips).astype(np.int16),
+        ip_device_ids, ip_type[order], np.repeat(group_region, n_ips).astype(np.int16)[order],
         # An IP's country is that of the device that took its first slot.
-        party_country[owner[link_device[first_link]]], n_ips,
+        party_country[owner[link_device[first_link]]][order], n_ips,
         int(np.count_nonzero(device_links)), int(capacity.sum()), int(capacity_draws.sum()),
         int(np.count_nonzero(np.diff(device_party_ptr) > 1)),
         int(np.diff(ip_device_ptr).max(initial=0)), int(device_link_ptr[-1]))
