@@ -371,13 +371,14 @@ def _say_judging(say, document, waive):
 
 
 def _gates(args):
+    import contextlib
     import json
     from pathlib import Path
 
     from .errors import InputError
     from .gates import format_board
     from .runs import layout
-    from .runs.commit import check_committed
+    from .runs.commit import reading
 
     run_dir = Path(args.run_dir)
     if args.rejudge:
@@ -389,34 +390,34 @@ def _gates(args):
                 any(r["overall_status"] != "PASS" for r in rejudged.reports.values()))
     elif args.config is not None or args.waive is not None:
         raise InputError("--config and --waive judge a run anew: add --rejudge")
-    else:
-        check_committed(run_dir)
-    boards = layout.gateboards(run_dir)
-    if not boards:
-        raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
-                         "is this a run folder?")
-    if args.json:
-        _print_json({str(seed): json.loads(path.read_text(encoding="utf-8"))
-                     for seed, path in boards})
-    else:
-        for seed, path in boards:
-            records = json.loads(path.read_text(encoding="utf-8"))
-            print(f"seed={seed}")
-            print(format_board(records))
-            waivers = {(w["key"], w["reason"]) for r in records for w in r.get("waivers", [])}
-            for key, reason in sorted(waivers):
-                print(f"waiver: {key} ({reason})")
-            overrides = {(o["key"], repr(o["embedded"]), repr(o["value"]))
-                         for r in records for o in r.get("overrides", [])}
-            for key, before, after in sorted(overrides):
-                print(f"override: {key} {before} -> {after}")
-            print()
-        summary = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
-        if summary.exists():
-            content = json.loads(summary.read_text(encoding="utf-8"))
-            reason = f" ({content['reason']})" if content.get("reason") else ""
-            print(f"certification: {content['decision_shown']}{reason} over seeds "
-                  f"{','.join(map(str, content['seeds']))}, scale {content['scale']}")
+    with contextlib.nullcontext() if args.rejudge else reading(run_dir):
+        boards = layout.gateboards(run_dir)
+        if not boards:
+            raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
+                             "is this a run folder?")
+        if args.json:
+            _print_json({str(seed): json.loads(path.read_text(encoding="utf-8"))
+                         for seed, path in boards})
+        else:
+            for seed, path in boards:
+                records = json.loads(path.read_text(encoding="utf-8"))
+                print(f"seed={seed}")
+                print(format_board(records))
+                waivers = {(w["key"], w["reason"])
+                           for r in records for w in r.get("waivers", [])}
+                for key, reason in sorted(waivers):
+                    print(f"waiver: {key} ({reason})")
+                overrides = {(o["key"], repr(o["embedded"]), repr(o["value"]))
+                             for r in records for o in r.get("overrides", [])}
+                for key, before, after in sorted(overrides):
+                    print(f"override: {key} {before} -> {after}")
+                print()
+            summary = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
+            if summary.exists():
+                content = json.loads(summary.read_text(encoding="utf-8"))
+                reason = f" ({content['reason']})" if content.get("reason") else ""
+                print(f"certification: {content['decision_shown']}{reason} over seeds "
+                      f"{','.join(map(str, content['seeds']))}, scale {content['scale']}")
     if args.rejudge:
         return EXIT_HOLD if held else EXIT_OK
     return EXIT_OK

@@ -26,7 +26,7 @@ from .perf import budget_rows
 from .policies import load_config, policy_hashes
 from .states.s0_gate import CONFIG_FOLDER
 from .runs import layout
-from .runs.commit import RunCommit, check_committed
+from .runs.commit import RunCommit, reading
 from .runs.publish import replace_bytes
 from .world import load_world
 
@@ -65,45 +65,46 @@ def write_report(run_dir, config=None, out_dir=None):
     if not boards:
         raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
                          "is this a run folder?")
-    check_committed(run_dir)
-    config = load_config(config if config is not None else _run_config(run_dir, boards[0][0]))
-    world = load_world(config.world_dir)
-    summary_path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
-    certification = (json.loads(summary_path.read_text(encoding="utf-8"))
-                     if summary_path.exists() else None)
-    out_dir = layout.check_output_folder(out_dir if out_dir is not None
-                                         else report_dir(run_dir))
-    sections, images = [], {}
-    for seed, path in boards:
-        records = json.loads(path.read_text(encoding="utf-8"))
-        if certification is not None and seed in certification["seeds"]:
-            records = [certification["T9"] if r["test_id"] == T9 else r for r in records]
-        receipt = _s0_receipt(run_dir, seed, config, world)
-        stats = gate_stats.measure_run(
-            [gate_data.read_run(run_dir, seed, receipt["state_parameter_hashes"])],
-            world.merchants.num_rows,
-            int(config[VALIDATION_POLICY]["bootstrap"]["clusters"])).stats
-        figures = {
-            "gates": _plot_gates(records),
-            "devices_per_ip": _plot_devices_per_ip(stats, records),
-            "accounts_per_holder": _plot_accounts_per_holder(
-                holdings_by_rule(stats, config[ACCOUNT_PRIORS]["rules"])[0]),
-            "role_prevalence": _plot_role_prevalence(stats,
-                                                     config["fraud_role_taxonomy_6A.v1.yaml"]),
-        }
-        pngs = {f"seed={seed}_{name}.png": _png(figure) for name, figure in figures.items()}
-        images.update(pngs)
-        sections.append(_seed_section(seed, records, pngs, _perf(run_dir, seed, receipt)))
-    identity, waived = [], set()
-    for seed, path in boards:
-        receipt = _s0_receipt(run_dir, seed, config, world)
-        records = json.loads(path.read_text(encoding="utf-8"))
-        identity.append((seed, receipt["seg6a_version"], receipt["parameter_hash"][:16],
-                         (records[0].get("validation_hash") or "-")[:16],
-                         receipt["manifest_fingerprint"][:16]))
-        waived |= {(w["key"], f"{w['embedded']!r} -> {w['value']!r}", w["reason"])
-                   for r in records for w in r.get("waivers", [])}
-    page = _page(run_dir.name, certification, sections, identity, sorted(waived))
+    # Read under the run's shared lock (a publisher waits), write after it.
+    with reading(run_dir):
+        config = load_config(config if config is not None else _run_config(run_dir, boards[0][0]))
+        world = load_world(config.world_dir)
+        summary_path = layout.validation_dir(run_dir) / layout.CERTIFICATION_SUMMARY
+        certification = (json.loads(summary_path.read_text(encoding="utf-8"))
+                         if summary_path.exists() else None)
+        out_dir = layout.check_output_folder(out_dir if out_dir is not None
+                                             else report_dir(run_dir))
+        sections, images = [], {}
+        for seed, path in boards:
+            records = json.loads(path.read_text(encoding="utf-8"))
+            if certification is not None and seed in certification["seeds"]:
+                records = [certification["T9"] if r["test_id"] == T9 else r for r in records]
+            receipt = _s0_receipt(run_dir, seed, config, world)
+            stats = gate_stats.measure_run(
+                [gate_data.read_run(run_dir, seed, receipt["state_parameter_hashes"])],
+                world.merchants.num_rows,
+                int(config[VALIDATION_POLICY]["bootstrap"]["clusters"])).stats
+            figures = {
+                "gates": _plot_gates(records),
+                "devices_per_ip": _plot_devices_per_ip(stats, records),
+                "accounts_per_holder": _plot_accounts_per_holder(
+                    holdings_by_rule(stats, config[ACCOUNT_PRIORS]["rules"])[0]),
+                "role_prevalence": _plot_role_prevalence(stats,
+                                                         config["fraud_role_taxonomy_6A.v1.yaml"]),
+            }
+            pngs = {f"seed={seed}_{name}.png": _png(figure) for name, figure in figures.items()}
+            images.update(pngs)
+            sections.append(_seed_section(seed, records, pngs, _perf(run_dir, seed, receipt)))
+        identity, waived = [], set()
+        for seed, path in boards:
+            receipt = _s0_receipt(run_dir, seed, config, world)
+            records = json.loads(path.read_text(encoding="utf-8"))
+            identity.append((seed, receipt["seg6a_version"], receipt["parameter_hash"][:16],
+                             (records[0].get("validation_hash") or "-")[:16],
+                             receipt["manifest_fingerprint"][:16]))
+            waived |= {(w["key"], f"{w['embedded']!r} -> {w['value']!r}", w["reason"])
+                       for r in records for w in r.get("waivers", [])}
+        page = _page(run_dir.name, certification, sections, identity, sorted(waived))
     files = {out_dir / name: png for name, png in images.items()}
     target = out_dir / REPORT_NAME
     files[target] = page.encode("utf-8")

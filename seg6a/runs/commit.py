@@ -302,26 +302,34 @@ def differences(run_dir, full=True):
             "unexpected": unexpected}
 
 
-def check_committed(run_dir):
-    """The manifest of a complete run folder; ``IncompleteRunError`` if it has none or its
-    files do not match it (size, and hash for all but the Parquet parts)."""
+@contextmanager
+def reading(run_dir):
+    """Read a complete run folder: hold its shared lock (publishers wait) and yield its
+    manifest; ``IncompleteRunError`` if it has none or its files do not match it (size, and
+    hash for all but the Parquet parts, which are content-keyed and never replaced)."""
     run_dir = Path(run_dir)
     if not (run_dir / LIVE_TREES[0]).is_dir():
         raise InputError("is not a run folder (no layer3/ tree)", file=run_dir)
     with _locked(run_dir, exclusive=False):
         found = differences(run_dir, full=False)
-    if found["manifest"] is None:
-        raise IncompleteRunError(run_dir, f"its {MANIFEST} is missing or unreadable")
-    intent = run_dir / INTENT
-    if intent.exists() and intent.read_bytes() != (run_dir / MANIFEST).read_bytes():
-        raise IncompleteRunError(run_dir, "a publish into it did not commit")
-    wrong = [f"{kind} {path}" for kind in ("missing", "changed", "unexpected")
-             for path in found[kind]]
-    if wrong:
-        more = f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""
-        raise IncompleteRunError(run_dir, f"its files do not match {MANIFEST} "
-                                 f"({'; '.join(wrong[:3])}{more})")
-    return found["manifest"]
+        if found["manifest"] is None:
+            raise IncompleteRunError(run_dir, f"its {MANIFEST} is missing or unreadable")
+        intent = run_dir / INTENT
+        if intent.exists() and intent.read_bytes() != (run_dir / MANIFEST).read_bytes():
+            raise IncompleteRunError(run_dir, "a publish into it did not commit")
+        wrong = [f"{kind} {path}" for kind in ("missing", "changed", "unexpected")
+                 for path in found[kind]]
+        if wrong:
+            more = f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""
+            raise IncompleteRunError(run_dir, f"its files do not match {MANIFEST} "
+                                     f"({'; '.join(wrong[:3])}{more})")
+        yield found["manifest"]
+
+
+def check_committed(run_dir):
+    """The manifest of a complete run folder (``reading``, for a check alone)."""
+    with reading(run_dir) as manifest:
+        return manifest
 
 
 def verify(run_dir):
