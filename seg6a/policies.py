@@ -357,7 +357,9 @@ def resolve_scale(config, name=None):
     presets = doc["scales"]
     if name not in presets:
         known = ", ".join(presets)
-        raise ParameterError(f"unknown scale {name!r}; known scales: {known}", file="scales.yaml")
+        source = config.sources.get("scales.yaml", "embedded")
+        raise ParameterError(f"unknown scale {name!r}; known scales: {known}",
+                             file="scales.yaml" if source == "embedded" else source)
     preset = presets[name]
     return Scale(
         name=name,

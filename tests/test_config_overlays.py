@@ -186,3 +186,9 @@ def test_the_public_modules_are_reachable_from_the_package():
     assert {"gates", "errors", "simulate", "certify"} <= set(dir(seg6a))
     assert seg6a.gates.odds_ratio(30, 70, 10, 90) == pytest.approx(30 * 90 / (70 * 10))
     assert issubclass(seg6a.errors.ConfigError, seg6a.errors.InputError)
+
+
+def test_an_unknown_scale_names_the_scales_file_it_was_looked_up_in(exported, capsys):
+    assert seg6a_cli("run", "--seed", 1, "--scale", "huge", "--config", exported,
+                     "--quiet") == 2
+    assert f"{exported / 'scales.yaml'}: unknown scale 'huge'" in capsys.readouterr().err
