@@ -29,7 +29,8 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import IncompleteRunError, InputError, PublishConflictError
-from .publish import fsync_dir, is_staging, json_bytes, same_bytes, sha256_hex, stage
+from .publish import fsync_dir, is_staging, json_bytes, move_into_place, same_bytes
+from .publish import sha256_hex, stage
 
 MANIFEST = "_manifest_6A.json"
 LOCK = ".seg6a.lock"
@@ -210,8 +211,7 @@ class RunCommit:
                 staged.append((path, stage(path, data_)))
                 _crash_point(self._crashes, "staged")
             if to_write:  # from here on a crash is rolled forward by the same command
-                os.replace(stage(self.run_dir / INTENT, data), self.run_dir / INTENT)
-                fsync_dir(self.run_dir)
+                move_into_place(stage(self.run_dir / INTENT, data), self.run_dir / INTENT)
             for path, tmp in staged:
                 self._place(path, tmp)
                 _crash_point(self._crashes, "placed")
@@ -223,12 +223,7 @@ class RunCommit:
         if changed or not (target.exists() and same_bytes(target, data)):
             tmp = stage(target, data)
             _crash_point(self._crashes, "manifest_staged")
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            fsync_dir(self.run_dir)
+            move_into_place(tmp, target)
             (self.run_dir / INTENT).unlink(missing_ok=True)
             _crash_point(self._crashes, "committed")
         self.committed = live

@@ -46,14 +46,19 @@ def publish_bytes(path, data, replace=False):
             raise PublishConflictError(
                 "already holds different data; nothing was changed (use a new run id)", file=path
             )
-    staged = stage(path, data)
+    move_into_place(stage(path, data), path)
+    return True
+
+
+def move_into_place(staged, path):
+    """Atomically replace ``path`` by the ``staged`` file (removed if that fails), and make
+    the rename durable."""
     try:
         os.replace(staged, path)
     except BaseException:
-        staged.unlink(missing_ok=True)
+        Path(staged).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
-    return True
+    fsync_dir(Path(path).parent)
 
 
 STAGING_SUFFIX = ".tmp"
