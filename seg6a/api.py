@@ -740,11 +740,10 @@ def rejudge(run_dir, config=None, waive=None, engine="local", client=None):
 def _published_s0(run_dir, seed):
     """S0's partition of a seed's segment (its receipt and published config)."""
     segment = receipts.load(run_dir, seed, "S5")["parameter_hash"]
-    folder = layout.partition_dir(run_dir, "s0_gate_receipt_6A", seed, segment, "*")
-    found = sorted(folder.parent.glob(f"{folder.name}/s0_gate_receipt_6A.json"))
+    found = layout.s0_partitions(run_dir, seed, segment)
     if not found:
-        raise InputError(f"no S0 receipt of seed {seed} for its S5 partition", file=folder)
-    return found[0].parent
+        raise InputError(f"no S0 receipt of seed {seed} for its S5 partition", file=run_dir)
+    return found[0]
 
 
 def _published_judging_policy(run_dir, sealed):

@@ -119,10 +119,8 @@ def write_report(run_dir, config=None, out_dir=None):
 
 def _s0_receipt(run_dir, seed, config, world):
     """S0's receipt of ``seed`` made with this config and world, else an InputError."""
-    pattern = "s0_gate_receipt_6A/seed={}/parameter_hash=*/manifest_fingerprint=*/{}".format(
-        seed, "s0_gate_receipt_6A.json")
-    receipts = [json.loads(p.read_text(encoding="utf-8"))
-                for p in sorted(run_dir.joinpath(*layout.SEGMENT_ROOT).glob(pattern))]
+    receipts = [json.loads((folder / "s0_gate_receipt_6A.json").read_text(encoding="utf-8"))
+                for folder in layout.s0_partitions(run_dir, seed)]
     if not receipts:
         raise InputError(f"no S0 receipt of seed {seed} in {run_dir}")
     wanted = policy_hashes(config)
@@ -139,9 +137,8 @@ def _s0_receipt(run_dir, seed, config, world):
 
 def _run_config(run_dir, seed):
     """The effective config a run published beside S0's receipt of ``seed``."""
-    pattern = "s0_gate_receipt_6A/seed={}/parameter_hash=*/manifest_fingerprint=*/{}".format(
-        seed, CONFIG_FOLDER)
-    found = sorted(run_dir.joinpath(*layout.SEGMENT_ROOT).glob(pattern))
+    found = [folder / CONFIG_FOLDER for folder in layout.s0_partitions(run_dir, seed)
+             if (folder / CONFIG_FOLDER).is_dir()]
     if not found:
         raise InputError(f"seed {seed} of {run_dir} has no published config; pass the config "
                          "folder the run was made with as --config")

@@ -66,6 +66,16 @@ def partition_dir(run_dir, dataset, seed, parameter_hash, manifest_fingerprint):
     )
 
 
+S0_PARTITION = "s0_gate_receipt_6A"
+
+
+def s0_partitions(run_dir, seed, parameter_hash="*"):
+    """S0's partition folders of a seed (its receipt, sealed inputs and published config),
+    sorted: one in a committed run, whose live version is one."""
+    pattern = partition_dir(".", S0_PARTITION, seed, parameter_hash, "*").as_posix()
+    return sorted(p.parent for p in Path(run_dir).glob(f"{pattern}/s0_gate_receipt_6A.json"))
+
+
 def part_name(block):
     """File name of one canonical block's part of a dataset.
 
