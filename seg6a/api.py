@@ -205,6 +205,9 @@ class SimulationResult:
                          if path.name == "sealed_inputs_6A.json")
         counters = {"S2": self.accounts.counters, "S3": self.instruments.counters,
                     "S4": self.devices.counters, "S5": self.fraud.counters}
+        modulation = {"S2": self.accounts.country_modulation,
+                      "S3": self.instruments.country_modulation,
+                      "S4": self.devices.country_modulation}
         # A state's inputs: the sealed world and every upstream state's published outputs.
         # (The sealed world by name: S0's folder carries the segment hash, which a policy
         # change of a later state changes, and must not make an earlier receipt differ.)
@@ -221,6 +224,8 @@ class SimulationResult:
                 "outputs": state_outputs,
                 "counters": counters.get(state, {}),
             }
+            if state in modulation:  # the country deltas applied to its priors
+                receipt["country_modulation"] = modulation[state]
             if state == "S5":  # the judging policy its verdict files were judged by
                 receipt["validation_hash"] = sealed.judging.validation_hash
             path = receipts.receipt_path(run_dir, seed, state)

@@ -40,6 +40,7 @@ RISK_PROPAGATION = "risk_propagation_coeffs_6A.v1.yaml"
 VALIDATION_POLICY = "validation_policy_6A.v1.yaml"
 PERF_BUDGET = "perf_budget_6A.v1.yaml"
 MERCHANT_CATALOGUE = "merchant_catalogue.yaml"
+COUNTRY_INDICATORS = "country_indicators.yaml"
 
 # The only family a non-risky role may belong to, and the only one whose roles are not risky.
 CLEAN_FAMILY = "CLEAN"
@@ -104,6 +105,22 @@ def _duplicates(entries: Iterable[tuple[str, object]], what: str) -> list[Proble
             problems.append((path, f"duplicate {what} {value}"))
         seen.add(value)
     return problems
+
+
+MODULATED = {ACCOUNT_PRIORS: "party_types", INSTRUMENT_PRIORS: "instrument_types",
+             DEVICE_IP_PRIORS: "party_types"}
+
+
+def _modulation_problems(doc: Mapping, key: str, vocabulary: Collection[str],
+                         vocabulary_name: str, what: str) -> list[Problem]:
+    """``country_modulation`` entries naming what is not in the vocabulary, or what an
+    earlier entry already modulates (one delta per prior)."""
+    names = [(key_path("country_modulation", i, key, j), name)
+             for i, entry in enumerate(doc.get("country_modulation", ()))
+             for j, name in enumerate(entry[key])]
+    return (_not_in(names, vocabulary, vocabulary_name, what)
+            + [(path, message + " (modulated twice)")
+               for path, message in _duplicates(names, what)])
 
 
 def _vocabulary_problems(doc: Mapping, name: str, what: str) -> list[Problem]:
@@ -276,6 +293,8 @@ def _check_instrument_priors(doc: Mapping) -> list[Problem]:
                                         "mean_count", mean)
             problems += _order_problems(key_path(item_path, "mean_count"), "mean_count", mean,
                                         "hard_max_per_account", hard_max)
+    problems += _modulation_problems(doc, "instrument_types", instrument_types,
+                                     "instrument_types", "instrument type")
     return problems
 
 
@@ -410,6 +429,13 @@ def _check_merchant_catalogue(doc: Mapping) -> list[Problem]:
             + _sum_problems(doc["size_class_mix"].values(), "size_class_mix"))
 
 
+def _check_country_indicators(doc: Mapping) -> list[Problem]:
+    columns = doc["columns"]
+    return [(key_path("values", iso, name),
+             f"{name} is not one of the declared columns ({', '.join(columns)})")
+            for iso, row in doc["values"].items() for name in row if name not in columns]
+
+
 _DOCUMENT_CHECKS: dict[str, Callable[[Mapping], list[Problem]]] = {
     SCALES: _check_scales,
     PARTY_PRIORS: _check_party_priors,
@@ -421,6 +447,7 @@ _DOCUMENT_CHECKS: dict[str, Callable[[Mapping], list[Problem]]] = {
     VALIDATION_POLICY: _check_validation_policy,
     PERF_BUDGET: _check_perf_budget,
     MERCHANT_CATALOGUE: _check_merchant_catalogue,
+    COUNTRY_INDICATORS: _check_country_indicators,
 }
 
 
@@ -488,6 +515,19 @@ def _region_problems(docs: Mapping[str, Mapping], regions: Collection[str]) -> l
     return problems
 
 
+def _indicator_problems(docs: Mapping[str, Mapping],
+                        indicators: Collection[str]) -> list[FileProblem]:
+    known = sorted(indicators)
+    shown = (", ".join(known) if known else
+             "none: the world has no country_indicators.yaml; add one (seg6a config export "
+             "writes the embedded one) or remove country_modulation")
+    return [(file_name, key_path("country_modulation", i, field),
+             f"indicator {entry[field]} is not in the world's indicators ({shown})")
+            for file_name in MODULATED if file_name in docs
+            for i, entry in enumerate(docs[file_name].get("country_modulation", ()))
+            for field in ("indicator", "per") if field in entry and entry[field] not in known]
+
+
 def _account_party_problems(docs: Mapping[str, Mapping]) -> list[FileProblem]:
     segments = docs[PARTY_PRIORS]["segments"]
     rules = docs[ACCOUNT_PRIORS]["rules"]
@@ -501,6 +541,9 @@ def _account_party_problems(docs: Mapping[str, Mapping]) -> list[FileProblem]:
                 rule["holding_probability"], key_path("rules", index, "holding_probability"),
                 list(segments[party_type]), f"party_priors segments.{party_type}", "segment",
                 complete=True)
+    problems += _modulation_problems(docs[ACCOUNT_PRIORS], "party_types",
+                                     docs[PARTY_PRIORS]["party_types"],
+                                     "party_priors party_types", "party type")
     return _in_file(ACCOUNT_PRIORS, problems)
 
 
@@ -513,6 +556,8 @@ def _device_party_problems(docs: Mapping[str, Mapping]) -> list[FileProblem]:
     problems += _keyed_problems(
         devices.get("segment_mean_multiplier", {}), "segment_mean_multiplier", segments,
         "party_priors segments", "segment", complete=False)
+    problems += _modulation_problems(devices, "party_types", docs[PARTY_PRIORS]["party_types"],
+                                     "party_priors party_types", "party type")
     return _in_file(DEVICE_IP_PRIORS, problems)
 
 
@@ -555,9 +600,10 @@ _ACROSS_FILES = (SCALES, PARTY_PRIORS, ACCOUNT_PRIORS, INSTRUMENT_PRIORS, DEVICE
 
 
 def check_across(
-    docs: Mapping[str, dict], regions: Collection[str]
+    docs: Mapping[str, dict], regions: Collection[str],
+    indicators: Collection[str] | None = None,
 ) -> list[tuple[str, str, str]]:
-    """Contradictions between documents and with the world's region ids.
+    """Contradictions between documents and with the world's region ids and indicators.
 
     Parameters
     ----------
@@ -566,6 +612,9 @@ def check_across(
         ``merchant_catalogue.yaml``, each already schema-valid.
     regions : Collection of str
         The ``region_id`` values of the upstream world.
+    indicators : Collection of str, optional
+        The world's indicator columns (``country_indicators.yaml``), which the priors'
+        ``country_modulation`` entries must name; not checked when None.
 
     Returns
     -------
@@ -584,6 +633,8 @@ def check_across(
     """
     problems = [(name, "", "document is missing") for name in _ACROSS_FILES if name not in docs]
     problems += _region_problems(docs, regions)
+    if indicators is not None:
+        problems += _indicator_problems(docs, indicators)
     for needed, check in _ACROSS_CHECKS:
         if all(name in docs for name in needed):
             problems += check(docs)

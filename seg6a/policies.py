@@ -234,6 +234,7 @@ def export_config(folder):
     the embedded layout, for a user to edit and pass back with ``--config``; returns the
     paths written. ``folder`` must not exist yet, or be empty."""
     from .runs.publish import publish_bytes
+    from .world import EMBEDDED_WORLD
 
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -241,7 +242,7 @@ def export_config(folder):
                           file=folder)
     files = effective_files(load_config())
     files.update({f"{WORLD_FOLDER}/{name}": embedded_file(WORLD_FOLDER, name).read_bytes()
-                  for name in ("countries.csv", "merchant_catalogue.yaml")})
+                  for name in EMBEDDED_WORLD})
     written = []
     for relative, data in sorted(files.items()):
         publish_bytes(folder / relative, data)
@@ -334,9 +335,11 @@ def validate_contract(name, doc, shown_as):
         raise ConfigError(message, file=shown_as, key=key)
 
 
-def check_against_world(config, regions):
-    """Cross-file checks and checks against the world's regions (run by S0)."""
-    problems = config_checks.check_across(config.documents, regions)
+def check_against_world(config, world):
+    """Cross-file checks and checks against the world's regions and indicators (run by
+    S0)."""
+    problems = config_checks.check_across(config.documents, world.regions_vocab,
+                                          world.indicators)
     if problems:
         name, key, message = problems[0]
         source = config.sources.get(name, "embedded")

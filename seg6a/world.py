@@ -1,9 +1,11 @@
 """The upstream world (the frozen input of segment 6A): countries and merchants.
 
 The embedded world is ``config/world/countries.csv`` plus a merchant catalogue generated
-deterministically from ``config/world/merchant_catalogue.yaml`` (its fixed ``world_seed``).
-A user world is a folder holding ``countries`` as ``.csv`` or ``.parquet`` with the same
-columns, and ``merchants`` the same way or the catalogue's generator; it replaces the
+deterministically from ``config/world/merchant_catalogue.yaml`` (its fixed ``world_seed``),
+and the per-country indicators of ``config/world/country_indicators.yaml`` that set the
+priors' country deltas (``seg6a.modulation``). A user world is a folder holding
+``countries`` as ``.csv`` or ``.parquet`` with the same columns, ``merchants`` the same way
+or the catalogue's generator, and optionally ``country_indicators.yaml``; it replaces the
 embedded world whole.
 """
 import hashlib
@@ -56,6 +58,11 @@ class World:
         The files read: ``name``, ``source``, ``sha256``, ``bytes``.
     files : dict
         File name -> the bytes of each file read (a run publishes them with its config).
+    indicators : dict
+        Indicator name -> float64 percent per country (NaN where the world has no value);
+        empty without ``country_indicators.yaml``.
+    indicator_columns : dict
+        Indicator name -> its ``indicator``, ``source``, ``year``, ``approximate``.
     """
 
     countries: pa.Table
@@ -66,6 +73,8 @@ class World:
     country_weight: np.ndarray
     inputs: list
     files: dict
+    indicators: dict
+    indicator_columns: dict
 
     @property
     def fingerprint(self):
@@ -73,17 +82,18 @@ class World:
         return canonical_hash([{"name": i["name"], "sha256": i["sha256"]} for i in self.inputs])
 
 
-EMBEDDED_WORLD = ("countries.csv", "merchant_catalogue.yaml")
+INDICATORS = "country_indicators.yaml"
+EMBEDDED_WORLD = ("countries.csv", "merchant_catalogue.yaml", INDICATORS)
 WORLD_FILES = ("countries.csv", "countries.parquet", "merchants.csv", "merchants.parquet",
-               "merchant_catalogue.yaml")
+               "merchant_catalogue.yaml", INDICATORS)
 
 
 def load_world(world_dir=None):
     """Load, validate and return the world (embedded when ``world_dir`` is None).
 
-    A user world folder holds ``countries`` (``.csv`` or ``.parquet``) and either
+    A user world folder holds ``countries`` (``.csv`` or ``.parquet``), either
     ``merchants`` (a table) or ``merchant_catalogue.yaml`` (the generator of the embedded
-    catalogue); any other file is refused. A file byte-identical to the embedded one is
+    catalogue), and optionally ``country_indicators.yaml``; any other file is refused. A file byte-identical to the embedded one is
     sealed as embedded, so an exported, unedited config gives the embedded world's bytes.
 
     Raises
@@ -104,13 +114,9 @@ def load_world(world_dir=None):
     inputs = [_sealed("countries", countries_source, countries_bytes)]
     if "merchant_catalogue.yaml" in files:
         source, data = files["merchant_catalogue.yaml"]
-        shown = _shown(world_dir, "merchant_catalogue.yaml")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise WorldError(f"cannot read: {exc}", file=shown) from exc
-        merchants = generate_merchants(countries, parse_document("merchant_catalogue.yaml",
-                                                                 text, shown))
+        catalogue = _parse_yaml("merchant_catalogue.yaml", data, _shown(world_dir,
+                                                                       "merchant_catalogue.yaml"))
+        merchants = generate_merchants(countries, catalogue)
         inputs.append(_sealed("merchant_catalogue", source, data))
     else:
         name = next(n for n in files if n.startswith("merchants."))
@@ -121,6 +127,13 @@ def load_world(world_dir=None):
         inputs.append(_sealed("merchants", source, data))
 
     countries_vocab = tuple(countries.column("country_iso").to_pylist())
+    indicators, indicator_columns = {}, {}
+    if INDICATORS in files:
+        source, data = files[INDICATORS]
+        shown = _shown(world_dir, INDICATORS)
+        document = _parse_yaml(INDICATORS, data, shown)
+        indicators, indicator_columns = _indicators(document, countries_vocab)
+        inputs.append(_sealed("country_indicators", source, data))
     regions_vocab = tuple(sorted(set(countries.column("region_id").to_pylist())))
     region_code = {region: code for code, region in enumerate(regions_vocab)}
     country_region = np.array(
@@ -135,7 +148,32 @@ def load_world(world_dir=None):
         country_weight=countries.column("population_weight").to_numpy().astype(np.float64),
         inputs=inputs,
         files={name: data for name, (_, data) in files.items()},
+        indicators=indicators,
+        indicator_columns=indicator_columns,
     )
+
+
+def _parse_yaml(name, data, shown):
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WorldError(f"cannot read: {exc}", file=shown) from exc
+    return parse_document(name, text, shown)
+
+
+def _indicators(document, countries_vocab):
+    """``({indicator: percent per country, NaN where missing}, {indicator: its metadata})``
+    of a schema-valid ``country_indicators.yaml``."""
+    columns = document["columns"]
+    code = {iso: c for c, iso in enumerate(countries_vocab)}
+    out = {name: np.full(len(countries_vocab), np.nan) for name in columns}
+    # A country the world lacks is skipped: one indicators file serves a world and its
+    # subsets; a world's country without values is named in the receipts.
+    for iso, row in document["values"].items():
+        for name, value in row.items():  # parse_document checked the names
+            if iso in code:
+                out[name][code[iso]] = float(value)
+    return out, {name: dict(meta) for name, meta in columns.items()}
 
 
 def _shown(world_dir, name):
@@ -149,8 +187,9 @@ def _user_world(world_dir):
                      and p.name not in ("README.md", "README.txt"))
     if unknown:
         raise WorldError(f"unknown world file {unknown[0]}; a world holds countries (.csv or "
-                         ".parquet) and merchants (.csv or .parquet) or "
-                         "merchant_catalogue.yaml", file=world_dir / unknown[0])
+                         ".parquet), merchants (.csv or .parquet) or "
+                         f"merchant_catalogue.yaml, and optionally {INDICATORS}",
+                         file=world_dir / unknown[0])
     files = {}
     for stem in ("countries", "merchants"):
         found = [f"{stem}{suffix}" for suffix in (".parquet", ".csv")
@@ -163,12 +202,19 @@ def _user_world(world_dir):
                              file=world_dir)
         if len(found) > 1:
             raise WorldError(f"{' and '.join(found)} both given; keep one", file=world_dir)
-        data = _read_bytes(world_dir / found[0])
-        # The source names the file, not the user's folder, which must not change bytes.
-        embedded = found[0] in EMBEDDED_WORLD and data == embedded_file(
-            "world", found[0]).read_bytes()
-        files[found[0]] = (f"{'embedded' if embedded else 'user'}:world/{found[0]}", data)
+        files[found[0]] = _world_file(world_dir, found[0])
+    if (world_dir / INDICATORS).is_file():
+        files[INDICATORS] = _world_file(world_dir, INDICATORS)
     return files
+
+
+def _world_file(world_dir, name):
+    """``(sealed source, bytes)`` of a user world's file; the source names the file, not
+    the user's folder (which must not change bytes), and an unedited copy of an embedded
+    file is sealed as embedded."""
+    data = _read_bytes(world_dir / name)
+    embedded = name in EMBEDDED_WORLD and data == embedded_file("world", name).read_bytes()
+    return f"{'embedded' if embedded else 'user'}:world/{name}", data
 
 
 def generate_merchants(countries, catalogue):

@@ -28,6 +28,7 @@ EMBEDDED_PATHS = {
     DEVICE: "priors/device_ip_priors_6A.v1.yaml",
     TAXONOMY: "policy/fraud_role_taxonomy_6A.v1.yaml",
     "countries.csv": "world/countries.csv",
+    "country_indicators.yaml": "world/country_indicators.yaml",
 }
 MERCHANTS_HEADER = "merchant_id,country_iso,mcc,size_class\n"
 GOOD_MERCHANTS = MERCHANTS_HEADER + "0,US,5411,MICRO\n1,FR,5812,SMALL\n2,NG,5999,MICRO\n"
@@ -302,6 +303,7 @@ def test_embedded_config_folder_copy_is_accepted(cfg, tmp_path, capsys):
     write(cfg, PARTY, embedded_text(PARTY))
     write(cfg, "world/countries.csv", embedded_text("countries.csv"))
     write(cfg, "world/merchants.csv", GOOD_MERCHANTS)
+    write(cfg, "world/country_indicators.yaml", embedded_text("country_indicators.yaml"))
     root = tmp_path / "runs"
     code = main(cli_argv({"run_id": "ok"}, cfg, root))
     captured = capsys.readouterr()

@@ -110,10 +110,12 @@ def test_the_receipt_counts_the_instruments_the_hard_max_clipped(small_run):
     by_type = counters["hard_max_clipped_rows_by_type"]
     assert counters["hard_max_clipped_rows"] == sum(by_type.values()) > 0
     # The same draws without the cap: the instruments it removed are the difference.
-    mean, floor, cap = s3_instruments.count_tables(priors, accounts.account_types)
+    _, floor, cap = s3_instruments.count_tables(priors, accounts.account_types)
+    excess, _ = s3_instruments.excess_tables(priors, accounts.account_types,
+                                             accounts.accounts_by_country, sealed.world)
     unbounded = np.where(cap > 0, np.iinfo(np.int16).max, 0)
     args = dict(count_key=rng.key(s3_instruments._COUNT),
-                scheme_key=rng.key(s3_instruments._SCHEME_ORDER), mean=mean, floor=floor,
+                scheme_key=rng.key(s3_instruments._SCHEME_ORDER), excess=excess, floor=floor,
                 schemeless=np.array([t in priors["schemeless_instrument_types"]
                                      for t in instruments.instrument_types]),
                 scheme_mix=np.array([[priors["scheme_mix_by_region"][r][s]

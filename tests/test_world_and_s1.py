@@ -93,6 +93,8 @@ def test_embedded_fingerprint_is_the_hash_of_input_names_and_sha256():
         {"name": "countries", "sha256": sha(embedded_bytes("world", "countries.csv"))},
         {"name": "merchant_catalogue",
          "sha256": sha(embedded_bytes("world", "merchant_catalogue.yaml"))},
+        {"name": "country_indicators",
+         "sha256": sha(embedded_bytes("world", "country_indicators.yaml"))},
     ])
     assert sealed.manifest_fingerprint == expected
     assert sealed.sealed_inputs["manifest_fingerprint"] == expected
@@ -118,11 +120,18 @@ def merchants_table(countries):
     })
 
 
+def write_indicators(world_dir):
+    """The embedded country indicators, which the embedded priors' modulation names."""
+    (world_dir / "country_indicators.yaml").write_bytes(
+        embedded_bytes("world", "country_indicators.yaml"))
+
+
 def write_csv_world(folder):
     """The embedded countries.csv, byte for byte, and a small merchants.csv."""
     world_dir = folder / "world"
     world_dir.mkdir(parents=True)
     (world_dir / "countries.csv").write_bytes(embedded_bytes("world", "countries.csv"))
+    write_indicators(world_dir)
     merchants = merchants_table(MERCHANT_COUNTRIES)
     lines = ["merchant_id,country_iso,mcc,size_class"] + [
         f"{m},{c},{k},{s}" for m, c, k, s in zip(*(merchants.column(n).to_pylist()
@@ -136,6 +145,7 @@ def write_parquet_world(folder, countries):
     world_dir = folder / "world"
     world_dir.mkdir(parents=True)
     pq.write_table(countries, world_dir / "countries.parquet")
+    write_indicators(world_dir)
     pq.write_table(merchants_table(MERCHANT_COUNTRIES), world_dir / "merchants.parquet")
     return world_dir
 
@@ -156,11 +166,14 @@ def test_user_csv_world_replaces_the_embedded_one(tmp_path, world):
     countries_sha = sha((world_dir / "countries.csv").read_bytes())
     merchants_sha = sha((world_dir / "merchants.csv").read_bytes())
     assert countries_sha == sha(embedded_bytes("world", "countries.csv"))
+    indicators_sha = sha(embedded_bytes("world", "country_indicators.yaml"))
     assert [(i["name"], i["sha256"]) for i in sealed.sealed_inputs["inputs"]] == [
-        ("countries", countries_sha), ("merchants", merchants_sha)]
+        ("countries", countries_sha), ("merchants", merchants_sha),
+        ("country_indicators", indicators_sha)]
     assert sealed.manifest_fingerprint == canonical_hash(
         [{"name": "countries", "sha256": countries_sha},
-         {"name": "merchants", "sha256": merchants_sha}])
+         {"name": "merchants", "sha256": merchants_sha},
+         {"name": "country_indicators", "sha256": indicators_sha}])
     # Same countries bytes, but the merchants input replaces the catalogue: a new fingerprint.
     assert sealed.manifest_fingerprint != s0_gate.run(1, "tiny").manifest_fingerprint
     # No user path leaks into the sealed inputs.
@@ -188,10 +201,13 @@ def test_user_parquet_world(tmp_path, world):
     sealed = s0_gate.run(1, "tiny", tmp_path / "cfg")
     assert sealed.world.countries.equals(world.countries)
     assert [i["source"] for i in sealed.sealed_inputs["inputs"]] == [
-        "user:world/countries.parquet", "user:world/merchants.parquet"]
+        "user:world/countries.parquet", "user:world/merchants.parquet",
+        "embedded:world/country_indicators.yaml"]
     assert sealed.manifest_fingerprint == canonical_hash(
         [{"name": "countries", "sha256": sha((world_dir / "countries.parquet").read_bytes())},
-         {"name": "merchants", "sha256": sha((world_dir / "merchants.parquet").read_bytes())}])
+         {"name": "merchants", "sha256": sha((world_dir / "merchants.parquet").read_bytes())},
+         {"name": "country_indicators",
+          "sha256": sha(embedded_bytes("world", "country_indicators.yaml"))}])
     csv_sealed = s0_gate.run(1, "tiny", write_csv_world(tmp_path / "csv").parent)
     assert sealed.manifest_fingerprint != csv_sealed.manifest_fingerprint
     assert sealed.world.merchants.equals(csv_sealed.world.merchants)

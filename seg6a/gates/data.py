@@ -30,10 +30,11 @@ DATASETS = (
 # count. The 6B contract reads the other columns' types and null counts only, which a
 # part's Parquet footer holds (``seg6a.tables.part_columns``).
 COLUMNS = {
-    "s1_party_base_6A": ("party_id", "party_type"),
-    "s2_account_base_6A": ("account_id", "owner_party_id"),
+    "s1_party_base_6A": ("party_id", "party_type", "segment_id", "country_iso"),
+    "s2_account_base_6A": ("account_id", "owner_party_id", "account_type"),
     "s2_party_product_holdings_6A": ("party_id", "account_type", "account_count"),
-    "s3_instrument_base_6A": ("instrument_id", "account_id", "owner_party_id"),
+    "s3_instrument_base_6A": ("instrument_id", "account_id", "owner_party_id",
+                              "instrument_type"),
     "s4_device_base_6A": ("device_id", "primary_party_id"),
     "s4_device_party_links_6A": ("device_id", "party_id"),
     "s4_ip_base_6A": ("ip_id", "ip_type", "region_id"),
@@ -53,6 +54,14 @@ def codes(table, column):
         indices = indices.fill_null(-1)
     # Codes keep their (small) integer type: every use is indexing or a small product.
     return indices.to_numpy(zero_copy_only=False), [str(v) for v in array.dictionary.to_pylist()]
+
+
+def codes_if_any(table, column):
+    """``codes`` of a column, or all -1 and no vocabulary when the table lacks it (the 6B
+    contract reports the missing column; the diagnostics that read it see no rows)."""
+    if column not in table.column_names:
+        return np.full(table.num_rows, -1, dtype=np.int16), []
+    return codes(table, column)
 
 
 def increasing(ids):
@@ -108,6 +117,16 @@ class GateData:
     n_merchants: int
     roles: dict
     bases: dict
+    # What the country-modulation diagnostic counts (seg6a.gates.diagnostics); -1 codes
+    # where a table lacks the column.
+    party_country: np.ndarray = None
+    countries: list = None
+    party_segment: np.ndarray = None
+    segments: list = None
+    account_type: np.ndarray = None
+    base_account_types: list = None
+    instrument_type: np.ndarray = None
+    instrument_types: list = None
 
     @property
     def n_parties(self):
@@ -223,8 +242,13 @@ def from_tables(tables, n_merchants, bases=None, columns=None):
         ids = ints(table, column)
         return ids - bases[kind] if bases[kind] else ids
 
-    instrument_account = _resolved(local(tables["s3_instrument_base_6A"], "account_id",
-                                         "account"), accounts.num_rows)
+    instruments = tables["s3_instrument_base_6A"]
+    instrument_account = local(instruments, "account_id", "account")
+    instrument_type, instrument_types = codes_if_any(instruments, "instrument_type")
+    resolves = _resolvable((instrument_account, accounts.num_rows))
+    if not resolves.all():
+        instrument_account, instrument_type = (instrument_account[resolves],
+                                               instrument_type[resolves])
     account_owner = local(accounts, "owner_party_id", "party")
     kinds = [kind for kind in ROLE_KINDS if f"s5_{kind}_fraud_roles_6A" in tables]
     results = concurrently(
@@ -252,7 +276,9 @@ def from_tables(tables, n_merchants, bases=None, columns=None):
         instrument_account, account_instrument_ptr,
         local(devices, "primary_party_id", "party"), party_device_ptr, party_device_ids,
         device_ip_ptr, device_ip_ids, ip_device_ptr, ip_type, ip_types, ip_region, regions,
-        n_merchants, dict(zip(kinds, results[4:])), bases)
+        n_merchants, dict(zip(kinds, results[4:])), bases,
+        *codes_if_any(parties, "country_iso"), *codes_if_any(parties, "segment_id"),
+        *codes_if_any(accounts, "account_type"), instrument_type, instrument_types)
 
 
 def read_run(run_dir, seed, state_hashes=None, names=DATASETS):

@@ -131,11 +131,63 @@ def measure(data, n_clusters):
             arrays[f"{name}.risky_owners"] = np.array(
                 [np.count_nonzero(np.bincount(owner[owner_risky], minlength=1))])
     arrays["payers"] = np.array([np.count_nonzero(np.diff(data.party_account_ptr))])
+    arrays.update(_by_country(data))
     vocabularies = {"party_types": data.party_types, "account_types": data.account_types,
                     "ip_types": data.ip_types, "regions": data.regions,
+                    "countries": data.countries, "segments": data.segments,
+                    "base_account_types": data.base_account_types,
+                    "instrument_types": data.instrument_types,
                     **{f"roles.{kind}": (r.raw_roles, r.families)
                        for kind, r in data.roles.items()}}
     return Stats(vocabularies, arrays, flags)
+
+
+def _by_country(data):
+    """What the country-modulation diagnostic compares with its targets: parties and the
+    devices they own (as primary) per (country, segment), holders per (account type,
+    country, segment), accounts per (type, country) and instruments per (account type,
+    instrument type, country). Rows whose codes or references do not resolve are left out
+    (the 6B contract reports them)."""
+    n_c, n_s = len(data.countries), len(data.segments)
+    n_a, n_t = len(data.base_account_types), len(data.instrument_types)
+    cell = data.party_country.astype(np.int64) * n_s + data.party_segment
+    cell[(data.party_country < 0) | (data.party_segment < 0)] = -1
+    country = np.where(data.party_country < 0, -1, data.party_country).astype(np.int64)
+
+    def of_parties(ids):
+        ok = (ids >= 0) & (ids < data.n_parties)
+        out = np.full(ids.shape, -1, dtype=np.int64)
+        out[ok] = cell[ids[ok]]
+        return out
+
+    def counted(index, size):
+        return np.bincount(index[index >= 0], minlength=size)[:size]
+
+    holder = data.holding_party
+    holder_cell = of_parties(holder)
+    holder_cell[(data.holding_count <= 0) | (data.holding_type < 0)] = -1
+    holder_index = np.where(holder_cell >= 0,
+                            data.holding_type.astype(np.int64) * (n_c * n_s) + holder_cell, -1)
+    owner = data.account_owner
+    owner_ok = (owner >= 0) & (owner < data.n_parties)
+    account_country = np.full(owner.shape, -1, dtype=np.int64)
+    account_country[owner_ok] = country[owner[owner_ok]]
+    account_type = data.account_type.astype(np.int64)
+    account_index = np.where((account_country >= 0) & (account_type >= 0),
+                             account_type * n_c + account_country, -1)
+    ia = data.instrument_account
+    instrument_index = np.where(
+        (account_index[ia] >= 0) & (data.instrument_type >= 0),
+        (account_type[ia] * n_t + data.instrument_type) * n_c + account_country[ia], -1) \
+        if ia.size else np.zeros(0, dtype=np.int64)
+    return {
+        "country.parties": counted(cell, n_c * n_s).reshape(n_c, n_s),
+        "country.devices": counted(of_parties(data.device_primary), n_c * n_s).reshape(n_c, n_s),
+        "country.holders": counted(holder_index, len(data.account_types) * n_c * n_s).reshape(
+            len(data.account_types), n_c, n_s),
+        "country.accounts": counted(account_index, n_a * n_c).reshape(n_a, n_c),
+        "country.instruments": counted(instrument_index, n_a * n_t * n_c).reshape(n_a, n_t, n_c),
+    }
 
 
 def _pad_add(a, b):

@@ -94,7 +94,7 @@ def run(seed, scale=None, config=None, perf=None, waive=None):
         judging = judging_of(config, waive)
     with perf.substep(STATE, "seal_inputs"):
         world = load_world(config.world_dir)
-        check_against_world(config, world.regions_vocab)
+        check_against_world(config, world)
         manifest_fingerprint = world.fingerprint
         hashes = parameter_hashes(config, resolved)
     sealed_inputs = {

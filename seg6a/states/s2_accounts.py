@@ -2,8 +2,9 @@
 
 For each rule ``(party_type, account_type)`` of ``account_per_party_priors_6A.v1.yaml``:
 
-1. Zero gate. A PRF uniform per party against its segment's holding probability picks the
-   holders; it is block-local.
+1. Zero gate. A PRF uniform per party against the holding probability of its segment in
+   its country (the prior modulated by country, ``seg6a.modulation``) picks the holders; it
+   is block-local.
 2. Cell totals. A cell is ``(country, party_type, account_type)``; its target total is
    ``mean_accounts_per_holder * holders`` made integer by largest remainder across the
    rule's cells (holders per cell are a small reduction over blocks).
@@ -29,6 +30,7 @@ from ..kernels.csr import expand_count_matrix, ptr_from_counts
 from ..kernels.prf import uniform_range
 from ..kernels.sample import exponential_range
 from ..engine import LOCAL, BlockResult, join, spans
+from ..modulation import PROBABILITY, country_segment_counts, modulated
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
@@ -77,7 +79,11 @@ class Accounts:
         The rules of the priors, in order (``counts`` columns).
     counters : dict
         ``kmax_overflow_rows, kmax_redistributed_rows, kmax_dropped_rows,
-        kmax_postcheck_violations``.
+        kmax_postcheck_violations`` and the work ``per_rule``.
+    country_modulation : list of dict
+        The country deltas applied to the holding probabilities (``seg6a.modulation``).
+    accounts_by_country : int64 array (account types, countries)
+        Accounts per type and country of the owner (S3 conserves its means over them).
     """
 
     def __init__(self, blocks, account_block_ptr, account_types, rules, counters, engine=LOCAL):
@@ -108,17 +114,28 @@ class Accounts:
         return ptr_from_counts(self.counts.sum(axis=1, dtype=np.int64))
 
 
-def holding_tables(rules, parties):
-    """Per rule: holding probability by segment code, and the rule's party type code."""
+def holding_tables(rules, segments, party_types, population, world, modulation):
+    """The zero gate's probabilities per (rule, country, segment code), each rule's party
+    type code, and the country modulation applied (``seg6a.modulation.modulated``).
+
+    ``population`` counts the parties per (country, segment): a probability's country
+    deltas conserve its mean over the parties of its segment.
+    """
+    n_rules, n_segments = len(rules), len(segments)
     by_segment = np.array([[rule["holding_probability"].get(segment, 0.0)
-                            for segment in parties.segments] for rule in rules],
-                          dtype=np.float64).reshape(len(rules), len(parties.segments))
-    rule_type = np.array([parties.party_types.index(rule["party_type"]) for rule in rules],
+                            for segment in segments] for rule in rules],
+                          dtype=np.float64).reshape(n_rules, n_segments)
+    rule_of, segment_of = np.divmod(np.arange(n_rules * n_segments), n_segments)
+    table, applied = modulated(by_segment.ravel(), [rules[r]["party_type"] for r in rule_of],
+                               population.T[segment_of].astype(np.float64), modulation,
+                               "party_types", world, PROBABILITY)
+    rule_type = np.array([party_types.index(rule["party_type"]) for rule in rules],
                          dtype=np.int16)
-    return by_segment, rule_type
+    return (np.ascontiguousarray(table.reshape(n_rules, n_segments, -1).transpose(0, 2, 1)),
+            rule_type, applied)
 
 
-def holders_block(lo, hi, parties, *, country_ptr, gate_key, by_segment, rule_type):
+def holders_block(lo, hi, parties, *, country_ptr, gate_key, holding, rule_type):
     """Pass 1 over the party ids ``lo .. hi - 1`` of one canonical block (``parties``, its
     ``PartyBlock``): the zero gate.
 
@@ -135,7 +152,7 @@ def holders_block(lo, hi, parties, *, country_ptr, gate_key, by_segment, rule_ty
     for r in range(n_rules):
         of_type = parties.party_type == rule_type[r]
         eligible[r] = np.count_nonzero(of_type)
-        prob = np.where(of_type, by_segment[r][parties.segment], 0.0)
+        prob = np.where(of_type, holding[r][country, parties.segment], 0.0)
         holder[r] = uniform_range(gate_key, lo, hi - lo, r) < prob
         holders[r] = np.bincount(country[holder[r]], minlength=n_countries)
     return holder, holders, eligible
@@ -257,7 +274,11 @@ def run(sealed, parties, perf, engine=LOCAL):
     with perf.substep(STATE, "load_party_base") as event:
         n = parties.n_parties
         block_size = sealed.scale.block_size
-        by_segment, rule_type = holding_tables(rules, parties)
+        population = country_segment_counts(parties.country, parties.segment,
+                                            len(parties.countries), len(parties.segments))
+        holding, rule_type, modulation = holding_tables(
+            rules, parties.segments, parties.party_types, population, sealed.world,
+            priors.get("country_modulation", ()))
         bounds = block_offsets_for(n, block_size)
         starts, stops = spans(bounds)
         event["rows"] = n
@@ -266,7 +287,7 @@ def run(sealed, parties, perf, engine=LOCAL):
         keys = tuple(rng.key(label) for label in (_GATE, _WEIGHT, _TIE, _RANK))
         gated = engine.map(
             holders_block, starts, stops, parties.blocks, country_ptr=parties.country_ptr,
-            gate_key=keys[0], by_segment=by_segment, rule_type=rule_type, gather=False)
+            gate_key=keys[0], holding=holding, rule_type=rule_type, gather=False)
         gate_sums = engine.map(itemgetter(1, 2), gated)
         cell_total, quotas = block_quotas(np.stack([g[0] for g in gate_sums]), rules,
                                           parties.country_ptr, block_size)
@@ -333,6 +354,10 @@ def run(sealed, parties, perf, engine=LOCAL):
         event["rows"] = summary.num_rows
     accounts = Accounts(engine.map(itemgetter(0), emitted, gather=False), account_block_ptr,
                         account_types, rules, counters, engine)
+    accounts.country_modulation = modulation
+    accounts.accounts_by_country = np.array(
+        [cells[0, rule_account_type == a].sum(axis=0) for a in range(len(account_types))],
+        dtype=np.int64)
     return accounts, [base_ds, holdings_ds, summary_ds], rng
 
 

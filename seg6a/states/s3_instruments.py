@@ -1,8 +1,9 @@
 """S3 — instruments: per-account counts with account-type-aware floors, schemes by region.
 
 For every account and every instrument type its account type allows, the count is
-``floor + Poisson(mean_count - floor)`` capped at ``hard_max_per_account`` (a PRF draw per
-account), so a current account always has its debit card and a mortgage has nothing, with
+``floor + Poisson(lambda)`` capped at ``hard_max_per_account`` (a PRF draw per account),
+``lambda`` being ``mean_count - floor`` modulated by the owner's country
+(``seg6a.modulation``), so a current account always has its debit card and a mortgage has nothing, with
 no universal floor inflating low-rate types. Schemes: within each (canonical block, region)
 the scheme-bearing instruments get scheme counts by largest remainder of the region's mix,
 dealt out through a keyed Feistel permutation of the group (no sort, no per-row queues).
@@ -18,6 +19,7 @@ from ..kernels.allocate import assign_by_quota
 from ..kernels.csr import csr_from_owners, expand_count_matrix, ptr_from_counts
 from ..kernels.sample import poisson_range
 from ..engine import LOCAL, BlockResult, join, spans
+from ..modulation import MEAN, modulated
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
@@ -66,6 +68,8 @@ class Instruments:
     counters : dict
         S3's work: ``hard_max_clipped_rows`` (instruments the per-account hard max removed),
         in all and per instrument type.
+    country_modulation : list of dict
+        The country deltas applied to the mean counts (``seg6a.modulation``).
     """
 
     def __init__(self, blocks, instrument_block_ptr, n_accounts, instrument_types, schemes,
@@ -117,7 +121,22 @@ def count_tables(priors, account_types):
     return mean, floor, cap
 
 
-def instrument_block(lo, account_lo, accounts, parties, *, count_key, scheme_key, mean,
+def excess_tables(priors, account_types, accounts_by_country, world):
+    """The Poisson mean above the floor per (account type, instrument type, country): the
+    priors' ``mean_count - floor`` modulated by country (``seg6a.modulation``), each
+    conserving its mean over the accounts of its type; and the modulation applied."""
+    mean, floor, _ = count_tables(priors, account_types)
+    n_accounts, n_types = mean.shape
+    account_of, type_of = np.divmod(np.arange(n_accounts * n_types), n_types)
+    types = priors["instrument_types"]
+    table, applied = modulated((mean - floor).ravel(), [types[t] for t in type_of],
+                               accounts_by_country[account_of].astype(np.float64),
+                               priors.get("country_modulation", ()), "instrument_types",
+                               world, MEAN)
+    return np.ascontiguousarray(table.reshape(n_accounts, n_types, -1)), applied
+
+
+def instrument_block(lo, account_lo, accounts, parties, *, count_key, scheme_key, excess,
                      floor, cap, schemeless, scheme_mix, block_size, n_groups):
     """The ``InstrumentBlock`` of the accounts (S2's ``AccountBlock``, ids ``account_lo ..``)
     of the parties ``lo ..`` (S1's ``PartyBlock``) of one canonical block.
@@ -128,10 +147,12 @@ def instrument_block(lo, account_lo, accounts, parties, *, count_key, scheme_key
     n_regions = scheme_mix.shape[0]
     account_type, owner = accounts.account_type, accounts.owner
     # int16 like S2's count matrix: expand_count_matrix compiles for one type.
-    counts = np.zeros((account_type.shape[0], mean.shape[1]), dtype=np.int16)
-    clipped = np.zeros(mean.shape[1], dtype=np.int64)
-    for col in range(mean.shape[1]):
-        lam = mean[account_type, col] - floor[account_type, col]
+    n_types = floor.shape[1]
+    counts = np.zeros((account_type.shape[0], n_types), dtype=np.int16)
+    clipped = np.zeros(n_types, dtype=np.int64)
+    country = parties.country[owner - int(lo)]
+    for col in range(n_types):
+        lam = excess[account_type, col, country]
         wanted = floor[account_type, col] + poisson_range(count_key, int(account_lo), col, lam)
         counts[:, col] = np.minimum(wanted, cap[account_type, col])
         clipped[col] = int(wanted.sum() - counts[:, col].sum(dtype=np.int64))
@@ -156,7 +177,9 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
         instrument_types = tuple(priors["instrument_types"])
         schemes = tuple(priors["schemes"]) + (NO_SCHEME,)
         schemeless = np.array([t in priors["schemeless_instrument_types"] for t in instrument_types])
-        mean, floor, cap = count_tables(priors, accounts.account_types)
+        _, floor, cap = count_tables(priors, accounts.account_types)
+        excess, modulation = excess_tables(priors, accounts.account_types,
+                                           accounts.accounts_by_country, sealed.world)
         scheme_mix = np.array(
             [[priors["scheme_mix_by_region"][region][s] for s in priors["schemes"]]
              for region in parties.regions]
@@ -171,7 +194,7 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
         account_starts = accounts.account_block_ptr[:-1]
         blocks = engine.map(
             instrument_block, starts, account_starts, accounts.blocks, parties.blocks,
-            count_key=rng.key(_COUNT), scheme_key=rng.key(_SCHEME_ORDER), mean=mean,
+            count_key=rng.key(_COUNT), scheme_key=rng.key(_SCHEME_ORDER), excess=excess,
             floor=floor, cap=cap, schemeless=schemeless, scheme_mix=scheme_mix,
             block_size=sealed.scale.block_size,
             n_groups=(parties.n_parties // sealed.scale.block_size + 1) * len(parties.regions),
@@ -194,6 +217,7 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
 
     instruments = Instruments(blocks, instrument_block_ptr, n_accounts, instrument_types,
                               schemes, counters, engine)
+    instruments.country_modulation = modulation
     ph = sealed.parameter_hashes[STATE]
     with perf.substep(STATE, "emit_instrument_base_links") as event:
         parts = engine.map(tables_block, instrument_block_ptr[:-1], blocks,

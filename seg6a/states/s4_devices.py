@@ -1,7 +1,8 @@
 """S4 — devices and IPs: a device graph with prior-aligned IP mix and bounded reuse.
 
 Devices: each party owns ``min_count + Poisson(mean - min_count)`` devices (mean by party
-type times a segment factor), capped at ``max_count``; device type by party type, OS family
+type times a segment factor, the excess over ``min_count`` modulated by country,
+``seg6a.modulation``), capped at ``max_count``; device type by party type, OS family
 by device type. A shared device also serves co-users of its primary's household (country
 and canonical block), at most ``max_parties_per_device`` parties in all.
 
@@ -29,6 +30,7 @@ from ..kernels.graph import (assign_links, household_links, ip_types_and_capacit
 from ..kernels.prf import uniform_range
 from ..kernels.sample import categorical_range, normalised_cdf, poisson_range
 from ..engine import LOCAL, BlockResult, join, spans
+from ..modulation import MEAN, country_segment_counts, modulated
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
@@ -74,6 +76,8 @@ class DeviceGraph:
         Per canonical block, the handle on the engine of its ``DeviceBlock``.
     counters : dict
         Construction evidence for the receipt (links drawn, repeats dropped, slots unused).
+    country_modulation : list of dict
+        The country deltas applied to the device counts (``seg6a.modulation``).
     """
 
     def __init__(self, blocks, device_block_ptr, ip_block_ptr, asn_of_type, vocabularies,
@@ -181,10 +185,11 @@ def run(sealed, parties, perf, engine=LOCAL):
         device_types, os_families = tuple(priors["device_types"]), tuple(priors["os_families"])
         ip_types, asn_classes = tuple(priors["ip_types"]), tuple(priors["asn_classes"])
         per_type = [priors["devices_per_party"][t] for t in parties.party_types]
-        multiplier = priors.get("segment_mean_multiplier", {})
-        segment_mean = np.array([
-            per_type[parties.segment_party_type[s]]["mean_count"] * multiplier.get(name, 1.0)
-            for s, name in enumerate(parties.segments)])
+        population = country_segment_counts(parties.country, parties.segment,
+                                            len(parties.countries), len(parties.segments))
+        excess, modulation = device_excess_table(priors, parties.party_types, parties.segments,
+                                                 parties.segment_party_type, population,
+                                                 sealed.world)
         min_count = np.array([spec["min_count"] for spec in per_type], dtype=np.int64)
         max_count = np.array([spec["max_count"] for spec in per_type], dtype=np.int64)
         type_cdf = normalised_cdf(_mix_rows({t: s["device_type_mix"] for t, s in
@@ -213,7 +218,7 @@ def run(sealed, parties, perf, engine=LOCAL):
 
     with perf.substep(STATE, "plan_device_counts") as event:
         counts = engine.map(device_counts_block, starts, parties.blocks, key=rng.key(_COUNT),
-                            segment_mean=segment_mean, min_count=min_count,
+                            excess=excess, min_count=min_count,
                             max_count=max_count, gather=False)
         rng.record(_COUNT, n_parties)
         per_block = np.array(engine.map(np.sum, counts), dtype=np.int64)
@@ -293,6 +298,7 @@ def run(sealed, parties, perf, engine=LOCAL):
         }
         graph = DeviceGraph(pieces, device_block_ptr, ip_block_ptr, asn_of_type,
                             vocabularies[:4], counters, engine)
+        graph.country_modulation = modulation
         event["rows"] = kept
     return graph, datasets, rng
 
@@ -306,11 +312,28 @@ def _concat_ptr(ptrs):
                           + [offsets[-1:]]).astype(np.int64)
 
 
-def device_counts_block(lo, parties, *, key, segment_mean, min_count, max_count):
+def device_excess_table(priors, party_types, segments, segment_type, population, world):
+    """The Poisson mean above ``min_count`` of the devices a party owns, per (country,
+    segment code): the priors' ``mean_count`` (times the segment's multiplier) less the
+    party type's ``min_count``, modulated by country (``seg6a.modulation``) conserving its
+    mean over the parties of the segment; and the modulation applied. ``segment_type``:
+    each segment's party type code."""
+    per_type = [priors["devices_per_party"][t] for t in party_types]
+    multiplier = priors.get("segment_mean_multiplier", {})
+    excess = np.array([max(per_type[segment_type[s]]["mean_count"] * multiplier.get(name, 1.0)
+                           - per_type[segment_type[s]]["min_count"], 0.0)
+                       for s, name in enumerate(segments)])
+    table, applied = modulated(excess, [party_types[t] for t in segment_type],
+                               population.T.astype(np.float64),
+                               priors.get("country_modulation", ()), "party_types", world, MEAN)
+    return np.ascontiguousarray(table.T), applied
+
+
+def device_counts_block(lo, parties, *, key, excess, min_count, max_count):
     """Devices owned by each party of one canonical block (ids ``lo ..``, S1's
     ``PartyBlock`` ``parties``)."""
     party_type = parties.party_type
-    lam = np.maximum(segment_mean[parties.segment] - min_count[party_type], 0.0)
+    lam = excess[parties.country, parties.segment]
     drawn = poisson_range(key, int(lo), 0, lam)
     return np.minimum(min_count[party_type] + drawn, max_count[party_type])
 

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import ParameterError
-from ..gates import board, metrics
+from ..gates import board, diagnostics, metrics
 from ..gates import data as gate_data
 from ..gates import stats as gate_stats
 from ..kernels.csr import count_flagged, transpose
@@ -423,7 +423,12 @@ def judge(sealed, blocks, bases, engine=LOCAL):
     streams = board.Streams.of(sealed.manifest_fingerprint, sealed.parameter_hashes[STATE],
                                sealed.judging.validation_hash, sealed.seed)
     records = board.evaluate(measured, sealed.config, sealed.seed, streams, sealed.judging)
-    return records, validate(sealed, records, measured.stats), streams
+    report = validate(sealed, records, measured.stats)
+    # Beside the verdict, never in it: the realised country rates against their targets.
+    report["diagnostics"] = [diagnostics.record(
+        diagnostics.country_modulation(measured.stats, sealed.config, sealed.world),
+        sealed.seed)]
+    return records, report, streams
 
 
 def role_parts(roles, offsets, families_vocab, engine):
