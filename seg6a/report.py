@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import InputError
 from .gates import data as gate_data
+from .gates import diagnostics
 from .gates import metrics
 from .gates import stats as gate_stats
 from .gates.board import ACCOUNT_PRIORS, DESCRIPTIONS, VALIDATION_POLICY, holdings_by_rule
@@ -94,7 +95,9 @@ def write_report(run_dir, config=None, out_dir=None):
             }
             pngs = {f"seed={seed}_{name}.png": _png(figure) for name, figure in figures.items()}
             images.update(pngs)
-            sections.append(_seed_section(seed, records, pngs, _perf(run_dir, seed, receipt)))
+            modulation = diagnostics.country_modulation(stats, config, world)
+            sections.append(_seed_section(seed, records, pngs, _perf(run_dir, seed, receipt),
+                                          modulation))
         identity, waived = [], set()
         for seed, path in boards:
             receipt = _s0_receipt(run_dir, seed, config, world)
@@ -353,7 +356,24 @@ def _image(name, png, alt):
            f'title="{html.escape(name)}">'
 
 
-def _seed_section(seed, records, pngs, perf):
+def _modulation_table(components):
+    """The country-modulation diagnostic (``seg6a.gates.diagnostics``) as a table."""
+    rows = [(html.escape(c["name"]), html.escape(c["indicator"] + (f" / {c['per']}"
+                                                                 if c["per"] else "")),
+             _number(c["spearman_vs_indicator"]), _number(c["value"]),
+             _number(c["global_prior"]), _number(c["global_realised"]),
+             _number(c["countries_judged"]))
+            for c in components]
+    return ("<h3>Country modulation (a diagnostic: shown, never judged)</h3>"
+            "<p>Each country-modulated prior: Spearman's correlation of the realised "
+            "per-country rates with the indicator, the largest |realised - target| over "
+            f"the countries with at least {diagnostics.MIN_SUPPORT} entities, and the "
+            "global rate against the global prior (conservation).</p>"
+            + _table(("prior", "indicator", "Spearman", "largest error", "global prior",
+                      "global realised", "countries"), rows, numeric=(2, 3, 4, 5, 6)))
+
+
+def _seed_section(seed, records, pngs, perf, modulation):
     rows = []
     for r in records:
         mark = verdict(r)
@@ -392,6 +412,8 @@ def _seed_section(seed, records, pngs, perf):
     if waived:
         parts.append("<p>Waivers on this board:</p>" + _table(
             ("key", "embedded -> used", "reason"), [tuple(map(html.escape, w)) for w in waived]))
+    if modulation:
+        parts.append(_modulation_table(modulation))
     titles = {"gates": "Values and 95% CIs against the thresholds",
               "devices_per_ip": "Devices per IP", "accounts_per_holder": "Accounts per holder",
               "role_prevalence": "Role prevalence"}

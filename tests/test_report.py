@@ -82,6 +82,13 @@ def test_report_holds_every_gate_and_every_plot(run_dir, report):
     assert f"Every component ({n_components})" in page
     for name in board[7]["components"]:  # T8's, every one
         assert f"<td>{html.escape(name)}</td>" in page
+    # The country-modulation diagnostic, as S5's validation report has it.
+    report_json = json.loads(next(run_dir.rglob("s5_validation_report_6A.json")).read_text())
+    d1 = report_json["diagnostics"][0]["components"]
+    assert "Country modulation (a diagnostic" in page
+    for name, part in d1.items():
+        assert f"<td>{html.escape(name)}</td>" in page
+        assert f"<td>{html.escape(part['indicator'])}" in page
 
 
 def test_report_is_deterministic(run_dir, report, tmp_path):
