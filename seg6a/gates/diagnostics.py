@@ -50,8 +50,7 @@ def _component(name, owner, entry, target, realised, support, countries, world, 
         indicator = np.full(len(countries), np.nan)
     if entry.get("per") and entry["per"] in world.indicators:
         indicator = indicator / world.indicators[entry["per"]]
-    code = {iso: c for c, iso in enumerate(world.countries_vocab)}
-    indicator = np.array([indicator[code[iso]] if iso in code else np.nan for iso in countries])
+    # country_modulation checked that the world's countries are the board's, in order.
     judged = (support >= MIN_SUPPORT) & np.isfinite(indicator)
     errors = np.abs(realised - target)[judged]
     rho = (float(spearmanr(realised[judged], indicator[judged]).statistic)
@@ -141,6 +140,8 @@ def country_modulation(stats, config, world):
     devices = config[DEVICE_IP_PRIORS]
     excess, _ = device_excess_table(devices, party_types, segments, segment_owner,
                                     population, world)
+    unmodulated, _ = device_excess_table({**devices, "country_modulation": []}, party_types,
+                                         segments, segment_owner, population, world)
     for entry in devices.get("country_modulation", ()):
         for name in entry["party_types"]:
             spec = devices["devices_per_party"][name]
@@ -149,9 +150,6 @@ def country_modulation(stats, config, world):
             expected = capped_mean(spec["min_count"], excess[:, of_type], spec["max_count"])
             target = _rate((population[:, of_type] * expected).sum(axis=1), parties)
             realised = _rate(stats["country.devices"][:, of_type].sum(axis=1), parties)
-            unmodulated, _ = device_excess_table({**devices, "country_modulation": []},
-                                                 party_types, segments, segment_owner,
-                                                 population, world)
             prior = float(np.sum(population[:, of_type] * capped_mean(
                 spec["min_count"], unmodulated[:, of_type], spec["max_count"]))
                 / max(parties.sum(), 1))
