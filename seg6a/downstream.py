@@ -1,7 +1,11 @@
 """The 6B probe (T10): does segment 6A serve a downstream transaction generator?
 
 Contract: every dataset a 6B consumer reads has its columns and types, unique keys,
-resolvable references and exactly one role row per entity. Sensitivity: flows drawn along
+resolvable references and exactly one role row per entity, and ids carry no role
+information: an entity's id (its rank in its stratum, its canonical block, its place in the
+block) says nothing of its role, which the leakage audit ``L1_LABEL_LEAKAGE`` measures on
+the entities and the probe checks on its flows (``id_positions``: the fraud label against
+the place of each of the flow's ids in its canonical block). Sensitivity: flows drawn along
 the 6A graph (payer -> account -> instrument, device -> IP, merchant) and labelled by a
 fixed probe model on the 6A roles must show a fraud-label lift of flows touching a risky
 entity over clean flows.
@@ -167,7 +171,7 @@ class FlowGraph(BlockResult):
     device_ip_ptr: np.ndarray
     device_ip_ids: np.ndarray
     risky: dict
-    party_base: int
+    bases: dict  # kind -> the global id of the block's first entity
 
     @classmethod
     def of(cls, data):
@@ -175,7 +179,11 @@ class FlowGraph(BlockResult):
         return cls(data.party_account_ptr, data.account_instrument_ptr, data.party_device_ptr,
                    data.party_device_ids, data.device_ip_ptr, data.device_ip_ids,
                    {kind: roles.is_risky for kind, roles in data.roles.items()},
-                   data.bases["party"])
+                   dict(data.bases))
+
+    @property
+    def party_base(self):
+        return self.bases["party"]
 
     @property
     def payers(self):
@@ -199,6 +207,35 @@ def block_flows(graph, key, flow_ids, payer_rank, merchant_risky):
     fraud, touches = label_flows(key, flow_ids, flows, columns, np.concatenate(flags), weights,
                                  PROBE_BASE_LOGIT)
     return flows, fraud, touches
+
+
+# The flow columns whose ids the "no role information" clause checks, and its band: a
+# column breaks the clause when the whole 95% CI of its AUC lies outside 0.5 +- ID_BAND
+# (L1's B band). Fixed, as the probe model is: it is part of the contract.
+ID_COLUMNS = {"party": 0, "account": 1, "device": 3, "ip": 4}
+ID_BAND = 0.02
+
+
+def id_positions(flows, bases, starts, quanta):
+    """``{kind: each flow's id's place in its canonical block, in [0, quanta)}`` for the id
+    columns of a block's flows (block ids; ``bases`` its first global ids; ``starts`` per
+    kind the first id of every canonical block, then the number of entities); -1 where a
+    flow has no such id.
+
+    >>> id_positions(np.array([[0, 1, 0, -1, 2, 0]]), dict.fromkeys(ID_COLUMNS, 10),
+    ...              dict.fromkeys(ID_COLUMNS, np.array([0, 10, 14])), 4)["account"].tolist()
+    [1]
+    """
+    out = {}
+    for kind, column in ID_COLUMNS.items():
+        local = flows[:, column]
+        ids = bases[kind] + np.maximum(local, 0)
+        block = np.clip(np.searchsorted(starts[kind], ids, side="right") - 1, 0,
+                        starts[kind].size - 2)
+        size = np.maximum(starts[kind][block + 1] - starts[kind][block], 1)
+        place = np.minimum((ids - starts[kind][block]) * quanta // size, quanta - 1)
+        out[kind] = np.where(local >= 0, place, -1)
+    return out
 
 
 def lift(touch_fraud, touch_flows, clean_fraud, clean_flows):

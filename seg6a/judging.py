@@ -30,12 +30,14 @@ from .policies import JUDGING_POLICY, canonical_hash, embedded_document
 
 # Which way a value loosens the verdict: "higher" / "lower" (the direction that loosens),
 # "threshold" (by the component's comparator), "seeds" (dropping a required seed),
-# "scale" (a smaller minimum scale), "changed" (any change: no direction is stricter).
+# "scale" (a smaller minimum scale), "gating" (an extension gating fewer decisions),
+# "changed" (any change: no direction is stricter).
 # Every leaf of the policy matches exactly one rule here or in FIXED (a test checks it).
 RULES = (
     ("gates.*.components.*.comparator", "changed"),
     ("gates.*.components.*.B", "threshold"),
     ("gates.*.components.*.Bplus", "threshold"),
+    ("gating.*", "gating"),
     ("bootstrap.confidence_level", "lower"),
     ("bootstrap.n_resamples", "lower"),
     ("bootstrap.method", "changed"),
@@ -49,10 +51,13 @@ RULES = (
     ("certification.required_seeds", "seeds"),
     ("certification.min_scale", "scale"),
 )
+# An extension gate gates, strictest last: no decision, PASS_BPLUS only, PASS_B and
+# PASS_BPLUS (as the reference plan's gates always do).
+GATING_ORDER = ("none", "Bplus", "B")
 FIXED = ("version", "gates.*.owner_state", "gates.*.metric_name")
 
 CI_GATES = ("T3_IP_PRIOR_ALIGNMENT", "T4_DEVICE_IP_COVERAGE", "T7_RISK_PROPAGATION_EFFECT",
-            "T10_DOWNSTREAM_COMPAT_6B")
+            "T10_DOWNSTREAM_COMPAT_6B", "L1_LABEL_LEAKAGE")
 # The verdicts (gate ids, S5 check ids) each key touches; a gate's own keys touch that gate.
 # Every waiver is also listed at the top of the certification summary and S5's report.
 TOUCHES = (
@@ -62,6 +67,8 @@ TOUCHES = (
     ("min_support.devices", ("T4_DEVICE_IP_COVERAGE",)),
     ("min_support.risky_owners", ("T7_RISK_PROPAGATION_EFFECT",)),
     ("min_support.flows", ("T10_DOWNSTREAM_COMPAT_6B",)),
+    ("min_support.risky_entities", ("L1_LABEL_LEAKAGE",)),
+    ("gating.*", ("L1_LABEL_LEAKAGE",)),
     ("downstream_probe.*", ("T10_DOWNSTREAM_COMPAT_6B",)),
     ("role_distribution_checks.propagation.*", ("T7_RISK_PROPAGATION_EFFECT",)),
     ("role_distribution_checks.ip_roles.*", ("ROLES.ip.max_risky_fraction",)),
@@ -136,6 +143,8 @@ def _loosens(rule, key, embedded_value, value, embedded_doc):
         return not set(value) >= set(embedded_value)
     if rule == "scale":
         return _scale_parties(value) < _scale_parties(embedded_value)
+    if rule == "gating":
+        return GATING_ORDER.index(value) < GATING_ORDER.index(embedded_value)
     raise ValueError(f"no rule for judging key {key}")
 
 

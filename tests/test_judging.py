@@ -449,7 +449,7 @@ def test_the_t3_interval_holds_the_largest_error_of_any_shares_in_the_cell_inter
     high = np.array([max(a, b) for a, b, _, _ in cells])
     share = low + np.array([t for _, _, t, _ in cells]) * (high - low)
     prior = np.array([p for _, _, _, p in cells])
-    lowest, highest = board.ip_share_error_interval(low, high, prior)
+    lowest, highest = board.abs_error_interval(low, high, prior)
     error = float(np.max(np.abs(share - prior)))
     assert lowest - 1e-12 <= error <= highest + 1e-12
     # and its ends are reached: by the shares nearest to and farthest from each prior

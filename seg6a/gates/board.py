@@ -1,4 +1,5 @@
-"""The gateboard: T1-T10 of one seed as records, computed from the published tables.
+"""The gateboard: T1-T10 and the extension L1 of one seed as records, computed from the
+published tables.
 
 Gates judge the run's sufficient statistics (``seg6a.gates.stats``), which add up over the
 canonical blocks, so a run is measured block by block.
@@ -14,8 +15,12 @@ Rate gates (T3, T4, T7, the T10 lift) carry a 95% cluster-bootstrap CI and pass 
 CI lies wholly on the passing side; the others are exact. A CI always holds its value: an
 interval that misses it (a skewed bootstrap distribution) is widened to it and marked
 ``ci_widened``, which only makes the judged bound stricter. Below the policy's minimum
-support a gate fails with reason ``insufficient_support``; a metric that cannot be computed
-fails with a reason.
+support a gate fails with reason ``insufficient_support``, and a rate gate whose value
+passes a band but whose CI does not with ``ci_too_wide`` (both want a larger scale); a
+metric that cannot be computed fails with a reason.
+
+``L1_LABEL_LEAKAGE`` (``seg6a.gates.leakage``) is recorded like the others; which decisions
+it gates is the policy's ``gating`` flag (``counts_toward``).
 """
 import copy
 import functools
@@ -28,12 +33,13 @@ import numpy as np
 from .. import downstream
 from ..engine import concurrently
 from ..rng import Substreams
-from . import metrics, stats as gate_stats
+from . import leakage, metrics, stats as gate_stats
 
+# The board's records: the reference plan's gates, then the extensions beyond it.
 GATES = ("T1_KMAX_HARD_INVARIANT", "T2_KMAX_TAIL_SANITY", "T3_IP_PRIOR_ALIGNMENT",
          "T4_DEVICE_IP_COVERAGE", "T5_IP_REUSE_TAIL_BOUNDS", "T6_ROLE_MAPPING_COVERAGE",
          "T7_RISK_PROPAGATION_EFFECT", "T8_DISTRIBUTION_ALIGNMENT_JSD",
-         "T9_CROSS_SEED_STABILITY", "T10_DOWNSTREAM_COMPAT_6B")
+         "T9_CROSS_SEED_STABILITY", "T10_DOWNSTREAM_COMPAT_6B", "L1_LABEL_LEAKAGE")
 # What each gate checks, in one line (the report and `seg6a gates` readers' key).
 DESCRIPTIONS = {
     "T1_KMAX_HARD_INVARIANT": "no party holds more accounts of a type than its K_max",
@@ -49,6 +55,8 @@ DESCRIPTIONS = {
     "T9_CROSS_SEED_STABILITY": "the stability metrics vary little across the witness seeds",
     "T10_DOWNSTREAM_COMPAT_6B": "6B can consume the entities (contract), and flows touching "
                                 "risky entities carry more fraud labels (lift)",
+    "L1_LABEL_LEAKAGE": "ids, blocks and places in blocks say nothing of the labels (AUC "
+                        "near 0.5), while the intended covariates carry signal",
 }
 VALIDATION_POLICY = "validation_policy_6A.v1.yaml"
 ACCOUNT_PRIORS = "account_per_party_priors_6A.v1.yaml"
@@ -110,9 +118,17 @@ def bootstrap_ci(cluster_stats, statistic, *, seed=0, n_resamples=999, confidenc
             return np.full(shape, np.nan), np.full(shape, np.nan)
         return float("nan"), float("nan")
 
+    n = data.shape[0]
+
     def resampled(index, axis=-1):
-        # index: (..., n) cluster indices; scipy wants several statistics on the first axis.
-        values = statistic(data[index].sum(axis=-2))
+        # index: (..., m) cluster indices. Each resample's sum is its clusters' counts times
+        # their statistics, exact for integer statistics whatever the order of the sum.
+        flat = index.reshape(-1, index.shape[-1])
+        counts = np.bincount((flat + n * np.arange(flat.shape[0])[:, None]).ravel(),
+                             minlength=flat.shape[0] * n).reshape(flat.shape[0], n)
+        summed = (counts.astype(np.float64) @ data).reshape(index.shape[:-1] + data.shape[1:])
+        values = statistic(summed)
+        # scipy wants several statistics on the first axis
         return np.moveaxis(values, -1, 0) if several else values
 
     # Degenerate resamples (an empty 2x2 cell) give NaN, reported as not computable. The
@@ -167,9 +183,12 @@ def judge(name, value, spec, owner, *, ci=None, support_ok=True, ceiling=None):
             record["pass_B"] = record["pass_Bplus"] = False
             record["reason"] = "over_separable"
         elif not record["pass_B"]:
-            record["reason"] = "threshold"
+            # A value that passes with a CI that does not: the evidence is too thin.
+            record["reason"] = "ci_too_wide" if ci is not None and _passes(
+                value, comparator, spec["B"]) else "threshold"
         elif not record["pass_Bplus"]:
-            record["reason"] = "below_Bplus"
+            record["reason"] = "ci_too_wide" if ci is not None and _passes(
+                value, comparator, spec["Bplus"]) else "below_Bplus"
     return record
 
 
@@ -288,12 +307,12 @@ def _ip_mix(ctx):
                      for region in vocabularies["regions"]])
 
 
-def ip_share_error_interval(low, high, prior):
+def abs_error_interval(low, high, prior):
     """The interval of ``max |share - prior|`` over cells, from each cell's share interval
     ``[low, high]``: per cell, the distance from the prior to the interval (0 inside it) up
     to the farther end; over cells, the largest of each.
 
-    >>> ip_share_error_interval(np.array([0.1, 0.5]), np.array([0.3, 0.6]),
+    >>> abs_error_interval(np.array([0.1, 0.5]), np.array([0.3, 0.6]),
     ...                         np.array([0.2, 0.4]))
     (0.09999999999999998, 0.19999999999999996)
     """
@@ -306,7 +325,7 @@ def gate_t3(ctx):
     """T3: the largest error, in percentage points, of a realised ip_type share against its
     prior over (region, ip_type). Its interval is the uncertainty of that value: the
     bootstrap CI of each cell's share, turned into an interval of the cell's absolute error,
-    and the largest of each end over cells (``ip_share_error_interval``). The gate is judged
+    and the largest of each end over cells (``abs_error_interval``). The gate is judged
     on its upper end."""
     mix = _ip_mix(ctx)
     n_regions, n_types = mix.shape
@@ -321,7 +340,7 @@ def gate_t3(ctx):
     per_region = per_cluster.sum(axis=0).reshape(n_regions, n_types).sum(axis=1)
     support = int(per_region.min()) if per_region.size else 0
     low, high = ctx.ci("T3_IP_PRIOR_ALIGNMENT", per_cluster, shares)
-    ci = tuple(100.0 * bound for bound in ip_share_error_interval(low, high, prior))
+    ci = tuple(100.0 * bound for bound in abs_error_interval(low, high, prior))
     return [judge("max_abs_error_pp", value, ctx.spec("T3_IP_PRIOR_ALIGNMENT", "max_abs_error_pp"),
                   "S4", ci=ci, support_ok=support >= ctx.support["ips_per_region"])], support, \
         "cluster_bootstrap"
@@ -457,23 +476,25 @@ def violation_owner(violations):
 
 
 def gate_t10(ctx):
+    """T10: the 6B contract, on the tables and, for its clause that ids carry no role
+    information, on the probe's flows (``id_role_information``); and the probe's lift."""
     stats = ctx.stats
-    violations = stats.violations
+    violations = list(stats.violations)
     probe = ctx.policy["downstream_probe"]
     n_flows = max(int(ctx.support["flows"]), min(int(probe["max_flows"]), int(round(
         probe["flows_per_party"] * int(stats["entities"][0])))))
-    contract = judge("contract_violations", len(violations),
-                     ctx.spec("T10_DOWNSTREAM_COMPAT_6B", "contract_violations"),
-                     violation_owner(violations))
-    contract["detail"] = violations[:20]
+    contract_spec = ctx.spec("T10_DOWNSTREAM_COMPAT_6B", "contract_violations")
     spec = ctx.spec("T10_DOWNSTREAM_COMPAT_6B", "fraud_label_lift")
     if violations:
+        contract = judge("contract_violations", len(violations), contract_spec,
+                         violation_owner(violations))
+        contract["detail"] = violations[:20]
         lift = judge("fraud_label_lift", None, spec, "S5")
         lift["reason"] = "contract_violated"
         return [lift, contract], 0, "cluster_bootstrap"
     probe_rng = ctx.rng.probe
-    per_cluster, n_drawn = gate_stats.probe_sums(ctx.measured, probe_rng.key("gates.t10.flows"),
-                                                 n_flows, ctx.n_clusters)
+    per_cluster, n_drawn, places = gate_stats.probe_sums(
+        ctx.measured, probe_rng.key("gates.t10.flows"), n_flows, ctx.n_clusters)
     probe_rng.record("gates.t10.flows", n_flows, 7)
 
     def statistic(summed):
@@ -483,7 +504,96 @@ def gate_t10(ctx):
     ci = ctx.ci("T10_DOWNSTREAM_COMPAT_6B", per_cluster, statistic)
     lift = judge("fraud_label_lift", value, spec, "S5", ci=ci,
                  support_ok=n_drawn >= ctx.support["flows"])
+    ids = id_role_information(ctx, places)
+    violations += [f"ids carry role information: the probe's fraud labels against the place "
+                   f"of the flows' {kind} ids in their blocks, AUC {c['auc']:.3f} "
+                   f"[{c['auc_ci'][0]:.3f}, {c['auc_ci'][1]:.3f}]"
+                   for kind, c in ids.items() if c["leaks"]]
+    contract = judge("contract_violations", len(violations), contract_spec, "S5")
+    contract["detail"] = violations[:20]
+    contract["ids_carry_no_role_information"] = ids
     return [lift, contract], n_drawn, "cluster_bootstrap"
+
+
+def id_role_information(ctx, places):
+    """Per id column of the probe's flows: the AUC of the fraud label against the id's place
+    in its canonical block (at ``leakage.CI_BINS`` places), its bootstrap CI, and whether it
+    leaks: the whole CI outside ``0.5 +- downstream.ID_BAND``, a decisive rule, so that a
+    contract violation is never noise."""
+    out = {}
+    for kind, per_cluster in places.items():
+        def auc(summed):
+            return leakage.binned_auc(summed.reshape(summed.shape[:-1] + (2, leakage.CI_BINS)))
+
+        value = float(auc(per_cluster.sum(axis=0)))
+        low, high = ctx.ci(f"T10_DOWNSTREAM_COMPAT_6B.ids.{kind}", per_cluster, auc)
+        if np.isfinite(value) and np.isfinite(low):
+            low, high = min(low, value), max(high, value)
+        known = bool(np.isfinite(value) and np.isfinite(low) and np.isfinite(high))
+        out[kind] = {"auc": value if known else None,
+                     "auc_ci": [low, high] if known else [None, None],
+                     "fraud_flows": int(per_cluster[:, :leakage.CI_BINS].sum()),
+                     "leaks": known and (low > 0.5 + downstream.ID_BAND
+                                         or high < 0.5 - downstream.ID_BAND)}
+    return out
+
+
+def gate_l1(ctx):
+    """L1: per entity kind, the AUC of ``is_risky`` against each artefact feature (judged on
+    |AUC - 0.5|, whose interval comes from the AUC's CI as T3's does) and against the
+    intended covariate (judged on the AUC)."""
+    sums = gate_stats.leakage_sums(ctx.measured, ctx.n_clusters)
+    artefact = ctx.spec("L1_LABEL_LEAKAGE", "artefact_auc_deviation")
+    signal = ctx.spec("L1_LABEL_LEAKAGE", "signal_auc")
+    components, supports = [], []
+    for kind in leakage.KINDS:
+        for feature in (*leakage.ARTEFACTS, leakage.SIGNALS[kind]):
+            name = f"{kind}.{feature}"
+            if (kind, feature) not in sums:
+                component = judge(name, None, signal if leakage.is_signal(feature) else artefact,
+                                  "S5")
+                components.append(component)
+                continue
+            exact, per_cluster = sums[(kind, feature)]
+            n_risky, n_clean = (int(n) for n in exact.sum(axis=1))
+            supports.append(min(n_risky, n_clean))
+            value = float(leakage.binned_auc(exact)) if n_risky and n_clean else float("nan")
+            low, high = ctx.ci(f"L1_LABEL_LEAKAGE.{name}", per_cluster,
+                               lambda s: leakage.binned_auc(
+                                   s.reshape(s.shape[:-1] + (2, leakage.CI_BINS))))
+            if np.isfinite(value) and np.isfinite(low) and not low <= value <= high:
+                low, high = min(low, value), max(high, value)
+            enough = min(n_risky, n_clean) >= ctx.support["risky_entities"]
+            if leakage.is_signal(feature):
+                component = judge(name, value, signal, "S5", ci=(low, high), support_ok=enough)
+            else:
+                deviation = abs(value - 0.5)
+                component = judge(name, deviation, artefact, "S5", support_ok=enough,
+                                  ci=abs_error_interval(np.array([low]), np.array([high]),
+                                                        np.array([0.5])))
+            component.update(auc=None if np.isnan(value) else value,
+                             auc_ci=[None if np.isnan(low) else low,
+                                     None if np.isnan(high) else high],
+                             n_risky=n_risky, n_clean=n_clean)
+            components.append(component)
+    return components, min(supports, default=0), "cluster_bootstrap"
+
+
+def gating(policy, test_id):
+    """Which decisions a gate gates (``seg6a.judging.GATING_ORDER``): "B" (PASS_B and
+    PASS_BPLUS) for the reference plan's gates, the policy's ``gating`` for an extension."""
+    return policy.get("gating", {}).get(test_id, "B")
+
+
+def counts_toward(policy, test_id, band):
+    """Whether a gate's verdict at ``band`` ("B" or "Bplus") counts toward the decision.
+
+    >>> policy = {"gating": {"L1_LABEL_LEAKAGE": "Bplus"}}
+    >>> counts_toward(policy, "L1_LABEL_LEAKAGE", "B"), counts_toward(policy, "T1", "B")
+    (False, True)
+    """
+    how = gating(policy, test_id)
+    return how == "B" or (how == "Bplus" and band == "Bplus")
 
 
 _GATE_FUNCTIONS = {
@@ -491,7 +601,7 @@ _GATE_FUNCTIONS = {
     "T3_IP_PRIOR_ALIGNMENT": gate_t3, "T4_DEVICE_IP_COVERAGE": gate_t4,
     "T5_IP_REUSE_TAIL_BOUNDS": gate_t5, "T6_ROLE_MAPPING_COVERAGE": gate_t6,
     "T7_RISK_PROPAGATION_EFFECT": gate_t7, "T8_DISTRIBUTION_ALIGNMENT_JSD": gate_t8,
-    "T10_DOWNSTREAM_COMPAT_6B": gate_t10,
+    "T10_DOWNSTREAM_COMPAT_6B": gate_t10, "L1_LABEL_LEAKAGE": gate_l1,
 }
 
 
@@ -578,7 +688,7 @@ def failing_components(record, band):
 def remedy(test_id, component):
     """What fixes a failing component: ``(rerun, text)``, ``rerun`` being the ``--from``
     state (None when no rerun can: too little support needs a larger scale or more seeds)."""
-    if component["reason"] == "insufficient_support":
+    if component["reason"] in ("insufficient_support", "ci_too_wide"):
         if test_id == "T9_CROSS_SEED_STABILITY":
             return None, "more seeds: certify with --seeds"
         return None, "more support: a larger --scale"
@@ -654,6 +764,9 @@ def evaluate(measured, config, seed, streams, judging):
 
     records = concurrently(*[functools.partial(evaluate_gate, gate_id, gate_ctx)
                              for gate_id, gate_ctx in zip(gate_ids, contexts)])
+    for r in records:
+        if r["test_id"] in ctx.policy.get("gating", {}):
+            r["gating"] = gating(ctx.policy, r["test_id"])
     for gate_ctx in contexts:  # the audit lists draws in gate order, however they ran
         streams.merge(gate_ctx.rng)
     t9 = not_evaluable(ctx.policy, seed)

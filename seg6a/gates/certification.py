@@ -2,15 +2,16 @@
 
 A certificate (``PASS_B``, ``PASS_BPLUS``, ``RETAIN_PASS_B``) needs its evidence, every
 required seed at a large enough scale (``seg6a.judging.evidence``), every gate passing on
-every seed and T9 across them, no gate worse than the baseline's (``gate_delta``), and no
+every seed and T9 across them (an extension gate such as L1 in the bands its policy
+``gating`` names), no gate worse than the baseline's (``gate_delta``), and no
 step down from the last frozen posture (a last good ``PASS_BPLUS`` makes a mere B a
 ``posture_regression``; a last good ``PASS_B`` makes it ``RETAIN_PASS_B``). Anything else is
 ``HOLD_REMEDIATE``, with a ``reason`` and each failing component routed to the state that
 can fix it.
 """
 from ..judging import shown
-from .board import GATES, headline_of, cross_seed_stability, earliest, failing_components, remedy
-from .board import stamp
+from .board import GATES, counts_toward, cross_seed_stability, earliest, failing_components
+from .board import headline_of, remedy, stamp
 
 PASS_BPLUS, PASS_B, RETAIN_PASS_B, HOLD = ("PASS_BPLUS", "PASS_B", "RETAIN_PASS_B",
                                            "HOLD_REMEDIATE")
@@ -174,8 +175,11 @@ def decide(policy, boards, evidence, judging, baseline=None, last_good=None):
     delta = gate_delta(boards, t9, *baseline) if baseline is not None else None
     seeds = [board[0]["seed"] for board in boards]
     verdicts = [r for board in boards for r in board if r["test_id"] != T9] + [t9]
+    # What each band's decision counts (an extension may gate B+ only, or nothing).
+    counted = {band: [r for r in verdicts if counts_toward(policy, r["test_id"], band)]
+               for band in ("B", "Bplus")}
     complete = len(boards) > 0 and all(len(board) == len(GATES) for board in boards)
-    passes_b = complete and all(r["pass_B"] for r in verdicts)
+    passes_b = complete and all(r["pass_B"] for r in counted["B"])
     regressions = [row for row in delta or [] if row["regressed"]]
     if not evidence["complete"]:
         decision, reason = HOLD, INCOMPLETE_EVIDENCE
@@ -183,7 +187,7 @@ def decide(policy, boards, evidence, judging, baseline=None, last_good=None):
         decision, reason = HOLD, GATE_FAILURE
     elif regressions:
         decision, reason = HOLD, REGRESSION
-    elif all(r["pass_Bplus"] for r in verdicts):
+    elif all(r["pass_Bplus"] for r in counted["Bplus"]):
         decision, reason = PASS_BPLUS, None
     elif last_good == PASS_BPLUS:
         decision, reason = HOLD, POSTURE_REGRESSION
@@ -191,7 +195,8 @@ def decide(policy, boards, evidence, judging, baseline=None, last_good=None):
         decision, reason = RETAIN_PASS_B, None
     else:
         decision, reason = PASS_B, None
-    found = failures(verdicts, "B" if reason in (INCOMPLETE_EVIDENCE, GATE_FAILURE) else "Bplus")
+    band = "B" if reason in (INCOMPLETE_EVIDENCE, GATE_FAILURE) else "Bplus"
+    found = failures(counted[band], band)
     for row in regressions:
         rerun, text = remedy(row["test_id"], {"reason": REGRESSION,
                                               "owner_state": row["owner_state"]})

@@ -1,180 +1,199 @@
-"""The label-leakage audit (SPEC section 5, ``L1_LABEL_LEAKAGE``; issue 22, first slice).
+"""The label-leakage audit ``L1_LABEL_LEAKAGE`` (SPEC section 5): labels must come from the
+model, not from the layout.
 
-A model trained on seg6a must learn fraud from the intended covariates, not from how the
-data was laid out. For each entity kind this measures the AUC of ``is_risky`` against
-features that carry no intended signal: the entity id's rank within its stratum, the
-canonical block, and the position within the block (a dataset's part files are its
-canonical blocks, so the part file is the block). An AUC of 0.5 means the feature says
-nothing about the label. Beside them, the intended covariates (a risky owner, a shared
-device, a much-shared IP) must carry signal.
+For each entity kind, the AUC of ``is_risky`` against features that carry no intended
+signal: the entity id's rank within its stratum (country, party type and segment for
+parties; the owner's for accounts and devices; region and ip_type for IPs), its canonical
+block and its position within the block (a dataset's part files are its canonical blocks,
+so the part file is the block). An AUC of 0.5 means the feature says nothing of the label.
+Beside them, one intended covariate per kind must carry signal: a shared device (parties),
+a risky owner (accounts, devices), the devices an IP serves (IPs).
 
-The AUC is Mann-Whitney's ``U / (n1 n0)`` (``scipy.stats.mannwhitneyu``); its CI is the
-cluster bootstrap of the gates (``bootstrap_ci``) over per-cluster histograms of the
-feature's quantiles, whose AUC adds up over clusters. The interval is widened to hold the
-exact value where the binning moves it.
-
-This slice computes the audit from a run's tables; it is not on the gateboard yet.
+The audit is measured block by block, like the other gates' statistics. Pass one counts
+each block's entities per stratum (``strata_counts``, in the gates' ``Stats``); pass two
+gives each entity its rank in the whole run's stratum from the counts of the blocks before
+its own and adds up histograms (``histograms``). A feature is quantized to ``QUANTA``
+values on [0, 1) (a count: its value, up to ``QUANTA - 1``), and the AUC is Mann-Whitney's
+``U / (n1 n0)`` of the quantized feature, ties counting half. ``scipy.stats.mannwhitneyu``
+computes the same U but needs every value in one place, which a run measured on Dask does
+not have; the tests hold the two equal. The CI is the gates' cluster bootstrap over
+per-cluster histograms of ``CI_BINS`` bins, widened to hold the exact value.
 """
+from dataclasses import dataclass
+
 import numpy as np
-import pyarrow.compute as pc
 
-from .board import bootstrap_ci
+from ..engine import BlockResult
+from .data import increasing
 
-N_BINS = 100
-B, BPLUS, SIGNAL = 0.02, 0.01, 0.55
-
-
-def _codes(table, column):
-    array = table.column(column).combine_chunks()
-    if hasattr(array, "indices"):
-        return array.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    return pc.dictionary_encode(array).combine_chunks().indices.to_numpy().astype(np.int64)
+KINDS = ("party", "account", "device", "ip")
+ARTEFACTS = ("id_rank_in_stratum", "canonical_block", "position_in_block")
+SIGNALS = {"party": "shares_a_device", "account": "risky_owner", "device": "risky_owner",
+           "ip": "devices_served"}
+QUANTA = 4096
+CI_BINS = 64
 
 
-def rank_in_stratum(ids, stratum):
-    """Each id's rank among the ids of its stratum, over the stratum's size: in [0, 1)."""
-    order = np.lexsort((ids, stratum))
-    sorted_stratum = stratum[order]
-    starts = np.flatnonzero(np.r_[True, sorted_stratum[1:] != sorted_stratum[:-1]])
-    sizes = np.diff(np.r_[starts, sorted_stratum.size])
-    first = np.repeat(starts, sizes)
-    rank = np.empty(ids.size, dtype=np.float64)
-    rank[order] = (np.arange(ids.size) - first) / np.repeat(sizes, sizes)
-    return rank
+@dataclass
+class Inputs(BlockResult):
+    """One block's audit inputs for one entity kind, in the block's id order (held by the
+    engine between the two passes).
 
-
-def _position(index, offsets):
-    """``(block, position in block)`` of row ``index`` of a dataset whose blocks start at
-    ``offsets``, both scaled to [0, 1)."""
-    offsets = np.asarray(offsets, dtype=np.int64)
-    block = np.searchsorted(offsets, index, side="right") - 1
-    size = np.maximum(np.diff(offsets)[block], 1)
-    n_blocks = max(offsets.size - 1, 1)
-    return block / n_blocks, (index - offsets[block]) / size
-
-
-def features(tables, offsets):
-    """Per entity kind: ``(is_risky, cluster key, {feature: values})``, artefact features
-    and intended covariates (names starting ``signal.``).
-
-    Parameters
-    ----------
-    tables : dict
-        Dataset name -> ``pyarrow.Table`` (a run's tables).
-    offsets : dict
-        Dataset name -> its canonical block offsets (rows).
+    ``stratum`` codes are >= 0 (0 for an entity whose stratum is unknown), ``cluster`` is
+    the global id whose resampling cluster the entity joins (its owner's for accounts and
+    devices, as T7's), ``signal`` the intended covariate as an integer, ``base`` the global
+    id of the block's first entity.
     """
-    parties = tables["s1_party_base_6A"]
-    party_id = parties.column("party_id").to_numpy()
-    stratum = (_codes(parties, "country_iso") * 64 + _codes(parties, "party_type")) * 64 \
-        + _codes(parties, "segment_id")
-    party_stratum = np.empty(party_id.size, dtype=np.int64)
-    party_stratum[party_id] = stratum
-    risky = {kind: np.empty(tables[f"s5_{kind}_fraud_roles_6A"].num_rows, dtype=bool)
-             for kind in ("party", "account", "device", "ip")}
-    for kind, values in risky.items():
-        roles = tables[f"s5_{kind}_fraud_roles_6A"]
-        values[roles.column(f"{kind}_id").to_numpy()] = \
-            roles.column("is_risky").to_numpy(zero_copy_only=False)
-    out = {}
 
-    def layout(name, ids, strata):
-        block, position = _position(np.arange(ids.size), offsets[name])
-        return {"id_rank_in_stratum": rank_in_stratum(ids, strata), "canonical_block": block,
-                "position_in_block": position}
+    stratum: np.ndarray
+    n_strata: int
+    risky: np.ndarray
+    cluster: np.ndarray
+    signal: np.ndarray
+    base: int
 
-    links = tables["s4_device_party_links_6A"]
-    users = np.bincount(links.column("device_id").to_numpy(), minlength=risky["device"].size)
-    shares_a_device = np.zeros(party_id.size, dtype=np.float64)
-    party_of_link = links.column("party_id").to_numpy()
-    shares_a_device[party_of_link[users[links.column("device_id").to_numpy()] > 1]] = 1.0
-    out["party"] = (risky["party"], party_id,
-                    {**layout("s1_party_base_6A", party_id, stratum),
-                     "signal.shares_a_device": shares_a_device[party_id]})
-    for kind, name, owner_column in (("account", "s2_account_base_6A", "owner_party_id"),
-                                     ("device", "s4_device_base_6A", "primary_party_id")):
-        table = tables[name]
-        ids = table.column(f"{kind}_id").to_numpy()
-        owner = table.column(owner_column).to_numpy()
-        found = {**layout(name, ids, party_stratum[owner]),
-                 "signal.risky_owner": risky["party"][owner].astype(np.float64)}
-        out[kind] = (risky[kind][ids], owner, found)
-    ips = tables["s4_ip_base_6A"]
-    ip_id = ips.column("ip_id").to_numpy()
-    served = np.bincount(tables["s4_device_ip_links_6A"].column("ip_id").to_numpy(),
-                         minlength=ip_id.size)
-    out["ip"] = (risky["ip"][ip_id], ip_id,
-                 {**layout("s4_ip_base_6A", ip_id,
-                           _codes(ips, "region_id") * 64 + _codes(ips, "ip_type")),
-                  "signal.devices_served": served[ip_id].astype(np.float64)})
+
+def _stratum(codes_and_sizes):
+    """Mixed-radix stratum code of several category codes (-1, unknown, shifts to 0)."""
+    code = np.zeros(codes_and_sizes[0][0].shape, dtype=np.int64)
+    n = 1
+    for codes, size in codes_and_sizes:
+        code = code * (size + 1) + (codes.astype(np.int64) + 1)
+        n *= size + 1
+    return code, n
+
+
+def _owned(owner, values, n_owners):
+    """``values[owner]``, 0 where the owner does not resolve (the contract reports it)."""
+    out = np.zeros(owner.shape, dtype=values.dtype)
+    ok = (owner >= 0) & (owner < n_owners)
+    out[ok] = values[owner[ok]]
     return out
 
 
-def auc(values, risky):
-    """Mann-Whitney's ``U / (n1 n0)``: the chance that a risky entity's value exceeds a
-    clean one's (ties count half).
+def inputs(data):
+    """``{kind: Inputs or None}`` of a ``seg6a.gates.data.GateData``; None for a kind whose
+    role table is not one row per entity in id order (the structural checks report it)."""
+    n_parties = data.n_parties
+    party_stratum, n_party_strata = _stratum(
+        [(data.party_country, len(data.countries)), (data.party_type, len(data.party_types)),
+         (data.party_segment, len(data.segments))])
+    party_risky = _risky(data, "party", n_parties)
+    users = np.bincount(data.party_device_ids, minlength=data.n_devices)
+    link_party = np.repeat(np.arange(n_parties), np.diff(data.party_device_ptr))
+    shares = np.zeros(n_parties, dtype=np.int64)
+    shares[link_party[users[data.party_device_ids] > 1]] = 1
+    base = data.bases
+    out = {"party": None if party_risky is None else Inputs(
+        party_stratum, n_party_strata, party_risky,
+        base["party"] + np.arange(n_parties, dtype=np.int64), shares, base["party"])}
+    for kind, owner in (("account", data.account_owner), ("device", data.device_primary)):
+        risky = _risky(data, kind, owner.size)
+        owner_risky = np.zeros(owner.size, dtype=np.int64) if party_risky is None else \
+            _owned(owner, party_risky.astype(np.int64), n_parties)
+        out[kind] = None if risky is None else Inputs(
+            _owned(owner, party_stratum, n_parties), n_party_strata, risky,
+            base["party"] + owner, owner_risky, base[kind])
+    ip_stratum, n_ip_strata = _stratum([(data.ip_region, len(data.regions)),
+                                        (data.ip_type, len(data.ip_types))])
+    ip_risky = _risky(data, "ip", data.n_ips)
+    out["ip"] = None if ip_risky is None else Inputs(
+        ip_stratum, n_ip_strata, ip_risky, base["ip"] + np.arange(data.n_ips, dtype=np.int64),
+        np.diff(data.ip_device_ptr).astype(np.int64), base["ip"])
+    return out
 
-    >>> auc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([False, False, True, True]))
-    1.0
+
+def _risky(data, kind, n):
+    roles = data.roles.get(kind)
+    first = data.bases[kind]
+    if roles is None or roles.ids.size != n or (n and not (
+            roles.ids[0] == first and roles.ids[-1] == first + n - 1
+            and increasing(roles.ids))):
+        return None
+    return roles.is_risky
+
+
+def strata_counts(found):
+    """``{kind: entities per stratum}`` of a block's ``inputs`` (pass one)."""
+    return {kind: np.bincount(i.stratum, minlength=i.n_strata)
+            for kind, i in found.items() if i is not None}
+
+
+def ranks_in_strata(stratum, before):
+    """Each entity's rank in the run's stratum: the entities of its stratum in the blocks
+    before (``before[stratum]``) plus those before it in its own block.
+
+    >>> ranks_in_strata(np.array([1, 0, 1, 1]), np.array([5, 2])).tolist()
+    [2, 5, 3, 4]
     """
-    from scipy.stats import mannwhitneyu
+    order = np.argsort(stratum, kind="stable")
+    ordered = stratum[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if ordered.size else \
+        np.zeros(0, dtype=np.int64)
+    first = np.repeat(starts, np.diff(np.r_[starts, ordered.size]))
+    rank = np.empty(stratum.size, dtype=np.int64)
+    rank[order] = np.arange(stratum.size) - first + before[ordered]
+    return rank
 
-    n1, n0 = int(risky.sum()), int((~risky).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    return float(mannwhitneyu(values[risky], values[~risky]).statistic) / (n1 * n0)
+
+def _quantized(found, before, totals, starts):
+    """``{artefact: integer values in [0, QUANTA)}`` of a block's entities of one kind."""
+    ids = found.base + np.arange(found.risky.size, dtype=np.int64)
+    block = np.searchsorted(starts, ids, side="right") - 1
+    n_blocks = starts.size - 1
+    size = np.maximum(starts[block + 1] - starts[block], 1)
+    rank = ranks_in_strata(found.stratum, before)
+    return {
+        "id_rank_in_stratum": rank * QUANTA // np.maximum(totals[found.stratum], 1),
+        "canonical_block": block * QUANTA // n_blocks,
+        "position_in_block": (ids - starts[block]) * QUANTA // size,
+    }
 
 
-def _binned_auc(summed):
-    """AUC of summed ``(..., 2, bins)`` histograms (risky, clean): the binned Mann-Whitney."""
-    risky, clean = summed[..., 0, :], summed[..., 1, :]
+def histograms(found, clusters, before, totals, starts, n_clusters):
+    """Pass two for one block: ``{(kind, feature): (exact, per_cluster)}`` with ``exact`` the
+    counts ``(2, QUANTA)`` of the quantized feature (risky first) and ``per_cluster`` those
+    ``(n_clusters, 2 * CI_BINS)`` of the bootstrap.
+
+    Parameters
+    ----------
+    found : dict
+        The block's ``inputs`` of the kinds to measure.
+    clusters : dict
+        Per kind, each entity's resampling cluster (``seg6a.gates.stats.clusters`` of its
+        ``Inputs.cluster``).
+    before, totals : dict
+        Per kind, the entities per stratum in the blocks before this one, and in the run.
+    starts : dict
+        Per kind, the first id of each canonical block and, last, the number of entities.
+    n_clusters : int
+    """
+    out = {}
+    for kind, inp in found.items():
+        cluster = clusters[kind]
+        clean = (~inp.risky).astype(np.int64)
+        quantized = _quantized(inp, before[kind], totals[kind], starts[kind])
+        binned = {name: q * CI_BINS // QUANTA for name, q in quantized.items()}
+        # a count is its own value, its tail merged into the last bin
+        quantized[SIGNALS[kind]] = np.minimum(inp.signal, QUANTA - 1)
+        binned[SIGNALS[kind]] = np.minimum(inp.signal, CI_BINS - 1)
+        for name, q in quantized.items():
+            exact = np.bincount(clean * QUANTA + q, minlength=2 * QUANTA).reshape(2, QUANTA)
+            per_cluster = np.bincount((cluster * 2 + clean) * CI_BINS + binned[name],
+                                      minlength=n_clusters * 2 * CI_BINS)
+            out[(kind, name)] = (exact, per_cluster.reshape(n_clusters, 2 * CI_BINS))
+    return out
+
+
+def binned_auc(counts):
+    """Mann-Whitney's ``U / (n1 n0)`` of histograms ``(..., 2, bins)`` (risky, clean): the
+    chance that a risky entity's value exceeds a clean one's, ties counting half."""
+    counts = np.asarray(counts, dtype=np.float64)
+    risky, clean = counts[..., 0, :], counts[..., 1, :]
     below = np.cumsum(clean, axis=-1) - clean
     u = np.sum(risky * (below + 0.5 * clean), axis=-1)
     return u / (risky.sum(axis=-1) * clean.sum(axis=-1))
 
 
-def _bins(values):
-    """Quantile bins of a feature (fewer where it has fewer distinct values)."""
-    edges = np.unique(np.quantile(values, np.linspace(0, 1, N_BINS + 1)[1:-1]))
-    return np.searchsorted(edges, values, side="right"), edges.size + 1
-
-
-def audit(tables, offsets, *, n_clusters=200, seed=0, n_resamples=999, min_risky=20):
-    """The audit's components: one per (entity kind, feature).
-
-    Returns
-    -------
-    list of dict
-        ``kind, feature, value`` (the AUC), ``ci_low, ci_high``, ``n_risky, n_clean``,
-        ``signal`` (an intended covariate), ``pass_B, pass_Bplus`` (artefacts: |AUC - 0.5|
-        within 0.02 / 0.01 with the whole CI; signals: the whole CI above 0.55), ``reason``.
-    """
-    rows = []
-    for kind, (risky, cluster_of, found) in features(tables, offsets).items():
-        cluster = (np.asarray(cluster_of, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-                   >> np.uint64(40)) % np.uint64(n_clusters)
-        cluster = cluster.astype(np.int64)
-        for name, values in found.items():
-            value = auc(values, risky)
-            binned, n_bins = _bins(values)
-            hist = np.zeros((n_clusters, 2, n_bins))
-            np.add.at(hist, (cluster, (~risky).astype(np.int64), binned), 1.0)
-            low, high = bootstrap_ci(hist.reshape(n_clusters, -1),
-                                     lambda s, n=n_bins: _binned_auc(
-                                         s.reshape(s.shape[:-1] + (2, n))),
-                                     seed=seed, n_resamples=n_resamples)
-            if np.isfinite(value) and np.isfinite(low):
-                low, high = min(low, value), max(high, value)
-            signal = name.startswith("signal.")
-            enough = int(risky.sum()) >= min_risky
-            if signal:
-                passed_b = passed_bplus = enough and low > SIGNAL
-            else:
-                passed_b = enough and 0.5 - B <= low and high <= 0.5 + B
-                passed_bplus = enough and 0.5 - BPLUS <= low and high <= 0.5 + BPLUS
-            rows.append({"kind": kind, "feature": name, "value": value, "ci_low": float(low),
-                         "ci_high": float(high), "n_risky": int(risky.sum()),
-                         "n_clean": int((~risky).sum()), "signal": signal,
-                         "pass_B": bool(passed_b), "pass_Bplus": bool(passed_bplus),
-                         "reason": None if enough else "insufficient_support"})
-    return rows
+def is_signal(feature):
+    return feature in SIGNALS.values()

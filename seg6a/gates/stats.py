@@ -19,7 +19,7 @@ from .. import downstream
 from ..engine import LOCAL
 from ..tables import decode_part, part_columns
 from ..kernels.prf import uniform_ids
-from . import data as gate_data
+from . import data as gate_data, leakage
 
 # The hash key of the resampling clusters is fixed: clustering is part of the method.
 _CLUSTER_KEY = np.uint64(0x6A_C1_05_7E_12_5E_ED_00)
@@ -242,14 +242,32 @@ def bases_of(datasets):
 
 @dataclass
 class Measured:
-    """A run's statistics, and per block the ``seg6a.downstream.FlowGraph`` of its gate data
-    (handles on the engine) for the 6B probe."""
+    """A run's statistics, and per block (handles on the engine) the
+    ``seg6a.downstream.FlowGraph`` of its gate data for the 6B probe and its
+    ``seg6a.gates.leakage.inputs`` for the leakage audit."""
 
     stats: Stats
     blocks: list
     merchant_risky: np.ndarray
     engine: object
     payers: list  # per block, its parties with an account
+    leakage: list
+    strata: list  # per block, {kind: its entities per leakage stratum}
+    starts: dict  # per kind, the first id of each canonical block, then the entities
+
+
+def _starts(bases, entities):
+    """Per kind, the first id of each canonical block (``bases``; one block if None) and,
+    last, the number of entities."""
+    totals = dict(zip(leakage.KINDS, entities.tolist()))
+    bases = bases or [dict.fromkeys(totals, 0)]
+    return {kind: np.array([b[kind] for b in bases] + [n], dtype=np.int64)
+            for kind, n in totals.items()}
+
+
+def _strata_of(stats):
+    return {name.split(".")[-1]: array for name, array in stats.arrays.items()
+            if name.startswith("leakage.strata.")}
 
 
 def _block_task(parts, bases, *, n_merchants, n_clusters):
@@ -265,7 +283,10 @@ def _block_task(parts, bases, *, n_merchants, n_clusters):
     data = gate_data.from_tables(tables, n_merchants, bases, columns)
     stats = measure(data, n_clusters)
     stats.violations = violations
-    return downstream.FlowGraph.of(data), stats
+    found = leakage.inputs(data)
+    stats.arrays.update({f"leakage.strata.{kind}": counts
+                         for kind, counts in leakage.strata_counts(found).items()})
+    return downstream.FlowGraph.of(data), stats, found
 
 
 def _merchant_risky(graph):
@@ -293,8 +314,10 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
     engine : seg6a.engine.LocalEngine or DaskEngine
         Where the blocks are measured.
     bases : list of dict, optional
-        Per block, the id each entity kind's part starts at (``bases_of``); by default
-        counted from the tables (parts given as bytes need it).
+        Per canonical block, the id each entity kind's part starts at (``bases_of``); by
+        default counted from the tables (parts given as bytes need it). A whole run given as
+        one block may still say where its canonical blocks start: the leakage audit's
+        block features need them.
     """
     if len(blocks) > 1:
         if bases is None:  # where each block's parts start in the published layout
@@ -309,14 +332,19 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
             total = combine(parts)
             if total is not None:
                 return Measured(total, engine.map(itemgetter(0), results, gather=False),
-                                summaries[0][1], engine, [int(p["payers"][0]) for p in parts])
+                                summaries[0][1], engine, [int(p["payers"][0]) for p in parts],
+                                engine.map(itemgetter(2), results, gather=False),
+                                [_strata_of(p) for p in parts],
+                                _starts(bases, total["entities"]))
     # One block: the whole run, read here in id order (a run of one block as it is, so
     # that only the gates' columns are decoded).
     names = {name for block in blocks for name in block}
     whole = {name: _joined(engine.gather([b[name] for b in blocks if name in b]))
              for name in names}
-    graph, total = _block_task(whole, None, n_merchants=n_merchants, n_clusters=n_clusters)
-    return Measured(total, [graph], _merchant_risky(graph), LOCAL, [int(total["payers"][0])])
+    graph, total, found = _block_task(whole, None, n_merchants=n_merchants,
+                                      n_clusters=n_clusters)
+    return Measured(total, [graph], _merchant_risky(graph), LOCAL, [int(total["payers"][0])],
+                    [found], [_strata_of(total)], _starts(bases, total["entities"]))
 
 
 def _joined(parts):
@@ -349,7 +377,9 @@ def _in_layout(tables, bases):
 
 def probe_sums(measured, key, n_flows, n_clusters):
     """Per-cluster sums ``(fraud & touches, touches, fraud & ~touches, ~touches)`` of the
-    6B probe's ``n_flows`` flows, and the number of flows drawn.
+    6B probe's ``n_flows`` flows, the number of flows drawn, and per id column of
+    ``seg6a.downstream.ID_COLUMNS`` the per-cluster histograms ``(n_clusters, 2 *
+    leakage.CI_BINS)`` (fraud first) of the id's place in its canonical block.
 
     Flow ``f`` picks the payer of rank ``floor(prf(key, f, 0) * payers)`` among the run's
     parties with an account; the block holding that payer draws the rest of the flow, keyed
@@ -359,8 +389,9 @@ def probe_sums(measured, key, n_flows, n_clusters):
     per_block = np.array(measured.payers, dtype=np.int64)
     payer_start = np.concatenate([[0], np.cumsum(per_block)])
     sums = np.zeros((n_clusters, 4))
+    places = {kind: np.zeros((n_clusters, 2 * leakage.CI_BINS)) for kind in downstream.ID_COLUMNS}
     if payer_start[-1] == 0 or measured.merchant_risky.size == 0 or n_flows == 0:
-        return sums, 0
+        return sums, 0, places
     flow_ids = np.arange(n_flows, dtype=np.int64)
     rank = (uniform_ids(key, flow_ids, 0) * payer_start[-1]).astype(np.int64)
     block = np.searchsorted(payer_start, rank, side="right") - 1
@@ -369,13 +400,54 @@ def probe_sums(measured, key, n_flows, n_clusters):
     tasks = [order[a:z] for a, z in zip(bounds[:-1], bounds[1:])]
     results = engine.map(_probe_block, blocks, tasks,
                          [rank[ids] - payer_start[b] for b, ids in enumerate(tasks)],
-                         key=key, merchant_risky=measured.merchant_risky, n_clusters=n_clusters)
-    return sum(results, sums), n_flows
+                         key=key, merchant_risky=measured.merchant_risky, n_clusters=n_clusters,
+                         starts=measured.starts)
+    for block_sums, block_places in results:
+        sums = sums + block_sums
+        places = {kind: places[kind] + block_places[kind] for kind in places}
+    return sums, n_flows, places
 
 
-def _probe_block(graph, flow_ids, payer_rank, *, key, merchant_risky, n_clusters):
+def _probe_block(graph, flow_ids, payer_rank, *, key, merchant_risky, n_clusters, starts):
     flows, fraud, touches = downstream.block_flows(graph, key, flow_ids, payer_rank,
                                                    merchant_risky)
     cluster = clusters(graph.party_base + flows[:, 0], n_clusters)
-    return cluster_sums(cluster, [fraud & touches, touches, fraud & ~touches, ~touches],
+    sums = cluster_sums(cluster, [fraud & touches, touches, fraud & ~touches, ~touches],
                         n_clusters)
+    clean = (~fraud).astype(np.int64)
+    places = {}
+    for kind, place in downstream.id_positions(flows, graph.bases, starts,
+                                               leakage.CI_BINS).items():
+        has = place >= 0
+        cell = (cluster[has] * 2 + clean[has]) * leakage.CI_BINS + place[has]
+        places[kind] = np.bincount(cell, minlength=n_clusters * 2 * leakage.CI_BINS).reshape(
+            n_clusters, 2 * leakage.CI_BINS).astype(np.float64)
+    return sums, places
+
+
+def leakage_sums(measured, n_clusters):
+    """The leakage audit's histograms over the run: ``{(kind, feature): (exact,
+    per_cluster)}`` (``seg6a.gates.leakage.histograms``), each block ranking its entities in
+    the run's strata from the counts of the blocks before it. A kind some block could not
+    give inputs for is left out."""
+    kinds = [k for k in leakage.KINDS if all(k in strata for strata in measured.strata)]
+    befores = []
+    running = {k: np.zeros_like(measured.strata[0][k]) for k in kinds}
+    for strata in measured.strata:
+        befores.append(dict(running))
+        running = {k: running[k] + strata[k] for k in kinds}
+    results = measured.engine.map(_leakage_block, measured.leakage, befores, totals=running,
+                                  starts=measured.starts, n_clusters=n_clusters)
+    total = {}
+    for result in results:
+        for key, (exact, per_cluster) in result.items():
+            old = total.get(key)
+            total[key] = (exact, per_cluster) if old is None else (
+                old[0] + exact, old[1] + per_cluster)
+    return total
+
+
+def _leakage_block(found, before, *, totals, starts, n_clusters):
+    found = {kind: found[kind] for kind in before}
+    clustered = {kind: clusters(inp.cluster, n_clusters) for kind, inp in found.items()}
+    return leakage.histograms(found, clustered, before, totals, starts, n_clusters)

@@ -477,7 +477,8 @@ def uplift_evidence(roles, devices, engine):
 
 # --- validation -------------------------------------------------------------------------
 
-# Gates whose B verdict S5 promotes to a fail-closed check (T9 needs several seeds).
+# Gates whose B verdict S5 promotes to a fail-closed check (T9 needs several seeds; an
+# extension only where its policy gating counts B).
 FAIL_CLOSED_GATES = tuple(g for g in board.GATES if g != "T9_CROSS_SEED_STABILITY")
 
 
@@ -518,7 +519,8 @@ def validate(sealed, gate_records, stats):
                  "reason": c["reason"], "rerun": f"--from {c['owner_state']}"}
                 for c in checks if c["status"] == "FAIL"]
     for gate in gate_records:
-        if gate["test_id"] not in FAIL_CLOSED_GATES:
+        if gate["test_id"] not in FAIL_CLOSED_GATES or not board.counts_toward(
+                policy, gate["test_id"], "B"):
             continue
         failing = board.failing_components(gate, "B")
         owner = board.earliest([c["owner_state"] for _, c in failing]) or gate["owner_state"]
