@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from .engine import BlockResult
 from .gates.data import increasing, ints
+from .gates.leakage import block_places
 from .kernels.flows import label_flows, sample_flows
 from .tables import part_columns
 
@@ -229,11 +230,7 @@ def id_positions(flows, bases, starts, quanta):
     out = {}
     for kind, column in ID_COLUMNS.items():
         local = flows[:, column]
-        ids = bases[kind] + np.maximum(local, 0)
-        block = np.clip(np.searchsorted(starts[kind], ids, side="right") - 1, 0,
-                        starts[kind].size - 2)
-        size = np.maximum(starts[kind][block + 1] - starts[kind][block], 1)
-        place = np.minimum((ids - starts[kind][block]) * quanta // size, quanta - 1)
+        _, place = block_places(bases[kind] + np.maximum(local, 0), starts[kind], quanta)
         out[kind] = np.where(local >= 0, place, -1)
     return out
 

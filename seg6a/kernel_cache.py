@@ -58,6 +58,7 @@ KERNELS = {
     "csr.ptr_from_grouped": (_I64_READONLY, _INT),
     "prf.uniform_range": (_KEY, _INT, _INT, _INT),
     "prf.uniform_ids": (_KEY, _I64, _INT),
+    "histograms.label_histograms": (_I16, _I64, _INT, _INT, _INT, types.boolean),
 }
 
 # What the helper compiles on a cold cache: a little more than half of the compile time

@@ -479,3 +479,20 @@ def label_flows(key, flow_ids, flows, columns, risky, weights, base_logit):
         fraud.append(prf_unit(key, f, 6) < sigmoid(logit))
         touches.append(touched)
     return np.array(fraud, dtype=bool), np.array(touches, dtype=bool)
+
+
+# ---------------------------------------------------------------------------------------
+# The label-leakage audit (kernels/histograms.py)
+# ---------------------------------------------------------------------------------------
+
+
+def label_histograms(cells, values, n_values, n_bins, n_clusters, counts):
+    exact = np.zeros((2, n_values), dtype=np.int64)
+    per_cluster = np.zeros((n_clusters, 2 * n_bins), dtype=np.int64)
+    for cell, value in zip(np.asarray(cells).tolist(), np.asarray(values).tolist()):
+        cluster, label = divmod(cell, 2)
+        value = min(max(value, 0), n_values - 1)
+        exact[label, value] += 1
+        bin_ = min(value, n_bins - 1) if counts else value * n_bins // n_values
+        per_cluster[cluster, label * n_bins + bin_] += 1
+    return exact, per_cluster

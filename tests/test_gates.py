@@ -439,7 +439,9 @@ def test_blocks_add_up_to_the_whole_run(blocked):
     blocks = _gate_blocks(blocked)
     by_block = gate_stats.measure_run(blocks, n_merchants, N_CLUSTERS)
     assert len(blocks) == 5 and len(by_block.blocks) == 5  # measured block by block
-    whole = gate_stats.measure_run([blocked.tables], n_merchants, N_CLUSTERS)
+    # the leakage audit's block features need the canonical layout of a run given whole
+    layout = gate_stats.bases_of(_gate_datasets(blocked))
+    whole = gate_stats.measure_run([blocked.tables], n_merchants, N_CLUSTERS, bases=layout)
     assert len(whole.blocks) == 1
     _assert_same_stats(by_block.stats, whole.stats)
     # and the probe's flows, drawn per block, are the run's
@@ -447,8 +449,6 @@ def test_blocks_add_up_to_the_whole_run(blocked):
     by_blocks, at_once = (gate_stats.probe_sums(m, key, 30000, N_CLUSTERS) for m in (by_block,
                                                                                     whole))
     np.testing.assert_array_equal(by_blocks[0], at_once[0])
-    # the leakage audit's block features need the canonical layout of a run given whole
-    layout = gate_stats.bases_of(_gate_datasets(blocked))
     assert evaluate(blocked, blocks) == evaluate(blocked, blocked.tables, layout)
     # and so do the parts as published, their Parquet bytes
     published = gate_stats.measure_run(gate_stats.blocks_of(_gate_datasets(blocked)),
@@ -470,11 +470,11 @@ def test_a_reference_across_blocks_is_measured_with_the_whole_run(blocked):
     measured = gate_stats.measure_run(blocks, n_merchants, N_CLUSTERS)
     assert len(measured.blocks) == 1
     whole = {n: pa.concat_tables([b[n] for b in blocks if n in b]) for n in blocks[0]}
-    _assert_same_stats(measured.stats, gate_stats.measure_run([whole], n_merchants,
-                                                              N_CLUSTERS).stats)
+    layout = gate_stats.bases_of(_gate_datasets(blocked))
+    _assert_same_stats(measured.stats, gate_stats.measure_run([whole], n_merchants, N_CLUSTERS,
+                                                              bases=layout).stats)
     assert measured.stats.violations == []
-    assert evaluate(blocked, blocks) == evaluate(blocked, whole,
-                                                 gate_stats.bases_of(_gate_datasets(blocked)))
+    assert evaluate(blocked, blocks) == evaluate(blocked, whole, layout)
 
 
 @given(st.lists(st.integers(0, 40), min_size=1, max_size=200),

@@ -48,14 +48,31 @@ def naive_rank_in_stratum(ids, strata):
 
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=80), st.integers(1, 5))
 def test_ranks_in_blocks_are_the_runs_ranks(strata, n_blocks):
+    """Each block ranks its entities, in stratum order, from the counts of the blocks before."""
     strata = np.array(strata)
+    naive = naive_rank_in_stratum(np.arange(strata.size), strata)
     cuts = np.linspace(0, strata.size, n_blocks + 1).astype(int)
-    ranks, before = [], np.zeros(4, dtype=np.int64)
+    before = np.zeros(4, dtype=np.int64)
     for a, z in zip(cuts[:-1], cuts[1:]):
-        ranks.append(leakage.ranks_in_strata(strata[a:z], before))
-        before = before + np.bincount(strata[a:z], minlength=4)
-    np.testing.assert_array_equal(np.concatenate(ranks),
-                                  naive_rank_in_stratum(np.arange(strata.size), strata))
+        counts = np.bincount(strata[a:z], minlength=4)
+        in_stratum_order = np.argsort(strata[a:z], kind="stable")
+        np.testing.assert_array_equal(leakage.ranks_in_strata(counts, before),
+                                      naive[a:z][in_stratum_order])
+        before = before + counts
+
+
+@given(st.lists(st.integers(1, 30), min_size=1, max_size=6), st.data())
+def test_places_of_a_range_are_those_of_its_ids(sizes, data):
+    first = np.cumsum([0] + sizes[:-1])
+    end = int(first[-1] + sizes[-1])
+    lo = data.draw(st.integers(0, end))
+    hi = data.draw(st.integers(lo, end))
+    # a part ends where a block ends (or the run does)
+    hi = int(min([e for e in list(first[1:]) + [end] if e >= hi] or [end]))
+    got = leakage.range_places(lo, hi, first, 16)
+    want = leakage.block_places(np.arange(lo, hi), np.append(first[first < hi], hi), 16)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import pyarrow as pa
 from .. import downstream
 from ..engine import LOCAL
 from ..tables import decode_part, part_columns
+from ..kernels.histograms import label_histograms
 from ..kernels.prf import uniform_ids
 from . import data as gate_data, leakage
 
@@ -243,8 +244,8 @@ def bases_of(datasets):
 @dataclass
 class Measured:
     """A run's statistics, and per block (handles on the engine) the
-    ``seg6a.downstream.FlowGraph`` of its gate data for the 6B probe and its
-    ``seg6a.gates.leakage.inputs`` for the leakage audit."""
+    ``seg6a.downstream.FlowGraph`` of its gate data for the 6B probe and what the leakage
+    audit's pass two needs of it (``seg6a.gates.leakage.pass_one``)."""
 
     stats: Stats
     blocks: list
@@ -256,13 +257,17 @@ class Measured:
     starts: dict  # per kind, the first id of each canonical block, then the entities
 
 
+def _first_ids(bases):
+    """Per kind, the first id of each canonical block (``bases``; one block if None)."""
+    bases = bases or [dict.fromkeys(leakage.KINDS, 0)]
+    return {kind: np.array([b[kind] for b in bases], dtype=np.int64) for kind in leakage.KINDS}
+
+
 def _starts(bases, entities):
     """Per kind, the first id of each canonical block (``bases``; one block if None) and,
     last, the number of entities."""
-    totals = dict(zip(leakage.KINDS, entities.tolist()))
-    bases = bases or [dict.fromkeys(totals, 0)]
-    return {kind: np.array([b[kind] for b in bases] + [n], dtype=np.int64)
-            for kind, n in totals.items()}
+    return {kind: np.append(first, n)
+            for (kind, first), n in zip(_first_ids(bases).items(), entities.tolist())}
 
 
 def _strata_of(stats):
@@ -270,10 +275,11 @@ def _strata_of(stats):
             if name.startswith("leakage.strata.")}
 
 
-def _block_task(parts, bases, *, n_merchants, n_clusters):
-    """The probe's flow graph and the statistics of one block's parts (``bases``: its first
-    ids), or of a whole run (``bases`` None); ``None`` for a block that breaks the 6B
-    contract or the published layout, which only the whole run can judge."""
+def _block_task(parts, bases, *, n_merchants, n_clusters, first_ids):
+    """The probe's flow graph, the statistics and the leakage audit's held inputs of one
+    block's parts (``bases``: its first ids), or of a whole run (``bases`` None); ``None``
+    for a block that breaks the 6B contract or the published layout, which only the whole
+    run can judge. ``first_ids``: per kind, the first id of each canonical block."""
     columns = {name: part_columns(part) for name, part in parts.items()}
     tables = {name: decode_part(part, gate_data.COLUMNS.get(name))
               for name, part in parts.items()}
@@ -283,10 +289,10 @@ def _block_task(parts, bases, *, n_merchants, n_clusters):
     data = gate_data.from_tables(tables, n_merchants, bases, columns)
     stats = measure(data, n_clusters)
     stats.violations = violations
-    found = leakage.inputs(data)
-    stats.arrays.update({f"leakage.strata.{kind}": counts
-                         for kind, counts in leakage.strata_counts(found).items()})
-    return downstream.FlowGraph.of(data), stats, found
+    arrays, held = leakage.pass_one(data, first_ids, lambda ids: clusters(ids, n_clusters),
+                                    n_clusters)
+    stats.arrays.update(arrays)
+    return downstream.FlowGraph.of(data), stats, held
 
 
 def _merchant_risky(graph):
@@ -325,7 +331,7 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
                       for kind, name in gate_data.BASES.items()}
             bases = [{kind: starts[kind][b] for kind in starts} for b in range(len(blocks))]
         results = engine.map(_block_task, blocks, bases, n_merchants=n_merchants,
-                             n_clusters=n_clusters, gather=False)
+                             n_clusters=n_clusters, first_ids=_first_ids(bases), gather=False)
         summaries = engine.map(_summary, results)
         if None not in summaries:
             parts = [stats for stats, _ in summaries]
@@ -342,7 +348,7 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
     whole = {name: _joined(engine.gather([b[name] for b in blocks if name in b]))
              for name in names}
     graph, total, found = _block_task(whole, None, n_merchants=n_merchants,
-                                      n_clusters=n_clusters)
+                                      n_clusters=n_clusters, first_ids=_first_ids(bases))
     return Measured(total, [graph], _merchant_risky(graph), LOCAL, [int(total["payers"][0])],
                     [found], [_strata_of(total)], _starts(bases, total["entities"]))
 
@@ -414,40 +420,42 @@ def _probe_block(graph, flow_ids, payer_rank, *, key, merchant_risky, n_clusters
     cluster = clusters(graph.party_base + flows[:, 0], n_clusters)
     sums = cluster_sums(cluster, [fraud & touches, touches, fraud & ~touches, ~touches],
                         n_clusters)
-    clean = (~fraud).astype(np.int64)
+    cells = leakage.label_cells(cluster, fraud, n_clusters)
     places = {}
     for kind, place in downstream.id_positions(flows, graph.bases, starts,
                                                leakage.CI_BINS).items():
         has = place >= 0
-        cell = (cluster[has] * 2 + clean[has]) * leakage.CI_BINS + place[has]
-        places[kind] = np.bincount(cell, minlength=n_clusters * 2 * leakage.CI_BINS).reshape(
-            n_clusters, 2 * leakage.CI_BINS).astype(np.float64)
+        _, per_cluster = label_histograms(cells[has], place[has], leakage.CI_BINS,
+                                          leakage.CI_BINS, n_clusters, False)
+        places[kind] = per_cluster.astype(np.float64)
     return sums, places
 
 
 def leakage_sums(measured, n_clusters):
     """The leakage audit's histograms over the run: ``{(kind, feature): (exact,
-    per_cluster)}`` (``seg6a.gates.leakage.histograms``), each block ranking its entities in
-    the run's strata from the counts of the blocks before it. A kind some block could not
-    give inputs for is left out."""
+    per_cluster)}`` (``seg6a.gates.leakage.pass_one``), pass two ranking each block's
+    entities in the run's strata from the counts of the blocks before it. A kind some block
+    could not give inputs for is left out."""
     kinds = [k for k in leakage.KINDS if all(k in strata for strata in measured.strata)]
     befores = []
     running = {k: np.zeros_like(measured.strata[0][k]) for k in kinds}
     for strata in measured.strata:
         befores.append(dict(running))
         running = {k: running[k] + strata[k] for k in kinds}
+    total = {(kind, feature): (measured.stats[f"leakage.{kind}.{feature}.exact"],
+                               measured.stats[f"leakage.{kind}.{feature}.per_cluster"])
+             for kind in kinds for feature in ("canonical_block", "position_in_block",
+                                               leakage.SIGNALS[kind])}
     results = measured.engine.map(_leakage_block, measured.leakage, befores, totals=running,
-                                  starts=measured.starts, n_clusters=n_clusters)
-    total = {}
+                                  n_clusters=n_clusters)
     for result in results:
-        for key, (exact, per_cluster) in result.items():
-            old = total.get(key)
-            total[key] = (exact, per_cluster) if old is None else (
+        for kind, (exact, per_cluster) in result.items():
+            old = total.get((kind, "id_rank_in_stratum"))
+            total[(kind, "id_rank_in_stratum")] = (exact, per_cluster) if old is None else (
                 old[0] + exact, old[1] + per_cluster)
     return total
 
 
-def _leakage_block(found, before, *, totals, starts, n_clusters):
-    found = {kind: found[kind] for kind in before}
-    clustered = {kind: clusters(inp.cluster, n_clusters) for kind, inp in found.items()}
-    return leakage.histograms(found, clustered, before, totals, starts, n_clusters)
+def _leakage_block(held, before, *, totals, n_clusters):
+    return {kind: leakage.rank_histograms(held[kind], before[kind], totals[kind], n_clusters)
+            for kind in before}
