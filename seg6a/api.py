@@ -469,7 +469,9 @@ def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progre
     baseline : str or os.PathLike, optional
         A certified run folder every gate is compared with, per seed (default: the
         keep-set's ``baseline`` under ``out``, if any): a regression holds the decision,
-        and ``gate_delta_6A.json`` records the comparison.
+        and ``gate_delta_6A.json`` records the comparison. A baseline certified at another
+        population size is not comparable: a given one is refused, the keep-set's is not
+        compared and the summary says so (``baseline_not_compared``).
 
     An accepted decision (``PASS_B``, ``PASS_BPLUS``, ``RETAIN_PASS_B``) with ``out`` freezes
     the run (``freeze_6A.json``) and records it as ``last_good`` in ``out/keep_set.json``;
@@ -483,8 +485,15 @@ def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progre
     if out is not None:
         run_id = layout.check_run_id(run_id) if run_id is not None else layout.new_run_id()
         layout.check_output_folder(Path(out) / run_id)
+    explicit = baseline is not None
     baseline = _baseline(out, run_id, baseline)  # refused before any seed runs
     sealed = s0_gate.run(0, scale, config, PerfRecorder(), waive=waive)
+    not_compared = _incomparable(baseline, sealed)
+    if not_compared is not None:
+        if explicit:
+            raise InputError(f"{not_compared}; give a baseline certified at this scale",
+                             file=baseline)
+        baseline = None  # the keep-set's: not compared, and the summary says why
     policy = sealed.judging.policy
     seeds = list(policy["certification"]["required_seeds"] if seeds is None else seeds)
     if not seeds or len(set(seeds)) != len(seeds):
@@ -507,7 +516,23 @@ def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progre
             cluster.close()
     run_dir = None if out is None else Path(out) / run_id
     last_good = None if out is None else keep.last_good_decision(out)
-    return _certification(sealed, boards, run_dir, baseline, last_good)
+    return _certification(sealed, boards, run_dir, baseline, last_good, not_compared)
+
+
+def _incomparable(baseline, sealed):
+    """Why ``baseline`` cannot be compared with a certification of ``sealed``'s scale (gate
+    values such as tails and CIs depend on the population), or None."""
+    if baseline is None:
+        return None
+    summary = json.loads((layout.validation_dir(baseline) / layout.CERTIFICATION_SUMMARY)
+                         .read_text(encoding="utf-8"))
+    theirs = summary.get("evidence", {}).get("n_parties")
+    ours = sealed.receipt["scale"]["n_parties"]
+    if theirs is None or theirs == ours:
+        return None
+    return (f"baseline {baseline.name} was certified at {theirs:,} parties "
+            f"({summary.get('scale')}), this certification runs {ours:,}: gates at "
+            "different scales are not comparable")
 
 
 def _baseline(out, run_id, baseline):
@@ -535,28 +560,30 @@ def _baseline_evidence(baseline):
     return boards, t9
 
 
-def _certification(sealed, boards, run_dir, baseline=None, last_good=None):
+def _certification(sealed, boards, run_dir, baseline=None, last_good=None, not_compared=None):
     """Decide over the seeds' boards; with ``run_dir``, publish the summary (and the gate
     delta against ``baseline``, and the freeze of an accepted decision) in one commit, then
     record a frozen run as the keep-set's ``last_good``."""
     if run_dir is None:
-        summary = _certification_summary(sealed, boards, baseline, last_good)
+        summary = _certification_summary(sealed, boards, baseline, last_good, not_compared)
         summary.pop("gate_delta")
         return CertificationResult(summary, run_dir)
     with RunCommit(run_dir) as run:
-        summary, files, retire = _certification_files(run, sealed, boards, baseline, last_good)
+        summary, files, retire = _certification_files(run, sealed, boards, baseline, last_good,
+                                                      not_compared=not_compared)
         run.publish(files, replace=list(files), retire=retire)
     return _frozen(CertificationResult(summary, run_dir))
 
 
-def _certification_files(run, sealed, boards, baseline, last_good, pending=None):
+def _certification_files(run, sealed, boards, baseline, last_good, pending=None,
+                         not_compared=None):
     """``(summary, files, retire)`` of a certification inside an open commit: the summary,
     the gate delta against ``baseline`` and the freeze of an accepted decision (the files
     it no longer earns are retired). ``pending``: files the same commit publishes with it
     (a rejudge's verdicts), which the freeze lists as they will be."""
     from .gates.certification import ACCEPTED
 
-    summary = _certification_summary(sealed, boards, baseline, last_good)
+    summary = _certification_summary(sealed, boards, baseline, last_good, not_compared)
     delta = summary.pop("gate_delta")
     folder = layout.validation_dir(run.run_dir)
     files = {folder / layout.CERTIFICATION_SUMMARY: json_bytes(summary)}
@@ -618,7 +645,7 @@ def _perf_delta(baseline, run_dir, seeds):
     return out
 
 
-def _certification_summary(sealed, boards, baseline=None, last_good=None):
+def _certification_summary(sealed, boards, baseline=None, last_good=None, not_compared=None):
     from .gates.certification import decide
     from .judging import evidence
 
@@ -631,6 +658,8 @@ def _certification_summary(sealed, boards, baseline=None, last_good=None):
     summary.update(parameter_hash=sealed.parameter_hash,
                    manifest_fingerprint=sealed.manifest_fingerprint,
                    baseline=None if baseline is None else str(baseline))
+    if not_compared is not None:
+        summary["baseline_not_compared"] = not_compared
     return summary
 
 
@@ -730,7 +759,8 @@ def rejudge(run_dir, config=None, waive=None, engine="local", client=None):
                                key=lambda s: sealed_of[s].receipt["scale"]["n_parties"])
                 summary, certified, retire = _certification_files(
                     run, sealed_of[smallest], [boards[s] for s in old["seeds"]], baseline,
-                    old.get("last_good_decision"), pending=files)
+                    old.get("last_good_decision"), pending=files,
+                    not_compared=old.get("baseline_not_compared"))
                 files.update(certified)
                 withdrawn += retire
                 certification = CertificationResult(summary, run_dir)

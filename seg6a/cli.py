@@ -336,6 +336,8 @@ def _say_certification(say, summary, run_id=None, out=None, config=None):
     if summary.get("baseline"):
         say(f"baseline {summary['baseline']}: {len(summary['regressions'])} regression(s) "
             f"(gate_delta_6A.json)")
+    if summary.get("baseline_not_compared"):
+        say(f"not compared: {summary['baseline_not_compared']}")
     if summary["reason"] == "posture_regression":
         say("HOLD_REMEDIATE: posture regression: the last good posture was PASS_BPLUS and "
             "this reaches only B")

@@ -126,6 +126,24 @@ def test_a_certify_against_its_baseline_writes_the_gate_delta(frozen, tmp_path, 
                  "t", "--baseline", tmp_path / "nothing", "--quiet") == 2
 
 
+def test_a_baseline_at_another_scale_is_not_compared(frozen, tmp_path):
+    # tails and CIs depend on the population: every exact gate would "regress"
+    root, folder = frozen
+    root = shutil.copytree(root, tmp_path / "runs")
+    larger = shutil.copytree(folder, tmp_path / "larger")
+    scales = embedded("scales.yaml", folder="")
+    scales["scales"]["tiny"]["n_parties"] *= 2
+    (larger / "scales.yaml").write_text(yaml.safe_dump(scales))
+    assert certify(root, "double", larger, "--baseline", root / "one") == 2
+    assert not (root / "double").exists()
+    # the keep-set's baseline ("one"): certified, but not compared, and the summary says why
+    assert certify(root, "double", larger) == 0
+    summary = summary_of(root, "double")
+    assert summary["baseline"] is None and not summary["regressions"]
+    assert "not comparable" in summary["baseline_not_compared"]
+    assert not (root / "double/layer3/6A/validation/gate_delta_6A.json").exists()
+
+
 def test_retain_pass_b_and_posture_regression(tmp_path):
     only_b = config(tmp_path / "b", bplus_or=1000.0)  # a tightening: OR_account fails B+
     plus = config(tmp_path / "plus")
