@@ -515,6 +515,22 @@ def gate_t10(ctx):
     return [lift, contract], n_drawn, "cluster_bootstrap"
 
 
+def _auc_and_ci(ctx, ci_key, per_cluster, exact=None):
+    """An AUC (of the ``exact`` histograms, else of the per-cluster ones summed; NaN without
+    both labels) and its bootstrap CI over the per-cluster histograms ``(n_clusters, 2 *
+    leakage.CI_BINS)``, widened to hold the AUC: the interval that ``judge``, or the
+    judging of |AUC - 0.5|, starts from."""
+    def auc(summed):
+        return leakage.binned_auc(summed.reshape(summed.shape[:-1] + (2, leakage.CI_BINS)))
+
+    counts = per_cluster.sum(axis=0).reshape(2, leakage.CI_BINS) if exact is None else exact
+    value = float(leakage.binned_auc(counts)) if counts.sum(axis=1).all() else float("nan")
+    low, high = ctx.ci(ci_key, per_cluster, auc)
+    if np.isfinite(value) and np.isfinite(low) and np.isfinite(high):
+        low, high = min(low, value), max(high, value)
+    return value, low, high
+
+
 def id_role_information(ctx, places):
     """Per id column of the probe's flows: the AUC of the fraud label against the id's place
     in its canonical block (at ``leakage.CI_BINS`` places), its bootstrap CI, and whether it
@@ -522,13 +538,7 @@ def id_role_information(ctx, places):
     contract violation is never noise."""
     out = {}
     for kind, per_cluster in places.items():
-        def auc(summed):
-            return leakage.binned_auc(summed.reshape(summed.shape[:-1] + (2, leakage.CI_BINS)))
-
-        value = float(auc(per_cluster.sum(axis=0)))
-        low, high = ctx.ci(f"T10_DOWNSTREAM_COMPAT_6B.ids.{kind}", per_cluster, auc)
-        if np.isfinite(value) and np.isfinite(low):
-            low, high = min(low, value), max(high, value)
+        value, low, high = _auc_and_ci(ctx, f"T10_DOWNSTREAM_COMPAT_6B.ids.{kind}", per_cluster)
         known = bool(np.isfinite(value) and np.isfinite(low) and np.isfinite(high))
         out[kind] = {"auc": value if known else None,
                      "auc_ci": [low, high] if known else [None, None],
@@ -557,12 +567,7 @@ def gate_l1(ctx):
             exact, per_cluster = sums[(kind, feature)]
             n_risky, n_clean = (int(n) for n in exact.sum(axis=1))
             supports.append(min(n_risky, n_clean))
-            value = float(leakage.binned_auc(exact)) if n_risky and n_clean else float("nan")
-            low, high = ctx.ci(f"L1_LABEL_LEAKAGE.{name}", per_cluster,
-                               lambda s: leakage.binned_auc(
-                                   s.reshape(s.shape[:-1] + (2, leakage.CI_BINS))))
-            if np.isfinite(value) and np.isfinite(low) and not low <= value <= high:
-                low, high = min(low, value), max(high, value)
+            value, low, high = _auc_and_ci(ctx, f"L1_LABEL_LEAKAGE.{name}", per_cluster, exact)
             enough = min(n_risky, n_clean) >= ctx.support["risky_entities"]
             if leakage.is_signal(feature):
                 component = judge(name, value, signal, "S5", ci=(low, high), support_ok=enough)
