@@ -2,7 +2,6 @@
 numerics live in the states and the gates."""
 import json
 import weakref
-from pathlib import Path
 
 from . import __version__, kernel_cache
 from .kernels.prf import PRF_VERSION
@@ -10,6 +9,7 @@ from .perf import PerfRecorder
 from .runs import keep, layout, receipts
 from .runs.commit import RunCommit, check_committed, read_manifest
 from .runs.publish import json_bytes, jsonl_bytes, sha256_hex
+from .runs.store import is_remote, location
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
 from .engine import ENGINES, DaskEngine, make_engine
 from .errors import InputError, ParameterError
@@ -113,7 +113,7 @@ class SimulationResult:
         it must reproduce exactly the outputs their receipts list, and the evidence of the
         rerun states (their receipts, the RNG audit, the gateboard) is superseded.
         """
-        run_dir = Path(run_dir)
+        run_dir = location(run_dir)
         sealed = self.sealed
         seed, mf = sealed.seed, sealed.manifest_fingerprint
         files = {}  # published path -> bytes; everything is serialised before any write
@@ -340,7 +340,8 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         raise ParameterError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
     if out is not None:
         run_id = layout.check_run_id(run_id) if run_id is not None else layout.new_run_id()
-        layout.check_output_folder(Path(out) / run_id)
+        out = location(out)
+        layout.check_output_folder(out / run_id)
     if from_state is not None:
         if from_state not in receipts.STATES:
             raise ParameterError(f"unknown state {from_state!r} for --from; one of "
@@ -348,8 +349,8 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         if out is None:
             raise ParameterError("a rerun --from a state needs an existing run: --out ROOT and "
                                  "--run-id of a run folder under it")
-        if not (Path(out) / run_id).is_dir():
-            raise ParameterError(f"run {Path(out) / run_id} not found: --from reruns an "
+        if not (out / run_id).is_dir():
+            raise ParameterError(f"run {out / run_id} not found: --from reruns an "
                                  "existing run")
     perf = PerfRecorder()
     with perf.jit_timer():  # on a cold cache, a helper process compiles kernels meanwhile
@@ -357,7 +358,7 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
     try:
         sealed = s0_gate.run(seed, scale, config, perf, waive=waive)
         if from_state is not None:
-            _check_rerun(Path(out) / run_id, sealed, from_state)
+            _check_rerun(out / run_id, sealed, from_state)
     except BaseException:
         warmup.cancel()
         raise
@@ -388,7 +389,7 @@ def simulate(seed, scale="small", config=None, out=None, engine="local", run_id=
         [s1_rng, s2_rng, s3_rng, s4_rng, s5_rng], perf, runner,
     )
     if out is not None:
-        result.write(Path(out) / run_id, rerun_from=from_state)
+        result.write(out / run_id, rerun_from=from_state)
     return result
 
 
@@ -484,7 +485,8 @@ def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progre
     """
     if out is not None:
         run_id = layout.check_run_id(run_id) if run_id is not None else layout.new_run_id()
-        layout.check_output_folder(Path(out) / run_id)
+        out = location(out)
+        layout.check_output_folder(out / run_id)
     explicit = baseline is not None
     baseline = _baseline(out, run_id, baseline)  # refused before any seed runs
     sealed = s0_gate.run(0, scale, config, PerfRecorder(), waive=waive)
@@ -514,7 +516,7 @@ def certify(seeds=None, scale="full", config=None, out=None, run_id=None, progre
     finally:
         if cluster is not None:
             cluster.close()
-    run_dir = None if out is None else Path(out) / run_id
+    run_dir = None if out is None else out / run_id
     last_good = None if out is None else keep.last_good_decision(out)
     return _certification(sealed, boards, run_dir, baseline, last_good, not_compared)
 
@@ -540,10 +542,12 @@ def _baseline(out, run_id, baseline):
     certified run), else the keep-set's ``baseline`` under ``out`` (not the run itself)."""
     if baseline is None:
         name = None if out is None else keep.load(out)["baseline"]
-        if not name or name == run_id or not (Path(out) / name).is_dir():
+        if not name or name == run_id or not (location(out) / name).is_dir():
             return None
-        baseline = Path(out) / name
-    baseline = Path(baseline).resolve()
+        baseline = location(out) / name
+    baseline = location(baseline)
+    if not is_remote(baseline):
+        baseline = baseline.resolve()
     check_committed(baseline)
     if not (layout.validation_dir(baseline) / layout.CERTIFICATION_SUMMARY).exists():
         raise InputError("is not a certified run; a baseline is one (`seg6a certify`)",
@@ -630,7 +634,7 @@ def _freeze(run, sealed, summary, pending):
 def _perf_delta(baseline, run_dir, seeds):
     """Seconds per state of each seed against the baseline's (reported, never judged)."""
     def state_seconds(folder, seed):
-        found = sorted(Path(folder).glob(f"reports/layer3/6A/perf/seed={seed}/*/*/"
+        found = sorted(location(folder).glob(f"reports/layer3/6A/perf/seed={seed}/*/*/"
                                          "perf_summary_6A.json"))
         return json.loads(found[0].read_text(encoding="utf-8"))["state_seconds"] \
             if found else None
@@ -708,7 +712,7 @@ def rejudge(run_dir, config=None, waive=None, engine="local", client=None):
     -------
     Rejudged
     """
-    run_dir = Path(run_dir)
+    run_dir = location(run_dir)
     if read_manifest(run_dir) is None:
         check_committed(run_dir)  # names what is wrong: not a run, or never committed
     seeds = receipts.seeds(run_dir)
@@ -750,7 +754,7 @@ def rejudge(run_dir, config=None, waive=None, engine="local", client=None):
                                      "certify it anew", file=run_dir)
                 baseline = old.get("baseline")
                 if baseline is not None:
-                    if not Path(baseline).is_dir():
+                    if not location(baseline).is_dir():
                         raise InputError(f"the baseline it was certified against, {baseline}, "
                                          "is gone; certify it anew", file=run_dir)
                     baseline = _baseline(None, None, baseline)

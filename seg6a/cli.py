@@ -375,14 +375,13 @@ def _say_judging(say, document, waive):
 def _gates(args):
     import contextlib
     import json
-    from pathlib import Path
-
     from .errors import InputError
     from .gates import format_board
     from .runs import layout
     from .runs.commit import reading
+    from .runs.store import location
 
-    run_dir = Path(args.run_dir)
+    run_dir = location(args.run_dir)
     if args.rejudge:
         from .api import rejudge
 
@@ -444,12 +443,12 @@ def _verify(args):
 
 def _perf(args):
     import json
-    from pathlib import Path
 
     from .errors import InputError
     from .perf import budget_rows
+    from .runs.store import location
 
-    folder = Path(args.run_dir) / "reports" / "layer3" / "6A" / "perf"
+    folder = location(args.run_dir) / "reports" / "layer3" / "6A" / "perf"
     summaries = sorted(folder.glob("seed=*/*/*/perf_summary_6A.json"))
     if not summaries:
         raise InputError(f"no perf summary under {folder}; is this a run folder?")

@@ -18,6 +18,7 @@ import yaml
 
 from . import config_checks
 from .errors import ConfigError, ParameterError
+from .runs.store import location
 
 # Policy file name -> folder inside the embedded config package.
 POLICY_FILES = {
@@ -147,7 +148,7 @@ def load_config(config_dir=None):
     user_dir = None
     overlay = {}
     if config_dir is not None:
-        user_dir = Path(config_dir)
+        user_dir = location(config_dir)  # a run's published config may be in an object store
         overlay = overlay_files(user_dir)
 
     documents, sources, texts = {}, {}, {}

@@ -11,7 +11,6 @@ import html
 import importlib.util
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from .states.s0_gate import CONFIG_FOLDER
 from .runs import layout
 from .runs.commit import RunCommit, reading
 from .runs.publish import replace_bytes
+from .runs.store import is_remote, location
 from .world import load_world
 
 REPORT_NAME = "report_6A.html"
@@ -38,7 +38,7 @@ _COLOURS = {"B+": "#1a7f37", "B": "#9a6700", "FAIL": "#cf222e", "n/a": "#6e7781"
 
 def report_dir(run_dir):
     """``RUN/reports/layer3/6A/report``: where the report goes by default."""
-    return Path(run_dir).joinpath("reports", *layout.SEGMENT_ROOT, "report")
+    return location(run_dir).joinpath("reports", *layout.SEGMENT_ROOT, "report")
 
 
 def write_report(run_dir, config=None, out_dir=None):
@@ -61,7 +61,7 @@ def write_report(run_dir, config=None, out_dir=None):
     """
     if importlib.util.find_spec("matplotlib") is None:
         raise ImportError("seg6a report draws with matplotlib: pip install 'seg6a[plot]'")
-    run_dir = Path(run_dir)
+    run_dir = location(run_dir)
     boards = layout.gateboards(run_dir)
     if not boards:
         raise InputError(f"no gateboard under {layout.validation_dir(run_dir)}; "
@@ -111,7 +111,9 @@ def write_report(run_dir, config=None, out_dir=None):
     files = {out_dir / name: png for name, png in images.items()}
     target = out_dir / REPORT_NAME
     files[target] = page.encode("utf-8")
-    if out_dir.resolve().is_relative_to(run_dir.resolve()):
+    inside = (str(out_dir).startswith(str(run_dir).rstrip("/") + "/") if is_remote(run_dir)
+              else out_dir.resolve().is_relative_to(run_dir.resolve()))
+    if inside:
         with RunCommit(run_dir) as run:  # a page inside the run is one of its files
             run.publish(files, replace=list(files))
     else:

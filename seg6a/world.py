@@ -24,6 +24,7 @@ from .errors import WorldError
 from .kernels.allocate import largest_remainder
 from .kernels.sample import categorical_range, normalised_cdf
 from .rng import substream_key
+from .runs.store import location
 from .tables import buffer_reader
 
 COUNTRY_COLUMNS = {
@@ -105,7 +106,7 @@ def load_world(world_dir=None):
         files = {name: (f"embedded:world/{name}", embedded_file("world", name).read_bytes())
                  for name in EMBEDDED_WORLD}
     else:
-        files = _user_world(Path(world_dir))
+        files = _user_world(location(world_dir))
     countries_name = next(n for n in files if n.startswith("countries."))
     countries_source, countries_bytes = files[countries_name]
     countries = _read_table(countries_bytes, Path(countries_name).suffix,
@@ -177,7 +178,7 @@ def _indicators(document, countries_vocab):
 
 
 def _shown(world_dir, name):
-    return name if world_dir is None else Path(world_dir) / name
+    return name if world_dir is None else location(world_dir) / name
 
 
 def _user_world(world_dir):

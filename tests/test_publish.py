@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seg6a.errors import InputError, ParameterError, PublishConflictError
-from seg6a.runs import publish as publish_mod
+from seg6a.runs import store
 from seg6a.runs.layout import check_run_id
 from seg6a.runs.publish import parquet_bytes, publish_bytes
 from seg6a.tables import decode_part, dictionary_column, encode_part, part_columns
@@ -71,7 +71,7 @@ def test_failed_replace_leaves_no_temporary_and_no_published_name(tmp_path, monk
     def broken_replace(src, dst):
         raise OSError("simulated crash")
 
-    monkeypatch.setattr(publish_mod.os, "replace", broken_replace)
+    monkeypatch.setattr(store.os, "replace", broken_replace)
     path = tmp_path / "data.bin"
     with pytest.raises(OSError, match="simulated crash"):
         publish_bytes(path, b"payload")

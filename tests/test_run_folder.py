@@ -17,7 +17,7 @@ import yaml
 from runfiles import files_of
 from seg6a.cli import main
 from seg6a.runs.commit import CRASH_AFTER, CRASH_EXIT, MANIFEST, read_manifest, verify
-from seg6a.runs.publish import is_staging
+from seg6a.runs.store import is_staging
 
 SEED = 42
 GOLDEN = Path(__file__).parent / "golden" / "tiny_seed42.json"

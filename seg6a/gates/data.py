@@ -7,7 +7,6 @@ tables back from a run folder's Parquet.
 """
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +16,8 @@ import pyarrow.parquet as pq
 from ..engine import concurrently
 from ..errors import InputError
 from ..kernels.csr import csr_from_owners, is_grouped, ptr_from_grouped, transpose
-from ..tables import buffer_reader, part_columns
+from ..runs.store import location
+from ..tables import buffer_reader, decode_part, part_columns
 
 ROLE_KINDS = ("party", "account", "merchant", "device", "ip")
 DATASETS = (
@@ -294,7 +294,7 @@ def read_run(run_dir, seed, state_hashes=None, names=DATASETS):
     names : sequence of str
         The datasets to read (default: every dataset the gates read).
     """
-    run_dir = Path(run_dir)
+    run_dir = location(run_dir)
     tables = {}
     for name in names:
         folder = run_dir / "layer3" / "6A" / name / f"seed={seed}"
@@ -307,7 +307,7 @@ def read_run(run_dir, seed, state_hashes=None, names=DATASETS):
         if not parts:
             raise InputError(f"no published parts of {name} for seed {seed} in {run_dir}")
         # Parts are named by canonical block, so sorted names are canonical row order.
-        tables[name] = pa.concat_tables([pq.read_table(p) for p in parts])
+        tables[name] = pa.concat_tables([decode_part(p.read_bytes()) for p in parts])
     return tables
 
 
@@ -327,10 +327,10 @@ def published_blocks(run_dir, parts):
         roles, one global part, with the first block); and per block the first id of each
         entity kind, from the parts' row counts.
     """
-    run_dir = Path(run_dir)
+    run_dir = location(run_dir)
     by_dataset = {}
     for relative in sorted(parts):  # parts are named by block: sorted is block order
-        name = Path(relative).parts[2]  # layer3/6A/<dataset>/seed=...
+        name = relative.split("/")[2]  # layer3/6A/<dataset>/seed=...
         if name in DATASETS:
             by_dataset.setdefault(name, []).append((run_dir / relative).read_bytes())
     n_blocks = max((len(p) for p in by_dataset.values()), default=0)

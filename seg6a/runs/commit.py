@@ -18,22 +18,23 @@ collected as uncommitted.
 Readers (``seg6a gates``, ``report``, ``--from``, ``--rejudge``) refuse a run whose files
 do not match its manifest; ``verify`` checks every byte.
 
+On an object store (``seg6a.runs.store``) the same steps run with server-side copies for
+the renames; readers take no lock there, and refuse a run mid-publish as incomplete.
+
 A run folder belongs to seg6a: its ``layer3/`` and ``reports/`` trees hold only what a
 commit listed.
 """
-import fcntl
 import json
 import os
 from contextlib import contextmanager
-from pathlib import Path
 
 from .. import __version__
 from ..errors import IncompleteRunError, InputError, PublishConflictError
-from .publish import fsync_dir, is_staging, json_bytes, move_into_place, same_bytes
-from .publish import sha256_hex, stage
+from .publish import Staged, json_bytes, same_bytes, sha256_hex
+from .store import LOCK, is_remote, is_staging, listing, location, move_into_place
+from .store import place_new, remove, remove_empty_folders, run_lock, stage, sync_folder
 
 MANIFEST = "_manifest_6A.json"
-LOCK = ".seg6a.lock"
 INTENT = ".seg6a-intent.tmp"  # a staging name: collected with the debris of a publish
 LIVE_TREES = ("layer3", "reports")
 # Fault injection for the crash-safety tests: SEG6A_CRASH_AFTER=STEP[:N] makes a publishing
@@ -43,26 +44,9 @@ CRASH_AFTER = "SEG6A_CRASH_AFTER"
 CRASH_EXIT = 86
 
 
-@contextmanager
-def _locked(run_dir, exclusive):
-    """Hold the run folder's lock: exclusive for a publisher, shared for a reader (there is
-    nothing to wait for where no publisher has made the lock file yet)."""
-    path = Path(run_dir) / LOCK
-    if not exclusive and not path.exists():
-        yield
-        return
-    # A reader opens the lock read-only, so a run folder it may not write still reads.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666) if exclusive else os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def read_manifest(run_dir):
     """The manifest of a run folder, or None if it has none (never committed)."""
-    path = Path(run_dir) / MANIFEST
+    path = location(run_dir) / MANIFEST
     if not path.exists():
         return None
     try:
@@ -75,23 +59,18 @@ def read_manifest(run_dir):
 
 
 def _on_disk(run_dir):
-    """``(live, staged)``: relative paths of the files under the live trees, and of staged
-    files anywhere in the run folder."""
-    run_dir = Path(run_dir)
-    live, staged = [], []
-    for top in (run_dir, *(run_dir / tree for tree in LIVE_TREES)):
-        if not top.is_dir():
-            continue
-        walk = [(top, [], [p.name for p in top.iterdir() if p.is_file()])] if top == run_dir \
-            else os.walk(top)
-        for folder, _, names in walk:
-            for name in names:
-                relative = (Path(folder) / name).relative_to(run_dir).as_posix()
-                if is_staging(name):
-                    staged.append(relative)
-                elif top != run_dir:
-                    live.append(relative)
-    return sorted(live), sorted(staged)
+    """``(live, staged)``: the files under the live trees (relative path -> size), and the
+    relative paths of staged files anywhere in the run folder."""
+    found = {rel: size for rel, size in listing(run_dir, recursive=False).items()}
+    for tree in LIVE_TREES:
+        found.update({f"{tree}/{rel}": size for rel, size in listing(run_dir / tree).items()})
+    live, staged = {}, []
+    for relative, size in sorted(found.items()):
+        if is_staging(relative.rsplit("/", 1)[-1]):
+            staged.append(relative)
+        elif "/" in relative:
+            live[relative] = size
+    return live, staged
 
 
 def _seeds(paths):
@@ -135,6 +114,7 @@ class RunCommit:
     Examples
     --------
     >>> import tempfile
+    >>> from pathlib import Path
     >>> run = Path(tempfile.mkdtemp()) / "r"
     >>> with RunCommit(run) as commit:
     ...     commit.publish({run / "layer3" / "a.json": b"{}"})
@@ -144,15 +124,16 @@ class RunCommit:
     """
 
     def __init__(self, run_dir):
-        self.run_dir = Path(run_dir)
+        self.run_dir = location(run_dir)
         self.committed = {}
         self._lock = None
         self._crashes = {}
 
     def __enter__(self):
         _check_own_folder(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = _locked(self.run_dir, exclusive=True)
+        if not is_remote(self.run_dir):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = run_lock(self.run_dir, exclusive=True)
         self._lock.__enter__()
         try:
             manifest = read_manifest(self.run_dir)
@@ -175,40 +156,47 @@ class RunCommit:
         self._lock.__exit__(*exc)
 
     def relative(self, path):
-        return Path(path).relative_to(self.run_dir).as_posix()
+        return location(path).relative_to(self.run_dir).as_posix()
 
     def publish(self, files, replace=(), retire=()):
-        """Commit ``{path: bytes}`` into the run; return the number of files written or
-        removed (0 when the run already holds exactly these bytes).
+        """Commit ``{path: bytes or Staged}`` into the run; return the number of files
+        written or removed (0 when the run already holds exactly these bytes).
+
+        A ``seg6a.runs.publish.Staged`` value is a file already written under a staging name
+        (by a worker, ``stage_file``): it is moved into place, or dropped when the run
+        holds its bytes already; either way it is gone afterwards, also on an error.
 
         A path the run has committed with other bytes is a conflict unless it is in
         ``replace``: ``PublishConflictError`` before anything is written. Paths in
         ``retire`` leave the manifest (and the disk, after the commit).
         """
-        files = {Path(path): data for path, data in files.items()}
-        replace = {self.relative(p) for p in replace}
-        entries = {self.relative(p): {"sha256": sha256_hex(data), "size": len(data)}
-                   for p, data in files.items()}
-        for relative, entry in entries.items():
-            old = self.committed.get(relative)
-            if old is not None and old["sha256"] != entry["sha256"] and relative not in replace:
-                raise PublishConflictError(
-                    "already holds different data; nothing was changed (use a new run id, "
-                    "--from STATE to rerun states, or `seg6a gates RUN --rejudge` to judge a "
-                    "run anew)", file=self.run_dir / relative)
-        retired = {self.relative(p) for p in retire} - set(entries)
-        live = {k: v for k, v in self.committed.items() if k not in retired} | entries
-        to_write = [(path, data) for path, data in files.items()
-                    if not (path.exists() and same_bytes(path, data))]
-        manifest = {"run_id": self.run_dir.name, "seg6a_version": __version__,
-                    "seeds": _seeds(live), "files": dict(sorted(live.items()))}
+        files = {location(path): data for path, data in files.items()}
+        given = [data for data in files.values() if isinstance(data, Staged)]
         staged = []
-        changed = bool(to_write) or live != self.committed
-        target = self.run_dir / MANIFEST
-        data = json_bytes(manifest)
         try:
-            for path, data_ in to_write:
-                staged.append((path, stage(path, data_)))
+            entries = {self.relative(p): _entry(data) for p, data in files.items()}
+            replace = {self.relative(p) for p in replace}
+            for relative, entry in entries.items():
+                old = self.committed.get(relative)
+                if old is not None and old["sha256"] != entry["sha256"] \
+                        and relative not in replace:
+                    raise PublishConflictError(
+                        "already holds different data; nothing was changed (use a new run "
+                        "id, --from STATE to rerun states, or `seg6a gates RUN --rejudge` to "
+                        "judge a run anew)", file=self.run_dir / relative)
+            retired = {self.relative(p) for p in retire} - set(entries)
+            live = {k: v for k, v in self.committed.items() if k not in retired} | entries
+            present = _on_disk(self.run_dir)[0]
+            to_write = [(path, data) for path, data in files.items()
+                        if not _holds(path, present.get(self.relative(path)), data)]
+            manifest = {"run_id": self.run_dir.name, "seg6a_version": __version__,
+                        "seeds": _seeds(live), "files": dict(sorted(live.items()))}
+            changed = bool(to_write) or live != self.committed
+            target = self.run_dir / MANIFEST
+            data = json_bytes(manifest)
+            for path, content in to_write:
+                staged.append((path, content.path if isinstance(content, Staged)
+                               else stage(path, content)))
                 _crash_point(self._crashes, "staged")
             if to_write:  # from here on a crash is rolled forward by the same command
                 move_into_place(stage(self.run_dir / INTENT, data), self.run_dir / INTENT)
@@ -216,29 +204,27 @@ class RunCommit:
                 self._place(path, tmp)
                 _crash_point(self._crashes, "placed")
             for folder in {path.parent for path, _ in staged}:
-                fsync_dir(folder)
-        finally:
-            for _, tmp in staged:
-                tmp.unlink(missing_ok=True)
+                sync_folder(folder)
+        finally:  # every staged file is placed, dropped as already held, or not wanted
+            for staged_file in [tmp for _, tmp in staged] + [g.path for g in given]:
+                remove(staged_file)
         if changed or not (target.exists() and same_bytes(target, data)):
             tmp = stage(target, data)
             _crash_point(self._crashes, "manifest_staged")
             move_into_place(tmp, target)
-            (self.run_dir / INTENT).unlink(missing_ok=True)
+            remove(self.run_dir / INTENT)
             _crash_point(self._crashes, "committed")
         self.committed = live
         return len(to_write) + self._collect()
 
     def _place(self, path, tmp):
         """Move a staged file to its published name: put-if-absent for a new path."""
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            if same_bytes(path, tmp.read_bytes()):
-                return
-            os.replace(tmp, path)  # superseded (checked above), or uncommitted debris
-        else:
-            tmp.unlink()
+        if place_new(tmp, path):
+            return
+        if sha256_hex(path.read_bytes()) == sha256_hex(tmp.read_bytes()):
+            remove(tmp)
+            return
+        move_into_place(tmp, path)  # superseded (checked above), or uncommitted debris
 
     def _collect(self):
         """Remove what the manifest does not list (only after the commit is durable):
@@ -247,16 +233,30 @@ class RunCommit:
         live, staged = _on_disk(self.run_dir)
         doomed = [p for p in live if p not in self.committed] + staged
         for relative in doomed:
-            path = self.run_dir / relative
-            path.unlink(missing_ok=True)
+            remove(self.run_dir / relative)
             _crash_point(self._crashes, "retired")
         for tree in LIVE_TREES:
-            for folder, _, _ in sorted(os.walk(self.run_dir / tree), reverse=True):
-                if not os.listdir(folder):
-                    os.rmdir(folder)
+            remove_empty_folders(self.run_dir / tree)
         if doomed:
-            fsync_dir(self.run_dir)
-        return len([p for p in doomed if not is_staging(Path(p).name)])
+            sync_folder(self.run_dir)
+        return len([p for p in doomed if not is_staging(p.rsplit("/", 1)[-1])])
+
+
+def _entry(data):
+    """The manifest entry of a file's content (bytes, or a ``Staged`` file's record)."""
+    if isinstance(data, Staged):
+        return {"sha256": data.sha256, "size": data.size}
+    return {"sha256": sha256_hex(data), "size": len(data)}
+
+
+def _holds(path, size, data):
+    """Whether the file at ``path``, of ``size`` bytes (None: no file), holds ``data``."""
+    entry = _entry(data)
+    if size != entry["size"]:
+        return False
+    if isinstance(data, Staged):
+        return sha256_hex(path.read_bytes()) == entry["sha256"]
+    return path.read_bytes() == data
 
 
 def differences(run_dir, full=True):
@@ -275,7 +275,7 @@ def differences(run_dir, full=True):
         ``missing``, ``changed`` and ``unexpected`` relative paths (staged files count as
         unexpected only with ``full``), and ``manifest`` (None if there is none).
     """
-    run_dir = Path(run_dir)
+    run_dir = location(run_dir)
     try:
         manifest, torn = read_manifest(run_dir), []
     except IncompleteRunError:
@@ -288,7 +288,7 @@ def differences(run_dir, full=True):
     changed = []
     for relative in sorted(found & set(listed)):
         path, entry = run_dir / relative, listed[relative]
-        if path.stat().st_size != entry["size"]:
+        if live[relative] != entry["size"]:
             changed.append(relative)
         elif (full or not relative.endswith(".parquet")) and \
                 sha256_hex(path.read_bytes()) != entry["sha256"]:
@@ -302,10 +302,10 @@ def reading(run_dir):
     """Read a complete run folder: hold its shared lock (publishers wait) and yield its
     manifest; ``IncompleteRunError`` if it has none or its files do not match it (size, and
     hash for all but the Parquet parts, which are content-keyed and never replaced)."""
-    run_dir = Path(run_dir)
+    run_dir = location(run_dir)
     if not (run_dir / LIVE_TREES[0]).is_dir():
         raise InputError("is not a run folder (no layer3/ tree)", file=run_dir)
-    with _locked(run_dir, exclusive=False):
+    with run_lock(run_dir, exclusive=False):
         found = differences(run_dir, full=False)
         if found["manifest"] is None:
             raise IncompleteRunError(run_dir, f"its {MANIFEST} is missing or unreadable")
@@ -342,10 +342,10 @@ def verify(run_dir):
     seg6a.errors.InputError
         When ``run_dir`` is not a run folder.
     """
-    run_dir = Path(run_dir)
+    run_dir = location(run_dir)
     if not (run_dir / LIVE_TREES[0]).is_dir():
         raise InputError("is not a run folder (no layer3/ tree)", file=run_dir)
-    with _locked(run_dir, exclusive=False):
+    with run_lock(run_dir, exclusive=False):
         found = differences(run_dir, full=True)
     manifest = found.pop("manifest")
     listed = manifest["files"] if manifest else {}

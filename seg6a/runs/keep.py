@@ -7,12 +7,11 @@ it names nowhere, and nothing else: only folders whose name is a valid run id an
 a ``layer3`` tree count as runs.
 """
 import json
-import shutil
-from pathlib import Path
 
 from ..errors import InputError
 from . import layout
 from .publish import json_bytes, replace_bytes
+from .store import location, remove_tree
 
 KEEP_SET = "keep_set.json"
 SINGLE_ROLES = ("baseline", "candidate", "last_good")
@@ -21,7 +20,7 @@ ROLES = SINGLE_ROLES + ("witness",)
 
 def load(root):
     """The keep-set of ``root`` (an empty one if there is no file yet)."""
-    path = Path(root) / KEEP_SET
+    path = location(root) / KEEP_SET
     empty = {role: None for role in SINGLE_ROLES} | {"witnesses": []}
     if not path.exists():
         return empty
@@ -44,7 +43,7 @@ def kept(keep_set):
 def runs(root):
     """Run folders under ``root``: valid run ids holding a ``layer3`` tree, sorted."""
     found = []
-    for child in sorted(Path(root).iterdir()):
+    for child in sorted(location(root).iterdir()):
         if child.is_dir() and (child / layout.SEGMENT_ROOT[0]).is_dir():
             try:
                 layout.check_run_id(child.name)
@@ -56,7 +55,7 @@ def runs(root):
 
 def keep(root, run_id, role):
     """Record ``run_id`` in ``role`` (a witness is added to the list); returns the keep-set."""
-    root = Path(root)
+    root = location(root)
     layout.check_run_id(run_id)
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
@@ -79,7 +78,7 @@ def record_last_good(root, run_id, decision):
     certification must not step down from), and the previous ``last_good`` becomes the
     ``baseline`` unless a baseline was pinned (``keep --as baseline``). Returns the
     keep-set."""
-    root = Path(root)
+    root = location(root)
     keep_set = load(root)
     previous = keep_set["last_good"]
     if previous and previous != run_id and not keep_set.get("baseline_pinned"):
@@ -99,12 +98,12 @@ def last_good_decision(root):
 
 def prune(root, dry_run=True):
     """Run folders outside the keep-set: listed, and removed unless ``dry_run``."""
-    root = Path(root)
+    root = location(root)
     if not root.is_dir():
         raise InputError("is not a folder", file=root)
     keep_set = load(root)
     doomed = [run_id for run_id in runs(root) if run_id not in kept(keep_set)]
     if not dry_run:
         for run_id in doomed:
-            shutil.rmtree(root / run_id)
+            remove_tree(root / run_id)
     return doomed

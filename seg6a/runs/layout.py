@@ -1,11 +1,9 @@
 """Where things live inside a run folder (SPEC §7)."""
-import os
 import re
-import tempfile
 import uuid
-from pathlib import Path
 
 from ..errors import ParameterError
+from .store import check_writable, location
 
 SEGMENT_ROOT = ("layer3", "6A")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -37,27 +35,15 @@ def check_run_id(run_id):
 
 
 def check_output_folder(folder, flag="--out"):
-    """Return ``folder`` if it is a folder that can be written (or can be made), else raise
-    ParameterError: checked before any work, so a bad path never costs a run."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ParameterError(f"{flag} {folder} is a file, not a folder")
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ParameterError(f"{flag} {folder} cannot be made: {existing} is a file")
-    try:  # a real write: permission bits do not tell for root, or for /proc
-        os.rmdir(tempfile.mkdtemp(prefix=".seg6a-probe-", dir=existing))
-    except OSError as exc:
-        raise ParameterError(f"{flag} {folder} cannot be written ({existing}: "
-                             f"{exc.strerror or exc})") from None
-    return folder
+    """Return ``folder`` (a path or URL, as a path object) if it is a folder that can be
+    written (or can be made), else raise ParameterError: checked before any work, so a bad
+    destination never costs a run."""
+    return check_writable(location(folder), flag)
 
 
 def partition_dir(run_dir, dataset, seed, parameter_hash, manifest_fingerprint):
     """``RUN/layer3/6A/<dataset>/seed=<seed>/parameter_hash=<ph>/manifest_fingerprint=<mf>``."""
-    return Path(run_dir).joinpath(
+    return location(run_dir).joinpath(
         *SEGMENT_ROOT,
         dataset,
         f"seed={seed}",
@@ -73,7 +59,7 @@ def s0_partitions(run_dir, seed, parameter_hash="*"):
     """S0's partition folders of a seed (its receipt, sealed inputs and published config),
     sorted: one in a committed run, whose live version is one."""
     pattern = partition_dir(".", S0_PARTITION, seed, parameter_hash, "*").as_posix()
-    return sorted(p.parent for p in Path(run_dir).glob(f"{pattern}/s0_gate_receipt_6A.json"))
+    return sorted(p.parent for p in location(run_dir).glob(f"{pattern}/s0_gate_receipt_6A.json"))
 
 
 def part_name(block):
@@ -89,17 +75,17 @@ def part_name(block):
 
 def rng_dir(run_dir, seed):
     """``RUN/layer3/6A/rng/seed=<seed>``: the RNG audit and trace."""
-    return Path(run_dir).joinpath(*SEGMENT_ROOT, "rng", f"seed={seed}")
+    return location(run_dir).joinpath(*SEGMENT_ROOT, "rng", f"seed={seed}")
 
 
 def receipts_dir(run_dir, seed):
     """``RUN/layer3/6A/receipts/seed=<seed>``: one receipt per state."""
-    return Path(run_dir).joinpath(*SEGMENT_ROOT, "receipts", f"seed={seed}")
+    return location(run_dir).joinpath(*SEGMENT_ROOT, "receipts", f"seed={seed}")
 
 
 def validation_dir(run_dir, seed=None):
     """``RUN/layer3/6A/validation[/seed=<seed>]``: gateboards, and the certification summary."""
-    folder = Path(run_dir).joinpath(*SEGMENT_ROOT, "validation")
+    folder = location(run_dir).joinpath(*SEGMENT_ROOT, "validation")
     return folder if seed is None else folder / f"seed={seed}"
 
 
@@ -117,6 +103,6 @@ def gateboards(run_dir):
 
 def perf_dir(run_dir, seed, parameter_hash, manifest_fingerprint):
     """``RUN/reports/layer3/6A/perf/seed=/parameter_hash=/manifest_fingerprint=``: measurements."""
-    return Path(run_dir).joinpath("reports", *SEGMENT_ROOT, "perf", f"seed={seed}",
+    return location(run_dir).joinpath("reports", *SEGMENT_ROOT, "perf", f"seed={seed}",
                                   f"parameter_hash={parameter_hash}",
                                   f"manifest_fingerprint={manifest_fingerprint}")

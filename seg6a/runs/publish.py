@@ -1,34 +1,24 @@
 """Publish: atomic and idempotent files, and their serialisations.
 
 A file is written under a staging name in its final folder, flushed and fsynced, then
-moved over its published name with ``os.replace`` and the folder is fsynced, so a crash
-never leaves a partial file under a published name. Publishing the same bytes again is a
+moved over its published name with ``os.replace`` and the folder is fsynced (on an object
+store: a server-side copy, see ``seg6a.runs.store``), so a crash never leaves a partial
+file under a published name. Publishing the same bytes again is a
 no-op; publishing different bytes to an existing path raises and changes nothing. A run
 folder as a whole is committed by ``seg6a.runs.commit``.
 """
 import hashlib
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PublishConflictError
+from .store import location, move_into_place, stage
 
 PARQUET_COMPRESSION = "zstd"
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# Read once at import: os.umask can only be read by setting it, which is not thread-safe.
-_FILE_MODE = 0o666 & ~_umask()
 
 
 def publish_bytes(path, data, replace=False):
@@ -38,7 +28,7 @@ def publish_bytes(path, data, replace=False):
     file such as ``keep_set.json``); otherwise it is a conflict. Files inside a run folder
     are published by ``seg6a.runs.commit``, which adds the run's lock and manifest.
     """
-    path = Path(path)
+    path = location(path)
     if path.exists():
         if same_bytes(path, data):
             return False
@@ -50,43 +40,20 @@ def publish_bytes(path, data, replace=False):
     return True
 
 
-def move_into_place(staged, path):
-    """Atomically replace ``path`` by the ``staged`` file (removed if that fails), and make
-    the rename durable."""
-    try:
-        os.replace(staged, path)
-    except BaseException:
-        Path(staged).unlink(missing_ok=True)
-        raise
-    fsync_dir(Path(path).parent)
+class Staged(NamedTuple):
+    """A file written under a staging name, waiting for a commit to place it: what a
+    worker returns instead of the bytes (``stage_file``)."""
+
+    path: object
+    sha256: str
+    size: int
 
 
-STAGING_SUFFIX = ".tmp"
-
-
-def is_staging(name):
-    """Whether a file name is a staged (not yet published) file's: ``.<name>.<random>.tmp``."""
-    return name.startswith(".") and name.endswith(STAGING_SUFFIX)
-
-
-def stage(path, data):
-    """Write ``data`` under a fresh staging name beside ``path``, flushed and fsynced; return
-    the staged path (the caller renames or links it to ``path``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=STAGING_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # mkstemp creates 0600; a published file gets what open() would give it.
-            os.fchmod(handle.fileno(), _FILE_MODE)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return Path(tmp)
+def stage_file(path, data):
+    """Write ``data`` under a fresh staging name beside ``path`` (a path or URL); return its
+    ``Staged`` record. Run where the bytes are (a block task on a worker): only the record
+    travels to the process that commits."""
+    return Staged(stage(location(path), data), sha256_hex(data), len(data))
 
 
 def replace_bytes(path, data):
@@ -139,11 +106,3 @@ def same_bytes(path, data):
     if path.stat().st_size != len(data):
         return False
     return path.read_bytes() == data
-
-
-def fsync_dir(folder):
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

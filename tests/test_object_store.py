@@ -1,0 +1,134 @@
+"""Runs published to an object store (SPEC section 9), against a real S3-compatible server:
+moto's server mode on 127.0.0.1, a free port, reached through the usual AWS environment."""
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from runfiles import files_of
+from seg6a.cli import main
+from seg6a.runs.commit import INTENT, LOCK, MANIFEST
+from seg6a.runs.store import is_staging, listing, location
+
+BUCKET = "seg6a-runs"
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "tiny_seed42.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A boto3 client of a fresh S3 server with one bucket; the environment points seg6a
+    (s3fs) at it for the module."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    environment = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
+                   "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+    server.stop()
+
+
+def keys(s3, prefix):
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+@pytest.fixture(scope="module")
+def s3_run(s3):
+    """Seed 42 at tiny published by the CLI to ``s3://BUCKET/runs/golden``."""
+    assert main(["run", "--seed", "42", "--scale", "tiny", "--out", f"s3://{BUCKET}/runs",
+                 "--run-id", "golden", "--quiet"]) == 0
+    return f"s3://{BUCKET}/runs/golden"
+
+
+def test_a_run_on_s3_publishes_the_golden_bytes(s3, s3_run):
+    assert files_of(s3_run, measurements=False) == GOLDEN["files"]
+    found = keys(s3, "runs/golden/")
+    assert f"runs/golden/{MANIFEST}" in found
+    # Nothing of the commit protocol is left beside the run: no lock, intent or staged file.
+    assert not [k for k in found if k.endswith(LOCK) or k.endswith(INTENT)
+                or is_staging(k.rsplit("/", 1)[-1])]
+
+
+def test_verify_gates_and_perf_read_from_s3(s3, s3_run, capsys):
+    assert main(["verify", s3_run]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert main(["gates", s3_run]) == 0
+    board = capsys.readouterr().out
+    assert "seed=42" in board and "T1" in board
+    assert main(["perf", s3_run]) == 0
+    assert "budget check" in capsys.readouterr().out
+
+
+def test_a_changed_object_fails_verify_and_readers_refuse_it(s3, s3_run, capsys):
+    key = next(k for k in keys(s3, "runs/golden/layer3/6A/receipts/") if k.endswith(".json"))
+    original = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=original.replace(b"S", b"s", 1))
+    try:
+        assert main(["verify", s3_run]) == 4
+        assert f"changed: {key.removeprefix('runs/golden/')}" in capsys.readouterr().out
+        assert main(["gates", s3_run]) == 2
+        assert "incomplete run" in capsys.readouterr().err
+    finally:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=original)
+    assert main(["verify", s3_run]) == 0
+
+
+def test_a_rerun_from_s5_on_s3_keeps_the_bytes(s3, s3_run):
+    before = files_of(s3_run, measurements=False)
+    assert main(["run", "--seed", "42", "--scale", "tiny", "--out", f"s3://{BUCKET}/runs",
+                 "--run-id", "golden", "--from", "S5", "--quiet"]) == 0
+    assert files_of(s3_run, measurements=False) == before
+    assert main(["verify", s3_run]) == 0
+
+
+def test_a_held_lock_refuses_a_second_publisher(s3, s3_run, capsys):
+    holder = {"host": "elsewhere", "pid": 1, "since": "then"}
+    s3.put_object(Bucket=BUCKET, Key=f"runs/golden/{LOCK}", Body=json.dumps(holder).encode())
+    try:
+        assert main(["run", "--seed", "42", "--scale", "tiny", "--out",
+                     f"s3://{BUCKET}/runs", "--run-id", "golden", "--from", "S5",
+                     "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "holds the run's lock (elsewhere pid 1 since then)" in err and LOCK in err
+    finally:
+        s3.delete_object(Bucket=BUCKET, Key=f"runs/golden/{LOCK}")
+
+
+def test_an_interrupted_publish_is_refused_then_rolled_forward(s3, tmp_path):
+    out = f"s3://{BUCKET}/crash"
+    command = [sys.executable, "-m", "seg6a.cli", "run", "--seed", "42", "--scale", "tiny",
+               "--out", out, "--run-id", "r", "--quiet"]
+    died = subprocess.run(command, env={**os.environ, "SEG6A_CRASH_AFTER": "placed:3"},
+                          capture_output=True)
+    assert died.returncode == 86
+    assert main(["gates", f"{out}/r"]) == 2  # a reader refuses the uncommitted run
+    subprocess.run(command, check=True, capture_output=True)  # the same command again
+    assert main(["verify", f"{out}/r"]) == 0
+    assert files_of(f"{out}/r", measurements=False) == GOLDEN["files"]
+    assert not [k for k in keys(s3, "crash/r/") if is_staging(k.rsplit("/", 1)[-1])]
+
+
+def test_a_destination_that_cannot_be_written_costs_no_run(s3, capsys):
+    assert main(["run", "--seed", "42", "--scale", "tiny", "--out", "s3://no-such-bucket/x",
+                 "--quiet"]) == 2
+    assert "--out s3://no-such-bucket/x" in capsys.readouterr().err
+
+
+def test_location_names_local_folders_and_urls(s3):
+    assert location("runs/a") == Path("runs/a")
+    assert location("file:///tmp/a") == Path("/tmp/a")
+    remote = location(f"s3://{BUCKET}/runs")
+    assert str(remote / "r") == f"s3://{BUCKET}/runs/r"
+    assert listing(remote / "nothing-here") == {}
