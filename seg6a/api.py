@@ -8,8 +8,8 @@ from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
 from .runs import keep, layout, receipts
 from .runs.commit import RunCommit, check_committed, read_manifest
-from .runs.publish import json_bytes, jsonl_bytes, sha256_hex
-from .runs.store import is_remote, location
+from .runs.publish import digest, json_bytes, jsonl_bytes, sha256_hex, stage_file
+from .runs.store import is_remote, location, remove
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
 from .engine import ENGINES, DaskEngine, make_engine
 from .errors import InputError, ParameterError
@@ -116,28 +116,13 @@ class SimulationResult:
         run_dir = location(run_dir)
         sealed = self.sealed
         seed, mf = sealed.seed, sealed.manifest_fingerprint
-        files = {}  # published path -> bytes; everything is serialised before any write
+        files = {}  # published path -> bytes (the parts: their staged files' records)
         s0_files = s0_gate.published_files(
             sealed, layout.partition_dir(run_dir, "s0_gate_receipt_6A", seed,
                                          sealed.parameter_hash, mf),
             layout.partition_dir(run_dir, s0_gate.MERCHANT_BASE, seed, sealed.parameter_hash,
                                  mf))
         files.update(s0_files)
-        outputs = {}
-        # The parts are their Parquet bytes already (the block tasks encoded them): this
-        # gathers them from the engine, in the parts' order.
-        with self._perf.substep("publish", "gather_parts") as event:
-            jobs = [(dataset, layout.partition_dir(run_dir, dataset.name, seed,
-                                                   dataset.parameter_hash, mf)
-                     / layout.part_name(block), part)
-                    for dataset in self.datasets.values()
-                    for block, part in enumerate(dataset.part_handles)]
-            results = self._engine.gather([part for _, _, part in jobs])
-            for (dataset, path, _), data in zip(jobs, results):
-                files[path] = data
-                relative = path.relative_to(run_dir).as_posix()
-                outputs.setdefault(dataset.state, {})[relative] = sha256_hex(data)
-            event["rows"] = sum(d.num_rows for d in self.datasets.values())
         rng_rows, audit_rows = [], []
         for rng in self._substreams:
             with self._perf.substep(rng.state, "rng_publish"):
@@ -150,49 +135,84 @@ class SimulationResult:
         files.update(rng_files(rng_dir, audit_rows, rng_rows))
         verdict, _ = judgement_files(run_dir, sealed, self.fraud.report, self.fraud.gates)
         files.update(verdict)
-        for path, data in verdict.items():
-            outputs["S5"][path.relative_to(run_dir).as_posix()] = sha256_hex(data)
         with RunCommit(run_dir) as run:
-            if rerun_from is not None:
-                receipts.check_recomputed(run_dir, seed, rerun_from, outputs)
-            perf_files = self._perf_files(run_dir)
-            # What this seed had and no longer publishes (a rerun's old partitions, a flag
-            # its new verdict withdraws), and a certification (and freeze) judged on the
-            # old data.
-            retired, new = [], {run.relative(p) for p in [*files, *perf_files, *(
-                receipts.receipt_path(run_dir, seed, state) for state in outputs)]}
-            if rerun_from is not None:
-                retired = [p for p in run.committed if f"seed={seed}" in p.split("/")
-                           and p not in new]
-                changed = retired or any(
-                    run.committed.get(run.relative(p), {}).get("sha256") != sha256_hex(data)
-                    for p, data in files.items())
-                for name in (layout.CERTIFICATION_SUMMARY, layout.GATE_DELTA, layout.FREEZE):
-                    judged = run.relative(layout.validation_dir(run_dir) / name)
-                    if changed and judged in run.committed:
-                        retired.append(judged)
-            self._add_receipts(files, run_dir, outputs, rerun_from, [
-                {"path": p, "sha256": run.committed[p]["sha256"]} for p in retired], new)
-            replace = ()
-            if rerun_from is not None:
-                rerun = receipts.STATES[receipts.STATES.index(rerun_from):]
-                replace = [receipts.receipt_path(run_dir, seed, state) for state in rerun]
-                replace += [rng_dir / "rng_audit_6A.json", rng_dir / "rng_trace_6A.jsonl"]
-                # A rerun whose S5 partition is the old one's (only the judging changed)
-                # supersedes its verdict; S0's receipt and published config change in place
-                # with any policy a partition path does not carry (the perf budgets, the
-                # judging policy).
-                replace += list(verdict) + list(s0_files)
-            with self._perf.substep("publish", "publish_files") as event:
-                written = run.publish(files, replace=replace,
-                                      retire=[run_dir / p for p in retired])
-                event["rows"] = written
-            if written or any(run.relative(p) not in run.committed for p in perf_files):
-                # Measurements of the run that produced what was just committed: they differ
-                # from run to run, so the latest producing run's replace earlier ones.
-                run.publish(self._perf_files(run_dir), replace=perf_files)
+            # Staged under the run's lock (a commit collects the staged files it finds), and
+            # placed by this commit or removed, whatever happens.
+            staged = self._stage_parts(run_dir)
+            try:
+                self._commit(run, files, staged, verdict, s0_files, rerun_from)
+            finally:
+                for _, _, record in staged:
+                    remove(record.path)
         self.run_dir = run_dir
         return run_dir
+
+    def _stage_parts(self, run_dir):
+        """Have every dataset part written where its block is (on a worker, straight to the
+        destination), under a staging name beside its published path; return
+        ``[(state, path, Staged)]``: the records come back, never the bytes."""
+        sealed = self.sealed
+        with self._perf.substep("publish", "stage_parts") as event:
+            jobs = [(dataset.state, layout.partition_dir(run_dir, dataset.name, sealed.seed,
+                                                         dataset.parameter_hash,
+                                                         sealed.manifest_fingerprint)
+                     / layout.part_name(block), part)
+                    for dataset in self.datasets.values()
+                    for block, part in enumerate(dataset.part_handles)]
+            records = self._engine.map(stage_file, [path for _, path, _ in jobs],
+                                       [part for _, _, part in jobs])
+            event["rows"] = sum(d.num_rows for d in self.datasets.values())
+        return [(state, path, record) for (state, path, _), record in zip(jobs, records)]
+
+    def _commit(self, run, files, staged, verdict, s0_files, rerun_from):
+        """Commit the staged parts and ``files`` into the open ``run``, with every state's
+        receipt and the perf files (a rerun ``--from`` a state retires what it supersedes)."""
+        run_dir, seed = run.run_dir, self.sealed.seed
+        outputs = {}  # state -> its outputs' relative paths -> SHA-256, in state order
+        for state, path, record in staged:
+            files[path] = record
+            outputs.setdefault(state, {})[path.relative_to(run_dir).as_posix()] = record.sha256
+        for path, data in verdict.items():
+            outputs["S5"][path.relative_to(run_dir).as_posix()] = sha256_hex(data)
+        rng_dir = layout.rng_dir(run_dir, seed)
+        if rerun_from is not None:
+            receipts.check_recomputed(run_dir, seed, rerun_from, outputs)
+        perf_files = self._perf_files(run_dir)
+        # What this seed had and no longer publishes (a rerun's old partitions, a flag
+        # its new verdict withdraws), and a certification (and freeze) judged on the
+        # old data.
+        retired, new = [], {run.relative(p) for p in [*files, *perf_files, *(
+            receipts.receipt_path(run_dir, seed, state) for state in outputs)]}
+        if rerun_from is not None:
+            retired = [p for p in run.committed if f"seed={seed}" in p.split("/")
+                       and p not in new]
+            changed = retired or any(
+                run.committed.get(run.relative(p), {}).get("sha256") != digest(data)
+                for p, data in files.items())
+            for name in (layout.CERTIFICATION_SUMMARY, layout.GATE_DELTA, layout.FREEZE):
+                judged = run.relative(layout.validation_dir(run_dir) / name)
+                if changed and judged in run.committed:
+                    retired.append(judged)
+        self._add_receipts(files, run_dir, outputs, rerun_from, [
+            {"path": p, "sha256": run.committed[p]["sha256"]} for p in retired], new)
+        replace = ()
+        if rerun_from is not None:
+            rerun = receipts.STATES[receipts.STATES.index(rerun_from):]
+            replace = [receipts.receipt_path(run_dir, seed, state) for state in rerun]
+            replace += [rng_dir / "rng_audit_6A.json", rng_dir / "rng_trace_6A.jsonl"]
+            # A rerun whose S5 partition is the old one's (only the judging changed)
+            # supersedes its verdict; S0's receipt and published config change in place
+            # with any policy a partition path does not carry (the perf budgets, the
+            # judging policy).
+            replace += list(verdict) + list(s0_files)
+        with self._perf.substep("publish", "publish_files") as event:
+            written = run.publish(files, replace=replace,
+                                  retire=[run_dir / p for p in retired])
+            event["rows"] = written
+        if written or any(run.relative(p) not in run.committed for p in perf_files):
+            # Measurements of the run that produced what was just committed: they differ
+            # from run to run, so the latest producing run's replace earlier ones.
+            run.publish(self._perf_files(run_dir), replace=perf_files)
 
     def _add_receipts(self, files, run_dir, outputs, rerun_from, superseded, live):
         """Every state's receipt into ``files``. The ``--from`` state's adds the files this

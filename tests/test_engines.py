@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 
 import seg6a
-from configs import overlay
+from configs import small_blocks as blocks_config
 from runfiles import files_of
 from seg6a.cli import main
 from seg6a.engine import LocalEngine, held_bytes, local_cluster
 from seg6a.errors import ParameterError
 
 SEED = 42
-BLOCK_SIZE = 4096  # tiny's 20,000 parties in 5 blocks, so blocks really are separate tasks
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +28,7 @@ def client():
 
 @pytest.fixture(scope="module")
 def small_blocks(tmp_path_factory):
-    from importlib import resources
-
-    import yaml
-
-    doc = yaml.safe_load(resources.files("seg6a.config").joinpath("scales.yaml").read_text())
-    doc["block_size"] = BLOCK_SIZE
-    return overlay(tmp_path_factory.mktemp("config"), "scales.yaml", doc)
+    return blocks_config(tmp_path_factory.mktemp("config"))
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+import seg6a
+from configs import small_blocks
 from runfiles import files_of
 from seg6a.cli import main
+from seg6a.engine import local_cluster
 from seg6a.runs.commit import INTENT, LOCK, MANIFEST
 from seg6a.runs.store import is_staging, listing, location
 
@@ -93,6 +96,14 @@ def test_a_rerun_from_s5_on_s3_keeps_the_bytes(s3, s3_run):
     assert main(["verify", s3_run]) == 0
 
 
+def test_a_report_of_a_run_on_s3_is_published_into_it(s3, s3_run, capsys):
+    assert main(["report", s3_run]) == 0
+    page = capsys.readouterr().out.strip()
+    assert page == f"{s3_run}/reports/layer3/6A/report/report_6A.html"
+    assert b"T1" in location(page).read_bytes()
+    assert main(["verify", s3_run]) == 0  # the page and its images are files of the run
+
+
 def test_a_held_lock_refuses_a_second_publisher(s3, s3_run, capsys):
     holder = {"host": "elsewhere", "pid": 1, "since": "then"}
     s3.put_object(Bucket=BUCKET, Key=f"runs/golden/{LOCK}", Body=json.dumps(holder).encode())
@@ -132,3 +143,71 @@ def test_location_names_local_folders_and_urls(s3):
     remote = location(f"s3://{BUCKET}/runs")
     assert str(remote / "r") == f"s3://{BUCKET}/runs/r"
     assert listing(remote / "nothing-here") == {}
+
+
+@pytest.fixture(scope="module")
+def blocks(tmp_path_factory):
+    return small_blocks(tmp_path_factory.mktemp("config"))
+
+
+@pytest.fixture(scope="module")
+def disk_run(tmp_path_factory, blocks):
+    """The local engine's run on the local disk, with 5 canonical blocks: the reference."""
+    return seg6a.simulate(42, scale="tiny", config=blocks, out=tmp_path_factory.mktemp("disk"),
+                          run_id="r").run_dir
+
+
+@pytest.fixture(scope="module")
+def cluster(s3):
+    """Two worker processes, started with the environment that points them at the server."""
+    import distributed
+
+    started = local_cluster(n_workers=2)
+    with distributed.Client(started) as client:
+        yield client
+    started.close()
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_both_engines_publish_to_s3_the_bytes_of_a_local_disk_run(s3, cluster, blocks,
+                                                                  disk_run, engine, capsys):
+    out = f"s3://{BUCKET}/engines-{engine}"
+    result = seg6a.simulate(42, scale="tiny", config=blocks, out=out, run_id="r",
+                            engine=engine, client=cluster if engine == "dask" else None)
+    ours = files_of(result.run_dir, measurements=False)
+    assert sum(name.endswith(".parquet") for name in ours) > 13  # several parts per dataset
+    assert ours == files_of(disk_run, measurements=False)
+    assert main(["verify", f"{out}/r"]) == 0
+    assert not [k for k in keys(s3, f"engines-{engine}/") if is_staging(k.rsplit("/", 1)[-1])]
+
+
+def test_a_worker_killed_while_staging_leaves_nothing_staged(s3, cluster, blocks, disk_run):
+    def sabotage():  # on one worker: its next staging task writes, then the worker dies
+        import functools
+
+        from seg6a.runs import publish
+
+        original = publish.stage_file
+
+        @functools.wraps(original)
+        def stage_then_die(path, data):
+            original(path, data)
+            os._exit(1)
+
+        publish.stage_file = stage_then_die
+
+    victim = []
+
+    def on_state(state, seconds):
+        if state == "S5":  # every block computed; staging comes next
+            victim.append(sorted(cluster.scheduler_info()["workers"])[0])
+            cluster.run(sabotage, workers=victim)
+
+    out = f"s3://{BUCKET}/killed"
+    result = seg6a.simulate(42, scale="tiny", config=blocks, out=out, run_id="r",
+                            engine="dask", client=cluster, progress=on_state)
+    assert victim and victim[0] not in cluster.scheduler_info()["workers"]  # it died
+    assert files_of(result.run_dir, measurements=False) == files_of(disk_run,
+                                                                     measurements=False)
+    assert not [k for k in keys(s3, "killed/") if is_staging(k.rsplit("/", 1)[-1])]
+    assert main(["verify", f"{out}/r"]) == 0

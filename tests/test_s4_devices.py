@@ -2,14 +2,11 @@
 quota, capacity bounds by construction, households, and canonical blocks."""
 import numpy as np
 import pytest
-import yaml
-from importlib import resources
 
+from configs import BLOCK_SIZE, small_blocks
 from seg6a.kernels.csr import owners_from_ptr
 from seg6a.perf import PerfRecorder
 from seg6a.states import s0_gate, s1_parties, s4_devices
-
-BLOCK_SIZE = 4096
 
 
 def build(config=None):
@@ -28,11 +25,7 @@ def tiny():
 @pytest.fixture(scope="module")
 def blocks(tmp_path_factory):
     """The same world at tiny with canonical blocks of 4096 parties (5 blocks)."""
-    folder = tmp_path_factory.mktemp("blocks")
-    doc = yaml.safe_load(resources.files("seg6a.config").joinpath("scales.yaml").read_text())
-    doc["block_size"] = BLOCK_SIZE
-    (folder / "scales.yaml").write_text(yaml.safe_dump(doc))
-    return build(folder)
+    return build(small_blocks(tmp_path_factory.mktemp("blocks")))
 
 
 def priors_of(sealed):

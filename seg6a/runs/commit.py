@@ -30,7 +30,7 @@ from contextlib import contextmanager
 
 from .. import __version__
 from ..errors import IncompleteRunError, InputError, PublishConflictError
-from .publish import Staged, json_bytes, same_bytes, sha256_hex
+from .publish import Staged, digest, json_bytes, same_bytes, sha256_hex
 from .store import LOCK, is_remote, is_staging, listing, location, move_into_place
 from .store import place_new, remove, remove_empty_folders, run_lock, stage, sync_folder
 
@@ -244,9 +244,8 @@ class RunCommit:
 
 def _entry(data):
     """The manifest entry of a file's content (bytes, or a ``Staged`` file's record)."""
-    if isinstance(data, Staged):
-        return {"sha256": data.sha256, "size": data.size}
-    return {"sha256": sha256_hex(data), "size": len(data)}
+    return {"sha256": digest(data),
+            "size": data.size if isinstance(data, Staged) else len(data)}
 
 
 def _holds(path, size, data):

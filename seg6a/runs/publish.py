@@ -49,6 +49,11 @@ class Staged(NamedTuple):
     size: int
 
 
+def digest(content):
+    """The SHA-256 of a file's content: its bytes, or a ``Staged`` file's record."""
+    return content.sha256 if isinstance(content, Staged) else sha256_hex(content)
+
+
 def stage_file(path, data):
     """Write ``data`` under a fresh staging name beside ``path`` (a path or URL); return its
     ``Staged`` record. Run where the bytes are (a block task on a worker): only the record
