@@ -40,6 +40,14 @@ class LocalEngine:
         """The results behind ``handles``."""
         return list(handles)
 
+    def reduce(self, function, handles):
+        """``function`` (of a list, giving one of its kind) over the results behind
+        ``handles``, in the tree of ``reduction_groups``: the same order on every engine."""
+        results = list(handles)
+        while len(results) > 1:
+            results = [function(results[a:z]) for a, z in reduction_groups(len(results))]
+        return results[0]
+
     def close(self):
         pass
 
@@ -82,6 +90,16 @@ class DaskEngine:
         """The results behind ``handles``."""
         return self.client.gather(list(handles))
 
+    def reduce(self, function, handles):
+        """``function`` (of a list, giving one of its kind) over the results behind
+        ``handles``, in the tree of ``reduction_groups``, on the workers: only the last
+        result comes here, whatever the number of blocks."""
+        futures = list(handles)
+        while len(futures) > 1:
+            futures = [self.client.submit(_of_list, function, *futures[a:z], pure=False)
+                       for a, z in reduction_groups(len(futures))]
+        return self.client.gather(futures[0])
+
     def close(self):
         """Stop the cluster started here (a given client is the caller's); idempotent."""
         if self._owned:
@@ -92,6 +110,22 @@ class DaskEngine:
 
 
 LOCAL = LocalEngine()
+
+REDUCTION_FAN_IN = 8
+
+
+def reduction_groups(n):
+    """``(start, stop)`` of the consecutive groups of at most ``REDUCTION_FAN_IN`` that one
+    level of a reduction tree over ``n`` results combines, in order.
+
+    >>> reduction_groups(19)
+    [(0, 8), (8, 16), (16, 19)]
+    """
+    return [(a, min(a + REDUCTION_FAN_IN, n)) for a in range(0, n, REDUCTION_FAN_IN)]
+
+
+def _of_list(function, *results):
+    return function(list(results))
 
 
 class BlockResult:

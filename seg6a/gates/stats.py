@@ -299,10 +299,19 @@ def _merchant_risky(graph):
     return graph.risky.get("merchant", np.zeros(0, bool))
 
 
-def _summary(result):
-    """What the run needs here of a block's measure: its statistics and the merchants' risky
-    flags (the first block holds the merchants)."""
-    return None if result is None else (result[1], _merchant_risky(result[0]))
+def _block_fields(result):
+    """What the run needs here of a block's measure, or None: the merchants' risky flags
+    (the first block holds the merchants), its parties with an account and its entities
+    per leakage stratum."""
+    if result is None:
+        return None
+    graph, stats, _ = result
+    return _merchant_risky(graph), int(stats["payers"][0]), _strata_of(stats)
+
+
+def _combined(totals):
+    """``combine`` of a reduction's partial totals (None stays None)."""
+    return None if any(t is None for t in totals) else combine(totals)
 
 
 def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
@@ -332,15 +341,16 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
             bases = [{kind: starts[kind][b] for kind in starts} for b in range(len(blocks))]
         results = engine.map(_block_task, blocks, bases, n_merchants=n_merchants,
                              n_clusters=n_clusters, first_ids=_first_ids(bases), gather=False)
-        summaries = engine.map(_summary, results)
-        if None not in summaries:
-            parts = [stats for stats, _ in summaries]
-            total = combine(parts)
+        # What the run needs of each block comes here; the blocks' statistics are added
+        # up where they are, so this process holds one total, whatever the blocks.
+        fields = engine.map(_block_fields, results)
+        if None not in fields:
+            total = engine.reduce(_combined, engine.map(itemgetter(1), results, gather=False))
             if total is not None:
                 return Measured(total, engine.map(itemgetter(0), results, gather=False),
-                                summaries[0][1], engine, [int(p["payers"][0]) for p in parts],
+                                fields[0][0], engine, [payers for _, payers, _ in fields],
                                 engine.map(itemgetter(2), results, gather=False),
-                                [_strata_of(p) for p in parts],
+                                [strata for _, _, strata in fields],
                                 _starts(bases, total["entities"]))
     # One block: the whole run, read here in id order (a run of one block as it is, so
     # that only the gates' columns are decoded).
@@ -446,12 +456,21 @@ def leakage_sums(measured, n_clusters):
                                measured.stats[f"leakage.{kind}.{feature}.per_cluster"])
              for kind in kinds for feature in ("canonical_block", "position_in_block",
                                                leakage.SIGNALS[kind])}
-    results = measured.engine.map(_leakage_block, measured.leakage, befores, totals=running,
-                                  n_clusters=n_clusters)
-    for result in results:
+    ranked = measured.engine.reduce(_added, measured.engine.map(
+        _leakage_block, measured.leakage, befores, totals=running, n_clusters=n_clusters,
+        gather=False))
+    for kind, histograms in ranked.items():
+        total[(kind, "id_rank_in_stratum")] = histograms
+    return total
+
+
+def _added(results):
+    """Pass two's histograms of several blocks, added up per kind."""
+    total = dict(results[0])
+    for result in results[1:]:
         for kind, (exact, per_cluster) in result.items():
-            old = total.get((kind, "id_rank_in_stratum"))
-            total[(kind, "id_rank_in_stratum")] = (exact, per_cluster) if old is None else (
+            old = total.get(kind)
+            total[kind] = (exact, per_cluster) if old is None else (
                 old[0] + exact, old[1] + per_cluster)
     return total
 

@@ -263,7 +263,9 @@ def _take_object_lock(path):
                 held = {}
             if attempt == 0 and held.get("host") == holder["host"] and \
                     not _alive(held.get("pid")):
-                remove(path)  # its holder died here: a crash, to be rolled forward
+                # Its holder died here: a crash, to be rolled forward. (Two processes taking
+                # over the same dead lock at once could both win: S3 has no conditional delete.)
+                remove(path)
                 continue
             shown = (f"{held.get('host')} pid {held.get('pid')} since {held.get('since')}"
                      if held else "a publisher that just finished")
