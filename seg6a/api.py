@@ -136,14 +136,15 @@ class SimulationResult:
         verdict, _ = judgement_files(run_dir, sealed, self.fraud.report, self.fraud.gates)
         files.update(verdict)
         with RunCommit(run_dir) as run:
-            # Staged under the run's lock (a commit collects the staged files it finds), and
-            # placed by this commit or removed, whatever happens.
+            # Staged under the run's lock (a commit collects the staged files it finds); the
+            # commit places or removes them, an error before it removes them here.
             staged = self._stage_parts(run_dir)
             try:
                 self._commit(run, files, staged, verdict, s0_files, rerun_from)
-            finally:
+            except BaseException:
                 for _, _, record in staged:
                     remove(record.path)
+                raise
         self.run_dir = run_dir
         return run_dir
 

@@ -375,6 +375,7 @@ def _say_judging(say, document, waive):
 def _gates(args):
     import contextlib
     import json
+
     from .errors import InputError
     from .gates import format_board
     from .runs import layout

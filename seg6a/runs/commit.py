@@ -61,7 +61,7 @@ def read_manifest(run_dir):
 def _on_disk(run_dir):
     """``(live, staged)``: the files under the live trees (relative path -> size), and the
     relative paths of staged files anywhere in the run folder."""
-    found = {rel: size for rel, size in listing(run_dir, recursive=False).items()}
+    found = listing(run_dir, recursive=False)
     for tree in LIVE_TREES:
         found.update({f"{tree}/{rel}": size for rel, size in listing(run_dir / tree).items()})
     live, staged = {}, []
@@ -171,7 +171,8 @@ class RunCommit:
         ``retire`` leave the manifest (and the disk, after the commit).
         """
         files = {location(path): data for path, data in files.items()}
-        given = [data for data in files.values() if isinstance(data, Staged)]
+        # Staged files not yet placed: removed at the end, whatever happens.
+        pending = {data.path for data in files.values() if isinstance(data, Staged)}
         staged = []
         try:
             entries = {self.relative(p): _entry(data) for p, data in files.items()}
@@ -197,16 +198,18 @@ class RunCommit:
             for path, content in to_write:
                 staged.append((path, content.path if isinstance(content, Staged)
                                else stage(path, content)))
+                pending.add(staged[-1][1])
                 _crash_point(self._crashes, "staged")
             if to_write:  # from here on a crash is rolled forward by the same command
                 move_into_place(stage(self.run_dir / INTENT, data), self.run_dir / INTENT)
             for path, tmp in staged:
                 self._place(path, tmp)
+                pending.discard(tmp)
                 _crash_point(self._crashes, "placed")
             for folder in {path.parent for path, _ in staged}:
                 sync_folder(folder)
-        finally:  # every staged file is placed, dropped as already held, or not wanted
-            for staged_file in [tmp for _, tmp in staged] + [g.path for g in given]:
+        finally:  # the rest: already held by the run, or not placed because of an error
+            for staged_file in pending:
                 remove(staged_file)
         if changed or not (target.exists() and same_bytes(target, data)):
             tmp = stage(target, data)
@@ -221,7 +224,7 @@ class RunCommit:
         """Move a staged file to its published name: put-if-absent for a new path."""
         if place_new(tmp, path):
             return
-        if sha256_hex(path.read_bytes()) == sha256_hex(tmp.read_bytes()):
+        if same_bytes(path, tmp.read_bytes()):
             remove(tmp)
             return
         move_into_place(tmp, path)  # superseded (checked above), or uncommitted debris
