@@ -1,7 +1,8 @@
 """Local engine vs Dask engine: identical bytes, and the Dask engine's overhead.
 
 Runs the same seed on both engines into fresh run folders, checks that every published
-file (leaving out the perf measurements under ``reports/``) has the same SHA-256, and
+file (leaving out the perf measurements under ``reports/`` and their manifest entries) has
+the same SHA-256, and
 prints the median wall time of each engine over several repeats and their ratio. The Dask
 cluster (``seg6a.engine.local_cluster``: ``--workers`` single-threaded processes with
 ``--memory-limit`` each) is started once, before timing, and its start-up time is printed
@@ -11,6 +12,7 @@ Usage: ``python benchmarks/compare_engines.py [--scale small] [--repeats 3] [--b
 """
 import argparse
 import hashlib
+import json
 import statistics
 import tempfile
 import time
@@ -20,12 +22,27 @@ import yaml
 
 import seg6a
 from seg6a.policies import embedded_file
+from seg6a.runs.commit import LOCK, MANIFEST
 
 
 def files_of(run_dir):
-    return {p.relative_to(run_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(Path(run_dir).rglob("*"))
-            if p.is_file() and p.relative_to(run_dir).parts[0] != "reports"}
+    """Path -> SHA-256 of a run's files, leaving out the perf measurements under
+    ``reports/`` (timings differ from run to run); the manifest counts by its entries for
+    the other files, as it lists the measurements too."""
+    run_dir = Path(run_dir)
+    out = {}
+    for path in sorted(run_dir.rglob("*")):
+        relative = path.relative_to(run_dir).as_posix()
+        if not path.is_file() or relative.startswith("reports/") or relative == LOCK:
+            continue
+        data = path.read_bytes()
+        if relative == MANIFEST:
+            manifest = json.loads(data)
+            manifest["files"] = {p: entry for p, entry in manifest["files"].items()
+                                 if not p.startswith("reports/")}
+            data = json.dumps(manifest, sort_keys=True).encode()
+        out[relative] = hashlib.sha256(data).hexdigest()
+    return out
 
 
 def worker_peak_rss_gib():
@@ -52,12 +69,14 @@ def main(argv=None):
 
     from seg6a.engine import local_cluster
 
-    config = None
-    if args.block_size is not None:
-        config = Path(tempfile.mkdtemp())
+    def scales_config(block_size):
+        folder = Path(tempfile.mkdtemp())
         doc = yaml.safe_load(embedded_file("scales.yaml").read_text())
-        doc["block_size"] = args.block_size
-        (config / "scales.yaml").write_text(yaml.safe_dump(doc))
+        doc["block_size"] = block_size
+        (folder / "scales.yaml").write_text(yaml.safe_dump(doc))
+        return folder
+
+    config = None if args.block_size is None else scales_config(args.block_size)
 
     start = time.perf_counter()
     cluster = local_cluster(args.workers, args.memory_limit)
@@ -72,9 +91,13 @@ def main(argv=None):
                                 client=client if engine == "dask" else None)
         return time.perf_counter() - begin, result.run_dir
 
-    # Warm both: kernels loaded here and in every worker before timing.
-    with tempfile.TemporaryDirectory() as root:
-        seg6a.simulate(args.seed, scale="tiny", engine="dask", client=client, out=root)
+    # Warm both: every kernel loaded here and in every worker before timing, those of
+    # runs of many blocks too (tiny in blocks of 5,000 parties).
+    warm = scales_config(5000)
+    for engine in ("local", "dask"):
+        with tempfile.TemporaryDirectory() as root:
+            seg6a.simulate(args.seed, scale="tiny", config=warm, engine=engine, out=root,
+                           client=client if engine == "dask" else None)
     seconds = {"local": [], "dask": []}
     hashes = {}
     engines = ("dask",) if args.skip_local else ("local", "dask")
