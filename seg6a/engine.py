@@ -9,6 +9,8 @@ bounded by the block size. Both publish identical bytes.
 """
 import dataclasses
 import functools
+import typing
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -36,13 +38,19 @@ class LocalEngine:
         return concurrently(*[functools.partial(function, *args, **shared)
                               for args in zip(*per_block)])
 
+    def pick(self, handles, index):
+        """Handles of ``result[index]`` for the results behind ``handles``, left where they
+        are (a map of ``operator.itemgetter(index)`` that costs no tasks)."""
+        return [handle[index] for handle in handles]
+
     def gather(self, handles):
         """The results behind ``handles``."""
         return list(handles)
 
-    def reduce(self, function, handles):
+    def reduce(self, function, handles, gather=True):
         """``function`` (of a list, giving one of its kind) over the results behind
-        ``handles``, in the tree of ``reduction_groups``: the same order on every engine."""
+        ``handles``, in the tree of ``reduction_groups``: the same order on every engine.
+        With ``gather=False``, the handle of the result."""
         results = list(handles)
         while len(results) > 1:
             results = [function(results[a:z]) for a, z in reduction_groups(len(results))]
@@ -82,23 +90,39 @@ class DaskEngine:
         # so are the tasks behind the futures given as inputs. The shared ones are bound
         # first: client.map keeps some keyword names (key, ...) for itself. The scheduler
         # places each task near its inputs (pinning block b to worker b mod n was slower).
-        futures = self.client.map(functools.partial(function, **shared),
-                                  *[list(args) for args in per_block], pure=False)
+        # A picked field travels as (future, path) and is taken out on the worker.
+        futures = self.client.map(functools.partial(_picking, function, **shared),
+                                  *[[_in_spec(h) for h in args] for args in per_block],
+                                  key=_task_name(function), pure=False)
         return self.client.gather(futures) if gather else futures
 
-    def gather(self, handles):
-        """The results behind ``handles``."""
-        return self.client.gather(list(handles))
+    def pick(self, handles, index):
+        """Handles of ``result[index]`` for the results behind ``handles``, left on the
+        workers: no task runs, the tasks that take them take the field out."""
+        return [Piece(h.future, h.path + (index,)) if isinstance(h, Piece)
+                else Piece(h, (index,)) for h in handles]
 
-    def reduce(self, function, handles):
+    def gather(self, handles):
+        """The results behind ``handles`` (a picked field is taken out on its worker)."""
+        handles = list(handles)
+        if any(isinstance(h, Piece) for h in handles):
+            return self.map(_identity, handles)  # the fields, not the results they are in
+        return self.client.gather(handles)
+
+    def reduce(self, function, handles, gather=True):
         """``function`` (of a list, giving one of its kind) over the results behind
         ``handles``, in the tree of ``reduction_groups``, on the workers: only the last
-        result comes here, whatever the number of blocks."""
+        result comes here, whatever the number of blocks (with ``gather=False``, its
+        future stays there)."""
         futures = list(handles)
+        if len(futures) == 1:
+            return self.gather(futures)[0] if gather else futures[0]
+        futures = [_in_spec(h) for h in futures]
         while len(futures) > 1:
-            futures = [self.client.submit(_of_list, function, *futures[a:z], pure=False)
+            futures = [self.client.submit(_of_list, function, *futures[a:z], pure=False,
+                                          key=f"{_task_name(function)}-{uuid.uuid4().hex}")
                        for a, z in reduction_groups(len(futures))]
-        return self.client.gather(futures[0])
+        return self.client.gather(futures[0]) if gather else futures[0]
 
     def close(self):
         """Stop the cluster started here (a given client is the caller's); idempotent."""
@@ -124,8 +148,57 @@ def reduction_groups(n):
     return [(a, min(a + REDUCTION_FAN_IN, n)) for a in range(0, n, REDUCTION_FAN_IN)]
 
 
+def _task_name(function):
+    """What the dashboard calls the tasks of ``function`` (not the wrapper that runs it)."""
+    from dask.utils import funcname
+
+    return funcname(function)
+
+
 def _of_list(function, *results):
-    return function(list(results))
+    return function([_picked(result) for result in results])
+
+
+class Piece(typing.NamedTuple):
+    """A field of a block's result on a Dask worker: ``result[path[0]][path[1]]...``."""
+
+    future: object
+    path: tuple
+
+
+def _in_spec(value):
+    """A task's argument with each picked field in it (also in a dict or list) as the plain
+    tuple ``(Piece, future, path)``, in which Dask finds the future and gives the task its
+    result."""
+    if isinstance(value, Piece):
+        return (Piece, *value)
+    if isinstance(value, dict):
+        return {key: _in_spec(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [_in_spec(v) for v in value]
+    return value
+
+
+def _picked(value):
+    """The argument ``_in_spec`` made, with each picked field taken out of its result."""
+    if type(value) is tuple and len(value) == 3 and value[0] is Piece:
+        value, path = value[1], value[2]
+        for index in path:
+            value = value[index]
+        return value
+    if isinstance(value, dict):
+        return {key: _picked(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [_picked(v) for v in value]
+    return value
+
+
+def _picking(function, *args, **shared):
+    return function(*map(_picked, args), **shared)
+
+
+def _identity(value):
+    return value
 
 
 class BlockResult:

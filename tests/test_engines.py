@@ -12,7 +12,7 @@ import seg6a
 from configs import small_blocks as blocks_config
 from runfiles import files_of
 from seg6a.cli import main
-from seg6a.engine import LocalEngine, held_bytes, local_cluster
+from seg6a.engine import DaskEngine, LocalEngine, Piece, held_bytes, local_cluster
 from seg6a.errors import ParameterError
 
 SEED = 42
@@ -53,6 +53,43 @@ def test_local_engine_runs_blocks_on_its_threads_in_order():
     assert threading.get_ident() not in {t for _, t in two}  # a pool's threads did the work
 
 
+def _pair(i):
+    return (np.arange(i + 1), (10 * i, {"k": i}))
+
+
+def _total(values):
+    return sum(values)
+
+
+def _described(a, fields, *, extra):
+    return int(a.sum()) + fields["scale"] * fields["value"] + extra
+
+
+def test_a_picked_field_is_the_same_on_both_engines(client):
+    """``pick`` (no task on Dask) gives what a map of ``itemgetter`` gives, nested, inside
+    the dicts and lists of a task's arguments, gathered and reduced."""
+    outcomes = []
+    for engine in (LocalEngine(), DaskEngine(client)):
+        results = engine.map(_pair, range(11), gather=False)
+        arrays, inner = engine.pick(results, 0), engine.pick(results, 1)
+        tens = engine.pick(inner, 0)
+        if engine.name == "dask":
+            assert all(isinstance(h, Piece) and h.path == (1, 0) for h in tens)
+        outcomes.append((
+            [a.tolist() for a in engine.gather(arrays)],
+            engine.gather(tens),
+            engine.reduce(_total, tens),
+            engine.reduce(_total, tens[:1]),
+            engine.gather([engine.reduce(_total, tens, gather=False)]),
+            engine.map(_described, arrays, [{"scale": 2, "value": t} for t in tens],
+                       extra=1),
+        ))
+    local, dask = outcomes
+    assert local == dask
+    assert local[1] == [10 * i for i in range(11)] and local[2] == 550
+    assert local[5][3] == 6 + 2 * 30 + 1
+
+
 def test_one_or_two_threads_publish_the_same_bytes(small_blocks, local_run, tmp_path):
     assert numba.config.NUMBA_NUM_THREADS >= 2  # local_run used two threads
     try:
@@ -76,16 +113,22 @@ def test_dask_engine_publishes_the_local_engines_bytes(client, small_blocks, loc
 def test_a_dask_result_reads_its_arrays_from_the_workers(client, small_blocks):
     local = seg6a.simulate(SEED, scale="tiny", config=small_blocks)
     dask = seg6a.simulate(SEED, scale="tiny", config=small_blocks, engine="dask", client=client)
-    # The blocks stayed where their tasks ran: the result holds futures, not arrays.
+    # The blocks stayed where their tasks ran: the result holds futures (or fields picked
+    # out of the results behind futures), not arrays.
+    def future_of(handle):
+        return handle.future if isinstance(handle, Piece) else handle
+
     for blocks in (dask.accounts.blocks, dask.instruments.blocks, dask.devices.blocks,
                    dask.datasets["s3_instrument_base_6A"].part_handles):
-        assert len(blocks) == 5 and all(isinstance(b, distributed.Future) for b in blocks)
+        assert len(blocks) == 5
+        assert all(isinstance(future_of(b), distributed.Future) for b in blocks)
     # Dask sizes the blocks by what they hold, so it can spill them when memory is short.
     for blocks, here in ((dask.accounts.blocks, local.accounts.blocks),
                          (dask.instruments.blocks, local.instruments.blocks),
                          (dask.devices.blocks, local.devices.blocks)):
-        sizes = client.nbytes(keys=[b.key for b in blocks], summary=False)
-        assert all(sizes[b.key] >= held_bytes(vars(h)) for b, h in zip(blocks, here))
+        keys = [future_of(b).key for b in blocks]
+        sizes = client.nbytes(keys=keys, summary=False)
+        assert all(sizes[k] >= held_bytes(vars(h)) for k, h in zip(keys, here))
         assert held_bytes(vars(here[0])) > 10**5
     for read in (lambda r: r.accounts.owner_party_id, lambda r: r.accounts.counts,
                  lambda r: r.accounts.party_account_ptr, lambda r: r.instruments.scheme,
@@ -101,7 +144,7 @@ def test_a_dask_result_reads_its_arrays_from_the_workers(client, small_blocks):
 
 def test_closing_a_result_stops_the_cluster_simulate_started(small_blocks):
     with seg6a.simulate(SEED, scale="tiny", config=small_blocks, engine="dask") as result:
-        owned = result.accounts.blocks[0].client
+        owned = result.accounts.blocks[0].future.client  # a Piece of a Future
         assert owned.status == "running"
         assert result.accounts.owner_party_id.size == result.table("s2_account_base_6A").num_rows
     assert owned.status == "closed"

@@ -10,7 +10,6 @@ block, so a broken run is reported exactly as before. Both give the same totals:
 are of integers (exact in float64 too), whatever the blocking.
 """
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -309,6 +308,11 @@ def _block_fields(result):
     return _merchant_risky(graph), int(stats["payers"][0]), _strata_of(stats)
 
 
+def _stats_of(result):
+    """A block's statistics, or None (``_block_task``)."""
+    return None if result is None else result[1]
+
+
 def _combined(totals):
     """``combine`` of a reduction's partial totals (None stays None)."""
     return None if any(t is None for t in totals) else combine(totals)
@@ -342,16 +346,18 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
         results = engine.map(_block_task, blocks, bases, n_merchants=n_merchants,
                              n_clusters=n_clusters, first_ids=_first_ids(bases), gather=False)
         # What the run needs of each block comes here; the blocks' statistics are added
-        # up where they are, so this process holds one total, whatever the blocks.
-        fields = engine.map(_block_fields, results)
-        if None not in fields:
-            total = engine.reduce(_combined, engine.map(itemgetter(1), results, gather=False))
-            if total is not None:
-                return Measured(total, engine.map(itemgetter(0), results, gather=False),
-                                fields[0][0], engine, [payers for _, payers, _ in fields],
-                                engine.map(itemgetter(2), results, gather=False),
-                                [strata for _, _, strata in fields],
-                                _starts(bases, total["entities"]))
+        # up where they are, so this process holds one total, whatever the blocks. Both
+        # come in one round trip.
+        total = engine.reduce(_combined, engine.map(_stats_of, results, gather=False),
+                              gather=False)
+        *fields, total = engine.gather(
+            [*engine.map(_block_fields, results, gather=False), total])
+        if None not in fields and total is not None:
+            return Measured(total, engine.pick(results, 0),
+                            fields[0][0], engine, [payers for _, payers, _ in fields],
+                            engine.pick(results, 2),
+                            [strata for _, _, strata in fields],
+                            _starts(bases, total["entities"]))
     # One block: the whole run, read here in id order (a run of one block as it is, so
     # that only the gates' columns are decoded).
     names = {name for block in blocks for name in block}

@@ -6,7 +6,7 @@ type and segment are PRF draws keyed by its id. A block of ids can therefore be 
 alone, and the whole-range computation equals the concatenation of its blocks.
 """
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
@@ -147,7 +147,7 @@ def run(sealed, perf, engine=LOCAL):
         rng.record("s1.party.segment", n_parties)
         country = _countries(country_ptr, 0, n_parties)
         region = world.country_region[country]
-        party_blocks = engine.map(itemgetter(0), blocks, gather=False)
+        party_blocks = engine.pick(blocks, 0)
         codes = engine.map(attrgetter("party_type", "segment"), party_blocks)
         party_type = join([c[0] for c in codes])
         segment = join([c[1] for c in codes])
@@ -168,7 +168,7 @@ def run(sealed, perf, engine=LOCAL):
     )
     with perf.substep(STATE, "emit_party_base") as event:
         # The parts were built by the block tasks, and stay where they ran.
-        dataset = Dataset(DATASET, STATE, engine.map(itemgetter(1), blocks, gather=False),
+        dataset = Dataset(DATASET, STATE, engine.pick(blocks, 1),
                           np.diff(bounds), sealed.parameter_hashes[STATE], engine)
         event["rows"] = n_parties
     return parties, [dataset], rng

@@ -337,13 +337,13 @@ def run(sealed, parties, perf, engine=LOCAL):
             rule_account_type=rule_account_type,
             vocabularies=(parties.party_types, parties.countries, parties.regions,
                           account_types), gather=False)
-        base_ds = Dataset(DATASETS[0], STATE, engine.map(itemgetter(1), emitted, gather=False),
+        base_ds = Dataset(DATASETS[0], STATE, engine.pick(emitted, 1),
                           np.diff(account_block_ptr), ph, engine)
         event["rows"] = base_ds.num_rows
 
     with perf.substep(STATE, "emit_holdings") as event:
         holdings_ds = Dataset(DATASETS[1], STATE,
-                              engine.map(itemgetter(2), emitted, gather=False),
+                              engine.pick(emitted, 2),
                               [s[4] for s in sums], ph, engine)
         event["rows"] = holdings_ds.num_rows
 
@@ -352,7 +352,7 @@ def run(sealed, parties, perf, engine=LOCAL):
         summary = summarise(cells, rules, rule_account_type, account_types, parties)
         summary_ds = Dataset.from_parts(DATASETS[2], STATE, [summary], ph)
         event["rows"] = summary.num_rows
-    accounts = Accounts(engine.map(itemgetter(0), emitted, gather=False), account_block_ptr,
+    accounts = Accounts(engine.pick(emitted, 0), account_block_ptr,
                         account_types, rules, counters, engine)
     accounts.country_modulation = modulation
     accounts.accounts_by_country = np.array(

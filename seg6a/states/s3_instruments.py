@@ -10,7 +10,7 @@ dealt out through a keyed Feistel permutation of the group (no sort, no per-row 
 """
 from dataclasses import dataclass
 from functools import cached_property
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
@@ -223,7 +223,7 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
         parts = engine.map(tables_block, instrument_block_ptr[:-1], blocks,
                            vocabularies=(instrument_types, schemes), gather=False)
         event["rows"] = int(instrument_block_ptr[-1])
-    datasets = [Dataset(name, STATE, engine.map(itemgetter(d), parts, gather=False),
+    datasets = [Dataset(name, STATE, engine.pick(parts, d),
                         sizes[:, 0], ph, engine) for d, name in enumerate(DATASETS)]
     return instruments, datasets, rng
 

@@ -17,7 +17,7 @@ An IP's country is that of the device that took its first slot.
 """
 from dataclasses import dataclass
 from functools import cached_property
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
@@ -274,7 +274,7 @@ def run(sealed, parties, perf, engine=LOCAL):
         ph = sealed.parameter_hashes[STATE]
         rows = [per_block, [block["n_party_links"] for block in sums],
                 np.diff(ip_block_ptr), [block["n_kept"] for block in sums]]
-        datasets = [Dataset(name, STATE, engine.map(itemgetter(d), parts, gather=False),
+        datasets = [Dataset(name, STATE, engine.pick(parts, d),
                             rows[d], ph, engine) for d, name in enumerate(DATASETS)]
         event["rows"] = n_links
 

@@ -319,9 +319,6 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
         roles[kind] = roles_of(calibration, taxonomy, families_vocab,
                                list(zip(role_handles, code_handles)), engine)
 
-    def pick(handles, index):  # a field of each block's result, left where it is
-        return engine.map(itemgetter(index), handles, gather=False)
-
     with perf.substep(STATE, "assign_party_roles") as event:
         graph = propagation["party_graph"]
         coded = engine.map(party_codes_block, party_lo,
@@ -333,14 +330,14 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
                                 shift=shift, **law)
         drawn = engine.map(party_roles_block, party_lo, coded, accounts.blocks, devices.blocks,
                            calibration=calibration, gather=False)
-        finish("party", calibration, pick(drawn, 0), pick(coded, 0))
+        finish("party", calibration, engine.pick(drawn, 0), engine.pick(coded, 0))
         account_counts, device_counts = zip(*engine.map(itemgetter(2, 4), drawn))
         event["rows"] = parties.n_parties
 
     with perf.substep(STATE, "assign_account_roles") as event:
         shift = np.array([0.0, propagation["party_to_account"]["beta_risky_owner"]])
         calibration = calibrate("account", code_counts=sum(account_counts), shift=shift, **law)
-        account_code = pick(drawn, 1)
+        account_code = engine.pick(drawn, 1)
         finish("account", calibration, engine.map(roles_block, account_lo, account_code,
                                                   calibration=calibration, gather=False),
                account_code)
@@ -366,11 +363,11 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
     with perf.substep(STATE, "assign_device_roles") as event:
         shift = np.array([0.0, propagation["party_to_device"]["beta_risky_party"]])
         calibration = calibrate("device", code_counts=sum(device_counts), shift=shift, **law)
-        device_code = pick(drawn, 3)
+        device_code = engine.pick(drawn, 3)
         drawn = engine.map(device_roles_block, device_lo, device_code, devices.blocks,
                            calibration=calibration, high_sharing_devices=high_sharing_devices,
                            n_types=len(devices.ip_types), gather=False)
-        finish("device", calibration, pick(drawn, 0), device_code)
+        finish("device", calibration, engine.pick(drawn, 0), device_code)
         event["rows"] = devices.n_devices
 
     with perf.substep(STATE, "assign_ip_roles") as event:
@@ -381,12 +378,14 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
                  + per_type[None, None, :]).ravel()
         calibration = calibrate("ip", code_counts=sum(engine.map(itemgetter(2), drawn)),
                                 shift=shift, **law)
-        ip_code = pick(drawn, 1)
+        ip_code = engine.pick(drawn, 1)
         finish("ip", calibration, engine.map(roles_block, ip_lo, ip_code,
                                              calibration=calibration, gather=False), ip_code)
         event["rows"] = devices.n_ips
 
     with perf.substep(STATE, "validation_checks") as event:
+        # Counted while the gates are judged here (on Dask, no round trip of its own).
+        evidence = evidence_handles(roles, devices, engine)
         ph = sealed.parameter_hashes[STATE]
         datasets = [Dataset(DATASETS[kind], STATE,
                             role_parts(roles[kind], offsets[kind], families_vocab, engine),
@@ -397,7 +396,7 @@ def run(sealed, parties, accounts, devices, upstream, perf, engine=LOCAL):
         event["rows"] = len(report["checks"])
 
     with perf.substep(STATE, "bundle_publish") as event:
-        counters = uplift_evidence(roles, devices, engine)
+        counters = uplift_evidence(roles, engine.gather(evidence))
         event["rows"] = sum(d.num_rows for d in datasets)
     return FraudPosture(roles, report, counters, gate_records, streams), datasets, rng
 
@@ -454,15 +453,24 @@ def role_part(role, code, id_lo, *, kind, raw_roles, family_code, families_vocab
     })
 
 
-def uplift_evidence(roles, devices, engine):
-    """Counters showing the uplift at work: prevalence, base log-odds, and risky rates by signal."""
-    per_block = ("party", "account", "device", "ip")
+_EVIDENCE_KINDS = ("party", "account", "device", "ip")
+
+
+def evidence_handles(roles, devices, engine):
+    """Handles of each block's ``evidence_block`` counts (``uplift_evidence`` adds them)."""
     (party, _), (account, account_code), (device, _), (ip, _) = (
-        zip(*roles[kind].blocks) for kind in per_block)
-    summed = sum(engine.map(evidence_block, party, account, account_code, device, ip,
-                            devices.blocks, risky_roles={
-                                kind: roles[kind].role_is_risky for kind in per_block}))
-    risky = dict(zip(per_block, summed[:4].tolist()),
+        zip(*roles[kind].blocks) for kind in _EVIDENCE_KINDS)
+    return engine.map(evidence_block, party, account, account_code, device, ip,
+                      devices.blocks, risky_roles={
+                          kind: roles[kind].role_is_risky for kind in _EVIDENCE_KINDS},
+                      gather=False)
+
+
+def uplift_evidence(roles, per_block):
+    """Counters showing the uplift at work, from the blocks' ``evidence_block`` counts:
+    prevalence, base log-odds, and risky rates by signal."""
+    summed = sum(per_block)
+    risky = dict(zip(_EVIDENCE_KINDS, summed[:4].tolist()),
                  merchant=int(np.count_nonzero(roles["merchant"].is_risky)))
     counters = {}
     for kind, r in roles.items():
