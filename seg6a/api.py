@@ -8,7 +8,7 @@ from .kernels.prf import PRF_VERSION
 from .perf import PerfRecorder
 from .runs import keep, layout, receipts
 from .runs.commit import RunCommit, check_committed, read_manifest
-from .runs.publish import digest, json_bytes, jsonl_bytes, sha256_hex, stage_file
+from .runs.publish import digest, json_bytes, jsonl_bytes, sha256_hex, stage_files
 from .runs.store import is_remote, location, remove
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
 from .engine import ENGINES, DaskEngine, make_engine
@@ -154,16 +154,21 @@ class SimulationResult:
         ``[(state, path, Staged)]``: the records come back, never the bytes."""
         sealed = self.sealed
         with self._perf.substep("publish", "stage_parts") as event:
-            jobs = [(dataset.state, layout.partition_dir(run_dir, dataset.name, sealed.seed,
-                                                         dataset.parameter_hash,
-                                                         sealed.manifest_fingerprint)
-                     / layout.part_name(block), part)
-                    for dataset in self.datasets.values()
-                    for block, part in enumerate(dataset.part_handles)]
-            records = self._engine.map(stage_file, [path for _, path, _ in jobs],
-                                       [part for _, _, part in jobs])
+            jobs = {}  # block -> [(state, path, part)], staged by one task
+            for dataset in self.datasets.values():
+                folder = layout.partition_dir(run_dir, dataset.name, sealed.seed,
+                                              dataset.parameter_hash,
+                                              sealed.manifest_fingerprint)
+                for block, part in enumerate(dataset.part_handles):
+                    jobs.setdefault(block, []).append(
+                        (dataset.state, folder / layout.part_name(block), part))
+            jobs = list(jobs.values())
+            records = self._engine.map(stage_files,
+                                       [[path for _, path, _ in job] for job in jobs],
+                                       [[part for _, _, part in job] for job in jobs])
             event["rows"] = sum(d.num_rows for d in self.datasets.values())
-        return [(state, path, record) for (state, path, _), record in zip(jobs, records)]
+        return [(state, path, record) for job, staged in zip(jobs, records)
+                for (state, path, _), record in zip(job, staged)]
 
     def _commit(self, run, files, staged, verdict, s0_files, rerun_from):
         """Commit the staged parts and ``files`` into the open ``run``, with every state's

@@ -61,6 +61,11 @@ def stage_file(path, data):
     return Staged(stage(location(path), data), sha256_hex(data), len(data))
 
 
+def stage_files(paths, datas):
+    """``stage_file`` for each of a block's parts: one task a block, not one a part."""
+    return [stage_file(path, data) for path, data in zip(paths, datas)]
+
+
 def replace_bytes(path, data):
     """Atomically write a mutable metadata file (e.g. ``keep_set.json``), whatever it held."""
     return publish_bytes(path, data, replace=True)
