@@ -6,6 +6,7 @@ type and segment are PRF draws keyed by its id. A block of ids can therefore be 
 alone, and the whole-range computation equals the concatenation of its blocks.
 """
 from dataclasses import dataclass
+from functools import cached_property
 from operator import attrgetter
 
 import numpy as np
@@ -15,6 +16,7 @@ from ..kernels.allocate import largest_remainder
 from ..kernels.csr import ptr_from_counts
 from ..kernels.sample import categorical_range, normalised_cdf
 from ..engine import LOCAL, BlockResult, join, spans
+from ..modulation import country_segment_counts
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
@@ -23,14 +25,18 @@ PARTY_PRIORS = "party_priors_6A.v1.yaml"
 DATASET = "s1_party_base_6A"
 
 
-@dataclass(frozen=True)
 class PartyBase:
-    """The party population as arrays (codes index the vocabularies).
+    """The party population, kept per canonical block; the run's arrays (codes index the
+    vocabularies, rows are ``party_id``) are joined from the blocks on first use, so a
+    run's own process holds only what its passes add up.
 
     Attributes
     ----------
     party_type, segment, country, region : numpy.ndarray
         int16 codes per party, indexed by ``party_id``.
+    n_parties : int
+    population : numpy.ndarray
+        int64 parties per (country code, segment code).
     country_ptr : numpy.ndarray
         Parties of country code ``c`` are ids ``country_ptr[c]:country_ptr[c+1]``.
     party_types, segments, countries, regions : tuple of str
@@ -42,21 +48,37 @@ class PartyBase:
         later states' block tasks read their parties from there.
     """
 
-    party_type: np.ndarray
-    segment: np.ndarray
-    country: np.ndarray
-    region: np.ndarray
-    country_ptr: np.ndarray
-    party_types: tuple
-    segments: tuple
-    countries: tuple
-    regions: tuple
-    segment_party_type: np.ndarray
-    blocks: list
+    def __init__(self, blocks, n_parties, population, country_ptr, party_types, segments,
+                 countries, regions, segment_party_type, engine=LOCAL):
+        self.blocks = blocks  # handles on the engine
+        self._engine = engine
+        self.n_parties = n_parties
+        self.population = population
+        self.country_ptr = country_ptr
+        self.party_types = party_types
+        self.segments = segments
+        self.countries = countries
+        self.regions = regions
+        self.segment_party_type = segment_party_type
 
-    @property
-    def n_parties(self):
-        return self.party_type.shape[0]
+    def _join(self, name):
+        return join(self._engine.map(attrgetter(name), self.blocks))
+
+    @cached_property
+    def party_type(self):
+        return self._join("party_type")
+
+    @cached_property
+    def segment(self):
+        return self._join("segment")
+
+    @cached_property
+    def country(self):
+        return self._join("country")
+
+    @cached_property
+    def region(self):
+        return self._join("region")
 
 
 @dataclass(frozen=True)
@@ -118,6 +140,11 @@ def party_block(lo, hi, *, country_ptr, country_region, type_key, type_cdf, segm
     return PartyBlock(party_type, segment, country, region), part
 
 
+def _population(parties, *, n_countries, n_segments):
+    """A block's parties per (country, segment) code pair."""
+    return country_segment_counts(parties.country, parties.segment, n_countries, n_segments)
+
+
 def run(sealed, perf, engine=LOCAL):
     """Build the party base. Returns ``(PartyBase, [Dataset], Substreams)``."""
     rng = Substreams(STATE, sealed.manifest_fingerprint, sealed.parameter_hashes[STATE], sealed.seed)
@@ -145,27 +172,17 @@ def run(sealed, perf, engine=LOCAL):
                                           world.regions_vocab))
         rng.record("s1.party.type", n_parties)
         rng.record("s1.party.segment", n_parties)
-        country = _countries(country_ptr, 0, n_parties)
-        region = world.country_region[country]
         party_blocks = engine.pick(blocks, 0)
-        codes = engine.map(attrgetter("party_type", "segment"), party_blocks)
-        party_type = join([c[0] for c in codes])
-        segment = join([c[1] for c in codes])
+        # What the later states need of the whole population: its counts per (country,
+        # segment), added up from the blocks'.
+        population = sum(engine.map(_population, party_blocks,
+                                    n_countries=len(world.countries_vocab),
+                                    n_segments=len(segments)))
         event["rows"] = n_parties
 
-    parties = PartyBase(
-        party_type=party_type,
-        segment=segment,
-        country=country,
-        region=region,
-        country_ptr=country_ptr,
-        party_types=party_types,
-        segments=segments,
-        countries=world.countries_vocab,
-        regions=world.regions_vocab,
-        segment_party_type=segment_owner,
-        blocks=party_blocks,
-    )
+    parties = PartyBase(party_blocks, n_parties, population, country_ptr, party_types,
+                        segments, world.countries_vocab, world.regions_vocab, segment_owner,
+                        engine)
     with perf.substep(STATE, "emit_party_base") as event:
         # The parts were built by the block tasks, and stay where they ran.
         dataset = Dataset(DATASET, STATE, engine.pick(blocks, 1),

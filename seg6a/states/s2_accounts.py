@@ -30,7 +30,7 @@ from ..kernels.csr import expand_count_matrix, ptr_from_counts
 from ..kernels.prf import uniform_range
 from ..kernels.sample import exponential_range
 from ..engine import LOCAL, BlockResult, join, spans
-from ..modulation import PROBABILITY, country_segment_counts, modulated
+from ..modulation import PROBABILITY, modulated
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
@@ -274,10 +274,8 @@ def run(sealed, parties, perf, engine=LOCAL):
     with perf.substep(STATE, "load_party_base") as event:
         n = parties.n_parties
         block_size = sealed.scale.block_size
-        population = country_segment_counts(parties.country, parties.segment,
-                                            len(parties.countries), len(parties.segments))
         holding, rule_type, modulation = holding_tables(
-            rules, parties.segments, parties.party_types, population, sealed.world,
+            rules, parties.segments, parties.party_types, parties.population, sealed.world,
             priors.get("country_modulation", ()))
         bounds = block_offsets_for(n, block_size)
         starts, stops = spans(bounds)

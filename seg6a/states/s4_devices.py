@@ -30,7 +30,7 @@ from ..kernels.graph import (assign_links, household_links, ip_types_and_capacit
 from ..kernels.prf import uniform_range
 from ..kernels.sample import categorical_range, normalised_cdf, poisson_range
 from ..engine import LOCAL, BlockResult, join, spans
-from ..modulation import MEAN, country_segment_counts, modulated
+from ..modulation import MEAN, modulated
 from ..rng import Substreams
 from ..tables import Dataset, block_offsets_for, dictionary_column, encode_part
 
@@ -185,10 +185,8 @@ def run(sealed, parties, perf, engine=LOCAL):
         device_types, os_families = tuple(priors["device_types"]), tuple(priors["os_families"])
         ip_types, asn_classes = tuple(priors["ip_types"]), tuple(priors["asn_classes"])
         per_type = [priors["devices_per_party"][t] for t in parties.party_types]
-        population = country_segment_counts(parties.country, parties.segment,
-                                            len(parties.countries), len(parties.segments))
         excess, modulation = device_excess_table(priors, parties.party_types, parties.segments,
-                                                 parties.segment_party_type, population,
+                                                 parties.segment_party_type, parties.population,
                                                  sealed.world)
         min_count = np.array([spec["min_count"] for spec in per_type], dtype=np.int64)
         max_count = np.array([spec["max_count"] for spec in per_type], dtype=np.int64)
