@@ -211,3 +211,20 @@ def test_a_worker_killed_while_staging_leaves_nothing_staged(s3, cluster, blocks
                                                                      measurements=False)
     assert not [k for k in keys(s3, "killed/") if is_staging(k.rsplit("/", 1)[-1])]
     assert main(["verify", f"{out}/r"]) == 0
+
+
+def test_runs_keep_and_prune_on_s3(s3, s3_run, capsys):
+    for run_id in ("kept", "scratch"):  # two copies of the golden run under one root
+        for key in keys(s3, "runs/golden/"):
+            s3.copy_object(Bucket=BUCKET, Key=key.replace("runs/golden/", f"prune/{run_id}/"),
+                           CopySource={"Bucket": BUCKET, "Key": key})
+    root = f"s3://{BUCKET}/prune"
+    assert main(["runs", "keep", root, "kept", "--as", "baseline"]) == 0
+    assert "prune/keep_set.json" in keys(s3, "prune/")
+    capsys.readouterr()
+    assert main(["runs", "prune", root]) == 0  # a dry run lists, removes nothing
+    listed = capsys.readouterr().out
+    assert "scratch" in listed and "kept" not in listed and keys(s3, "prune/scratch/")
+    assert main(["runs", "prune", root, "--yes"]) == 0
+    assert not keys(s3, "prune/scratch/")
+    assert main(["verify", f"{root}/kept"]) == 0
