@@ -5,6 +5,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import boto3
@@ -17,7 +18,7 @@ from runfiles import files_of
 from seg6a.cli import main
 from seg6a.engine import local_cluster
 from seg6a.runs.commit import INTENT, LOCK, MANIFEST
-from seg6a.runs.store import is_staging, listing, location
+from seg6a.runs.store import for_each, is_staging, listing, location
 
 BUCKET = "seg6a-runs"
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "tiny_seed42.json").read_text())
@@ -228,3 +229,23 @@ def test_runs_keep_and_prune_on_s3(s3, s3_run, capsys):
     assert main(["runs", "prune", root, "--yes"]) == 0
     assert not keys(s3, "prune/scratch/")
     assert main(["verify", f"{root}/kept"]) == 0
+
+
+def test_for_each_keeps_requests_in_flight_on_a_store_and_order_everywhere(s3, tmp_path):
+    def work(i):
+        ran.append((i, threading.get_ident()))
+        if i == 3:
+            raise ValueError(i)
+        return i * i
+
+    for folder, threads in ((location(f"s3://{BUCKET}/x"), "several"), (tmp_path, "one")):
+        ran = []
+        with pytest.raises(ValueError, match="3"):
+            for_each(work, [(i,) for i in range(40)], folder)
+        # On the store the error waits for the rest; on a disk it stops the loop.
+        assert sorted(i for i, _ in ran) == list(range(40) if threads == "several" else range(4))
+        used = {t for _, t in ran}
+        assert (len(used) > 1) if threads == "several" else used == {threading.get_ident()}
+        ran = []
+        assert for_each(work, [(i,) for i in range(40) if i != 3], folder) == [
+            i * i for i in range(40) if i != 3]

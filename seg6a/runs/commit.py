@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from .. import __version__
 from ..errors import IncompleteRunError, InputError, PublishConflictError
 from .publish import Staged, digest, json_bytes, same_bytes, sha256_hex
-from .store import LOCK, is_remote, is_staging, listing, location, move_into_place
+from .store import LOCK, for_each, is_remote, is_staging, listing, location, move_into_place
 from .store import place_new, remove, remove_empty_folders, run_lock, stage, sync_folder
 
 MANIFEST = "_manifest_6A.json"
@@ -195,17 +195,22 @@ class RunCommit:
             changed = bool(to_write) or live != self.committed
             target = self.run_dir / MANIFEST
             data = json_bytes(manifest)
-            for path, content in to_write:
-                staged.append((path, content.path if isinstance(content, Staged)
-                               else stage(path, content)))
-                pending.add(staged[-1][1])
+
+            def stage_one(path, content):
+                tmp = content.path if isinstance(content, Staged) else stage(path, content)
+                pending.add(tmp)
                 _crash_point(self._crashes, "staged")
-            if to_write:  # from here on a crash is rolled forward by the same command
-                move_into_place(stage(self.run_dir / INTENT, data), self.run_dir / INTENT)
-            for path, tmp in staged:
+                return path, tmp
+
+            def place_one(path, tmp):
                 self._place(path, tmp)
                 pending.discard(tmp)
                 _crash_point(self._crashes, "placed")
+
+            staged.extend(for_each(stage_one, to_write, self.run_dir))
+            if to_write:  # from here on a crash is rolled forward by the same command
+                move_into_place(stage(self.run_dir / INTENT, data), self.run_dir / INTENT)
+            for_each(place_one, staged, self.run_dir)
             for folder in {path.parent for path, _ in staged}:
                 sync_folder(folder)
         finally:  # the rest: already held by the run, or not placed because of an error
@@ -235,9 +240,12 @@ class RunCommit:
         folders they leave empty. Returns the number of files removed."""
         live, staged = _on_disk(self.run_dir)
         doomed = [p for p in live if p not in self.committed] + staged
-        for relative in doomed:
+
+        def remove_one(relative):
             remove(self.run_dir / relative)
             _crash_point(self._crashes, "retired")
+
+        for_each(remove_one, [(p,) for p in doomed], self.run_dir)
         for tree in LIVE_TREES:
             remove_empty_folders(self.run_dir / tree)
         if doomed:

@@ -85,6 +85,26 @@ def is_remote(path):
     return not isinstance(path, (str, Path)) and hasattr(path, "fs")
 
 
+# Requests to an object store wait on the network, not on this machine: a commit keeps
+# this many in flight (on moto, one file's place took ~25 ms one after the other).
+REMOTE_REQUESTS = 16
+
+
+def for_each(function, items, folder):
+    """``[function(*item) for item in items]``, for files under ``folder``: on an object
+    store ``REMOTE_REQUESTS`` at a time, every item, and then the first error in the items'
+    order is raised; on a local disk one after the other, up to the first error. Results
+    come in the items' order."""
+    items = list(items)
+    if not is_remote(folder) or len(items) <= 1:
+        return [function(*item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(REMOTE_REQUESTS, len(items))) as pool:
+        futures = [pool.submit(function, *item) for item in items]
+    return [future.result() for future in futures]
+
+
 def is_staging(name):
     """Whether a file name is a staged (not yet published) file's: ``.<name>.<random>.tmp``."""
     return name.startswith(".") and name.endswith(STAGING_SUFFIX)
