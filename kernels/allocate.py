@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from ._jit import njit
-from .permute import feistel_index
+from .permute import feistel_at, round_table
 from .prf import prf_u64
 
 
@@ -208,9 +208,9 @@ def _deal_group(key, g, group_ptr, members, law, out):
     if n == 0:
         return
     quota = largest_remainder_law(n, law)
-    group_key = prf_u64(key, np.uint64(g), np.uint64(0))
+    order = round_table(prf_u64(key, np.uint64(g), np.uint64(0)), n)  # the whole group's
     for j in range(n):
-        position = feistel_index(group_key, n, j)
+        position = feistel_at(order, n, j)
         # The category whose cumulative quota first exceeds the position (a short scan).
         category, cumulative = 0, quota[0]
         while cumulative <= position:

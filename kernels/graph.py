@@ -15,7 +15,7 @@ import numpy as np
 
 from ._jit import njit
 from .allocate import largest_remainder_law
-from .permute import feistel_index
+from .permute import feistel_at, round_table
 from .prf import prf_u64, prf_unit
 from .sample import bounded_pareto_inverse
 
@@ -198,7 +198,7 @@ def _assign_group(position_key, slot_key, g, group_device_ptr, group_devices, de
     n = ip_ptr[g + 1] - ip_ptr[g]
     if n == 0:
         return
-    # Typed counters: a literal 0 would make Numba also compile feistel_index for Literal[0].
+    # Typed counters: a literal 0 would make Numba also compile feistel_at for Literal[0].
     n_links = np.int64(0)
     for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
         d = group_devices[m]
@@ -208,18 +208,22 @@ def _assign_group(position_key, slot_key, g, group_device_ptr, group_devices, de
     extra_ptr[0] = 0
     for j in range(n):
         extra_ptr[j + 1] = extra_ptr[j] + capacity[ip_ptr[g] + j] - 1
-    group_position_key = prf_u64(np.uint64(position_key), np.uint64(g), np.uint64(0))
-    group_slot_key = prf_u64(np.uint64(slot_key), np.uint64(g), np.uint64(0))
+    # Both permutations are evaluated over the whole group: their round functions are
+    # tabulated once (round_table), which keeps the images and saves most PRF calls.
+    positions = round_table(prf_u64(np.uint64(position_key), np.uint64(g), np.uint64(0)),
+                            n_links)
+    slots = round_table(prf_u64(np.uint64(slot_key), np.uint64(g), np.uint64(0)),
+                        max(extra_ptr[n], np.int64(1)))
     i = np.int64(0)
     for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
         d = group_devices[m]
         for link in range(device_link_ptr[d], device_link_ptr[d + 1]):
-            position = feistel_index(group_position_key, n_links, i)
+            position = feistel_at(positions, n_links, i)
             if position < n:
                 j = position
                 first_link[ip_ptr[g] + j] = link
             else:
-                slot = feistel_index(group_slot_key, extra_ptr[n], position - n)
+                slot = feistel_at(slots, extra_ptr[n], position - n)
                 j = _last_at_most(extra_ptr, slot)
             ip_of_link[link] = ip_ptr[g] + j
             i += 1

@@ -36,6 +36,43 @@ def _feistel(key, h, x):
 
 
 @njit
+def round_table(key, n):
+    """The round function of the permutation of ``[0, n)`` keyed by ``key``, tabulated:
+    ``table[r, right] = prf_u64(key, right, r) & mask`` for every round ``r`` and half
+    ``right`` in ``[0, 2**h)``. A permutation evaluated at many points (a whole group)
+    reads it instead of calling the PRF four times a walk: the same values, the same
+    images (``feistel_at``), for ``4 * 2**h <= 8 * sqrt(n)`` PRF calls."""
+    h = half_width(n)
+    size = np.int64(1) << h
+    mask = np.uint64(size - 1)
+    table = np.empty((FEISTEL_ROUNDS, size), dtype=np.uint64)
+    for r in range(FEISTEL_ROUNDS):
+        for right in range(size):
+            table[r, right] = prf_u64(key, np.uint64(right), np.uint64(r)) & mask
+    return table
+
+
+@njit
+def _feistel_tabled(table, h, x):
+    mask = np.uint64(table.shape[1] - 1)
+    left = np.uint64(x) >> np.uint64(h)
+    right = np.uint64(x) & mask
+    for r in range(FEISTEL_ROUNDS):
+        left, right = right, left ^ table[r, right]
+    return np.int64((left << np.uint64(h)) | right)
+
+
+@njit
+def feistel_at(table, n, x):
+    """``feistel_index(key, n, x)`` from ``round_table(key, n)``."""
+    h = half_width(n)
+    y = _feistel_tabled(table, h, x)
+    while y >= n:
+        y = _feistel_tabled(table, h, y)
+    return y
+
+
+@njit
 def feistel_index(key, n, x):
     """The image of ``x`` in ``[0, n)`` under the permutation keyed by ``key`` (uint64)."""
     h = half_width(n)
@@ -49,7 +86,7 @@ def feistel_index(key, n, x):
 def permutation(key, n):
     """The whole permutation: ``out[x] = feistel_index(key, n, x)`` for ``x`` in ``[0, n)``."""
     out = np.empty(n, dtype=np.int64)
-    k = np.uint64(key)
+    table = round_table(np.uint64(key), n)
     for x in range(n):
-        out[x] = feistel_index(k, n, x)
+        out[x] = feistel_at(table, n, x)
     return out

@@ -31,6 +31,18 @@ def test_pointwise_index_agrees_with_reference_on_large_domains(key, n, data):
     assert y == ref.feistel_index(int(key), n, x)
 
 
+@given(keys, st.integers(1, 2**24), st.data())
+def test_a_tabulated_round_function_gives_the_same_images(key, n, data):
+    table = permute.round_table(key, n)
+    h = permute.half_width(n)
+    assert table.shape == (permute.FEISTEL_ROUNDS, 2**h)
+    right = data.draw(st.integers(0, 2**h - 1))
+    for r in range(permute.FEISTEL_ROUNDS):  # a row is the round's PRF, masked to h bits
+        assert int(table[r, right]) == ref.prf_u64(int(key), right, r) & (2**h - 1)
+    for x in data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=20)):
+        assert permute.feistel_at(table, n, x) == ref.feistel_index(int(key), n, x)
+
+
 def test_permutation_depends_on_the_key():
     a = permute.permutation(np.uint64(1), 1000)
     b = permute.permutation(np.uint64(2), 1000)
