@@ -203,17 +203,24 @@ def _assign_group(position_key, slot_key, g, group_device_ptr, group_devices, de
     for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
         d = group_devices[m]
         n_links += device_link_ptr[d + 1] - device_link_ptr[d]
-    # Slots beyond each IP's first, as a CSR over the group's IPs.
-    extra_ptr = np.empty(n + 1, dtype=np.int64)
-    extra_ptr[0] = 0
+    # The IP of each slot beyond the IPs' first, in IP order: about as many as links
+    # (ips_per_group takes the smallest pool that holds them), and a lookup per link is
+    # cheaper than a bisection over the IPs (41 vs 93 ms for a block at full).
+    n_extra = np.int64(0)
     for j in range(n):
-        extra_ptr[j + 1] = extra_ptr[j] + capacity[ip_ptr[g] + j] - 1
+        n_extra += capacity[ip_ptr[g] + j] - 1
+    slot_ip = np.empty(n_extra, dtype=np.int32)
+    slot = 0
+    for j in range(n):
+        for _ in range(capacity[ip_ptr[g] + j] - 1):
+            slot_ip[slot] = j
+            slot += 1
     # Both permutations are evaluated over the whole group: their round functions are
     # tabulated once (round_table), which keeps the images and saves most PRF calls.
     positions = round_table(prf_u64(np.uint64(position_key), np.uint64(g), np.uint64(0)),
                             n_links)
     slots = round_table(prf_u64(np.uint64(slot_key), np.uint64(g), np.uint64(0)),
-                        max(extra_ptr[n], np.int64(1)))
+                        max(n_extra, np.int64(1)))
     i = np.int64(0)
     for m in range(group_device_ptr[g], group_device_ptr[g + 1]):
         d = group_devices[m]
@@ -223,21 +230,8 @@ def _assign_group(position_key, slot_key, g, group_device_ptr, group_devices, de
                 j = position
                 first_link[ip_ptr[g] + j] = link
             else:
-                slot = feistel_at(slots, extra_ptr[n], position - n)
-                j = _last_at_most(extra_ptr, slot)
+                j = slot_ip[feistel_at(slots, n_extra, position - n)]
             ip_of_link[link] = ip_ptr[g] + j
             i += 1
 
 
-@njit
-def _last_at_most(ascending, x):
-    """The last index ``j`` with ``ascending[j] <= x`` (given ``ascending[0] <= x``): a
-    bisection that compiles far faster than ``np.searchsorted``."""
-    lo, hi = 0, ascending.shape[0]  # ascending[lo] <= x; every index >= hi is above x
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ascending[mid] <= x:
-            lo = mid
-        else:
-            hi = mid
-    return lo
