@@ -164,6 +164,15 @@ def is_grouped(owner):
 
 
 @njit
+def is_increasing(ids):
+    """Whether ids strictly increase (a key column in its published layout)."""
+    for i in range(1, ids.shape[0]):
+        if ids[i] <= ids[i - 1]:
+            return False
+    return True
+
+
+@njit
 def ptr_from_grouped(owner, n_owners):
     """Pointer array of rows already grouped by owner (non-decreasing ``owner``)."""
     ptr = np.zeros(n_owners + 1, dtype=np.int64)

@@ -55,6 +55,7 @@ KERNELS = {
     "csr.count_flagged": (_I64, _I64, _BOOL),
     "csr.owners_from_ptr": (_I64,),
     "csr.is_grouped": (_I64_READONLY,),
+    "csr.is_increasing": (_I64_READONLY,),
     "csr.ptr_from_grouped": (_I64_READONLY, _INT),
     "prf.uniform_range": (_KEY, _INT, _INT, _INT),
     "prf.uniform_ids": (_KEY, _I64, _INT),

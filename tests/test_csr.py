@@ -1,5 +1,6 @@
 """CSR builders: exact agreement with the reference and their round trips."""
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -120,3 +121,28 @@ def test_transpose_hand_case():
     tptr, tindices = csr.transpose(int64([0, 2, 2, 3]), int64([2, 0, 0]), 4)
     np.testing.assert_array_equal(tptr, [0, 2, 2, 3, 3])
     np.testing.assert_array_equal(tindices, [0, 2, 0])
+
+
+@given(st.lists(st.integers(-3, 6), max_size=30))
+def test_order_checks_match_reference(values):
+    ids = int64(values)
+    ids.flags.writeable = False  # as the gates pass Arrow's columns
+    assert csr.is_grouped(ids) == ref.is_grouped(ids)
+    assert csr.is_increasing(ids) == ref.is_increasing(ids)
+    assert csr.is_increasing(np.unique(ids)) and csr.is_grouped(np.sort(ids))
+
+
+@given(owner_assignments())
+def test_ptr_from_grouped_matches_reference(case):
+    owner, n_owners = case
+    owner = np.sort(owner)
+    owner.flags.writeable = False
+    np.testing.assert_array_equal(csr.ptr_from_grouped(owner, n_owners),
+                                  ref.ptr_from_grouped(owner, n_owners))
+
+
+def test_ptr_from_grouped_refuses_an_owner_out_of_range():
+    owner = int64([0, 3])
+    owner.flags.writeable = False
+    with pytest.raises(ValueError, match="out of range"):
+        csr.ptr_from_grouped(owner, 3)

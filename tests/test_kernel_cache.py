@@ -7,10 +7,11 @@ import sys
 
 import pytest
 
+from configs import small_blocks
 from seg6a.kernel_cache import HELPER_SHARE, KERNELS
 
 SIGNATURES_OF_A_RUN = """
-import importlib, json, pkgutil
+import importlib, json, pkgutil, sys
 import seg6a, seg6a.kernels, seg6a.kernel_cache
 
 class NoWarmup:  # the run compiles only what it calls
@@ -22,6 +23,8 @@ class NoWarmup:  # the run compiles only what it calls
 
 seg6a.kernel_cache.Warmup = NoWarmup
 seg6a.simulate(7, scale="tiny")
+# and in several canonical blocks, whose ids start past 0
+seg6a.simulate(7, scale="tiny", config=sys.argv[1])
 used = {}
 for info in pkgutil.iter_modules(seg6a.kernels.__path__):
     module = importlib.import_module(f"seg6a.kernels.{info.name}")
@@ -42,15 +45,15 @@ print(json.dumps({"compiled": compiled, "hits": hits}))
 """
 
 
-def run_python(code, env=None):
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=900, env=env)
+def run_python(code, *args, env=None):
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                            text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_kernels_are_the_signatures_a_run_compiles():
-    used = run_python(SIGNATURES_OF_A_RUN)
+def test_kernels_are_the_signatures_a_run_compiles(tmp_path):
+    used = run_python(SIGNATURES_OF_A_RUN, small_blocks(tmp_path))
     listed = {name: [[str(t) for t in sig]] for name, sig in KERNELS.items()}
     assert used == listed
     assert HELPER_SHARE < set(KERNELS) and next(iter(KERNELS)) not in HELPER_SHARE
@@ -59,9 +62,9 @@ def test_kernels_are_the_signatures_a_run_compiles():
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the helper process needs a second core")
 def test_a_cold_cache_is_filled_by_two_processes(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    cold = run_python(LOAD_OR_COMPILE, env)
+    cold = run_python(LOAD_OR_COMPILE, env=env)
     # This process compiled its share; the helper process compiled the rest into the cache.
     assert 0 < cold["compiled"] < len(KERNELS)
     assert cold["hits"] == len(KERNELS) - cold["compiled"]
-    warm = run_python(LOAD_OR_COMPILE, env)
+    warm = run_python(LOAD_OR_COMPILE, env=env)
     assert warm == {"compiled": 0, "hits": len(KERNELS)}

@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 
 from ..engine import concurrently
 from ..errors import InputError
-from ..kernels.csr import csr_from_owners, is_grouped, ptr_from_grouped, transpose
+from ..kernels.csr import (csr_from_owners, is_grouped, is_increasing, ptr_from_grouped,
+                           transpose)
 from ..runs.store import location
 from ..tables import buffer_reader, decode_part, part_columns
 
@@ -64,9 +65,20 @@ def codes_if_any(table, column):
     return codes(table, column)
 
 
+def read_only(ids):
+    """``ids`` as the order kernels take them: a read-only contiguous int64 view.
+
+    Arrow's columns are read-only and ids computed from them are not; one type means one
+    compiled signature (``seg6a.kernel_cache.KERNELS``).
+    """
+    view = np.ascontiguousarray(ids, dtype=np.int64).view()
+    view.flags.writeable = False
+    return view
+
+
 def increasing(ids):
     """Whether ``ids`` strictly increase (the published layout of a key column)."""
-    return bool(np.all(ids[1:] > ids[:-1]))
+    return bool(is_increasing(read_only(ids)))
 
 
 def ints(table, column):
@@ -152,8 +164,8 @@ def _resolvable(*columns_and_sizes):
 
 def _group_rows(owner, n_owners):
     """``(ptr, order)`` of rows grouped by owner; the published order when already grouped."""
-    if is_grouped(owner):
-        return ptr_from_grouped(owner, n_owners), slice(None)
+    if is_grouped(read_only(owner)):
+        return ptr_from_grouped(read_only(owner), n_owners), slice(None)
     return csr_from_owners(owner, n_owners)
 
 

@@ -212,7 +212,7 @@ def run(sealed, parties, accounts, perf, engine=LOCAL):
 
     with perf.substep(STATE, "allocate_instruments") as event:
         rng.record(_SCHEME_ORDER, int(sizes[:, 1].sum()))
-        instrument_block_ptr = ptr_from_counts(sizes[:, 0])
+        instrument_block_ptr = ptr_from_counts(np.ascontiguousarray(sizes[:, 0]))
         event["rows"] = int(instrument_block_ptr[-1])
 
     instruments = Instruments(blocks, instrument_block_ptr, n_accounts, instrument_types,
