@@ -41,9 +41,9 @@ class Inputs:
     """One block's audit inputs for one entity kind, in the block's id order.
 
     ``stratum`` codes are >= 0 (0 for an entity whose stratum is unknown), ``cluster`` is
-    the global id whose resampling cluster the entity joins (its owner's for accounts and
-    devices, as T7's), ``signal`` the intended covariate as an integer, ``base`` the global
-    id of the block's first entity.
+    the entity's resampling cluster (its owner's for accounts and devices, as T7's),
+    ``signal`` the intended covariate as an integer, ``base`` the global id of the block's
+    first entity.
     """
 
     stratum: np.ndarray
@@ -66,15 +66,18 @@ def _stratum(codes_and_sizes):
 
 def _owned(owner, values, n_owners):
     """``values[owner]``, 0 where the owner does not resolve (the contract reports it)."""
+    if owner.size == 0 or (owner.min() >= 0 and owner.max() < n_owners):
+        return values[owner]
     out = np.zeros(owner.shape, dtype=values.dtype)
     ok = (owner >= 0) & (owner < n_owners)
     out[ok] = values[owner[ok]]
     return out
 
 
-def inputs(data):
-    """``{kind: Inputs or None}`` of a ``seg6a.gates.data.GateData``; None for a kind whose
-    role table is not one row per entity in id order (the structural checks report it)."""
+def inputs(data, block_clusters):
+    """``{kind: Inputs or None}`` of a ``seg6a.gates.data.GateData`` and the
+    ``seg6a.gates.stats.BlockClusters`` of it; None for a kind whose role table is not one
+    row per entity in id order (the structural checks report it)."""
     n_parties = data.n_parties
     party_stratum, n_party_strata = _stratum(
         [(data.party_country, len(data.countries)), (data.party_type, len(data.party_types)),
@@ -86,20 +89,20 @@ def inputs(data):
     shares[link_party[users[data.party_device_ids] > 1]] = 1
     base = data.bases
     out = {"party": None if party_risky is None else Inputs(
-        party_stratum, n_party_strata, party_risky,
-        base["party"] + np.arange(n_parties, dtype=np.int64), shares, base["party"])}
+        party_stratum, n_party_strata, party_risky, block_clusters.party, shares,
+        base["party"])}
     for kind, owner in (("account", data.account_owner), ("device", data.device_primary)):
         risky = _risky(data, kind, owner.size)
         owner_risky = np.zeros(owner.size, dtype=np.int64) if party_risky is None else \
             _owned(owner, party_risky.astype(np.int64), n_parties)
         out[kind] = None if risky is None else Inputs(
             _owned(owner, party_stratum, n_parties), n_party_strata, risky,
-            base["party"] + owner, owner_risky, base[kind])
+            block_clusters.of_owners(owner), owner_risky, base[kind])
     ip_stratum, n_ip_strata = _stratum([(data.ip_region, len(data.regions)),
                                         (data.ip_type, len(data.ip_types))])
     ip_risky = _risky(data, "ip", data.n_ips)
     out["ip"] = None if ip_risky is None else Inputs(
-        ip_stratum, n_ip_strata, ip_risky, base["ip"] + np.arange(data.n_ips, dtype=np.int64),
+        ip_stratum, n_ip_strata, ip_risky, block_clusters.ip,
         np.diff(data.ip_device_ptr).astype(np.int64), base["ip"])
     return out
 
@@ -165,21 +168,22 @@ def label_cells(cluster, risky, n_clusters):
     return (cluster * 2 + ~risky).astype(dtype)
 
 
-def pass_one(data, first_ids, cluster_of, n_clusters):
+def pass_one(data, first_ids, block_clusters):
     """Pass one over a block's ``GateData``: ``(arrays, held)``.
 
     ``arrays`` add up over blocks (``seg6a.gates.stats.Stats``): per kind its entities per
     stratum (``leakage.strata.<kind>``) and the histograms of the features that need nothing
     of other blocks (``leakage.<kind>.<feature>.exact`` and ``.per_cluster``, as
     ``rank_histograms``'s). ``held`` is per kind the ``Held`` of pass two. ``first_ids`` gives
-    per kind the first id of each of the run's canonical blocks, ``cluster_of`` the
-    resampling cluster of global ids.
+    per kind the first id of each of the run's canonical blocks, ``block_clusters`` the
+    ``seg6a.gates.stats.BlockClusters`` of the block.
     """
     arrays, held = {}, {}
-    for kind, found in inputs(data).items():
+    n_clusters = block_clusters.n_clusters
+    for kind, found in inputs(data, block_clusters).items():
         if found is None:
             continue
-        cells = label_cells(cluster_of(found.cluster), found.risky, n_clusters)
+        cells = label_cells(found.cluster, found.risky, n_clusters)
         first = np.asarray(first_ids[kind], dtype=np.int64)
         block, place = range_places(found.base, found.base + found.risky.size, first, QUANTA)
         for feature, values, counts in (("canonical_block", block * QUANTA // first.size, False),

@@ -36,10 +36,40 @@ def clusters(ids, n_clusters):
     return (uniform_ids(_CLUSTER_KEY, ids, 0) * n_clusters).astype(np.int64)
 
 
-def cluster_sums(cluster, columns, n_clusters):
-    """Per-cluster sums of the given per-row 0/1 columns: shape ``(n_clusters, len(columns))``."""
-    return np.stack([np.bincount(cluster, weights=np.asarray(c, dtype=np.float64),
-                                 minlength=n_clusters)[:n_clusters] for c in columns], axis=1)
+def cell_counts(cluster, cell, n_cells, n_clusters):
+    """Rows per (cluster, cell), as float64 (the bootstrap's sums): shape ``(n_clusters,
+    n_cells)``; ``cell`` codes lie in ``[0, n_cells)``."""
+    return np.bincount(cluster * n_cells + cell, minlength=n_clusters * n_cells).reshape(
+        n_clusters, n_cells).astype(np.float64)
+
+
+@dataclass
+class BlockClusters:
+    """The resampling clusters of one block's parties and IPs, each id hashed once; the
+    rows owned by a party join its cluster.
+
+    ``party[i]`` is the cluster of the block's party ``i`` (global id ``party_base + i``),
+    ``ip[i]`` that of its IP ``i``.
+    """
+
+    party: np.ndarray
+    ip: np.ndarray
+    party_base: int
+    n_clusters: int
+
+    @classmethod
+    def of(cls, data, n_clusters):
+        """The clusters of a ``seg6a.gates.data.GateData``'s parties and IPs."""
+        return cls(clusters(data.bases["party"] + np.arange(data.n_parties), n_clusters),
+                   clusters(data.bases["ip"] + np.arange(data.n_ips), n_clusters),
+                   data.bases["party"], n_clusters)
+
+    def of_owners(self, owner):
+        """The clusters of the block's party ids ``owner``; an owner outside the block (a
+        dangling reference, which the contract reports) is hashed like any id."""
+        if owner.size == 0 or (owner.min() >= 0 and owner.max() < self.party.size):
+            return self.party[owner]
+        return clusters(self.party_base + owner, self.n_clusters)
 
 
 @dataclass
@@ -67,20 +97,28 @@ def _hist(index, n_rows, values):
     return flat.reshape(n_rows, width)
 
 
+def _null_last(codes, n):
+    """Category ``codes`` as int64, null (-1) moved to ``n``, after the ``n`` categories."""
+    codes = codes.astype(np.int64)
+    if codes.size and codes.min() < 0:
+        codes[codes < 0] = n
+    return codes
+
+
 def _role_pairs(roles):
     """Rows per (raw role, family) code pair; the last row and column count nulls."""
     n_raw, n_family = len(roles.raw_roles), len(roles.families)
-    raw = np.where(roles.raw_role < 0, n_raw, roles.raw_role).astype(np.int64)
-    family = np.where(roles.family < 0, n_family, roles.family).astype(np.int64)
+    raw, family = _null_last(roles.raw_role, n_raw), _null_last(roles.family, n_family)
     return np.bincount(raw * (n_family + 1) + family,
                        minlength=(n_raw + 1) * (n_family + 1)).reshape(n_raw + 1, n_family + 1)
 
 
-def measure(data, n_clusters):
-    """The statistics of one block's (or a whole run's) ``GateData``."""
+def measure(data, block_clusters):
+    """The statistics of one block's (or a whole run's) ``GateData``, resampled over
+    ``block_clusters`` (``BlockClusters`` of it)."""
+    n_clusters = block_clusters.n_clusters
     n_types, n_regions = len(data.ip_types), len(data.regions)
     n_accounts = len(data.account_types)
-    party_base = data.bases["party"]
     arrays = {"entities": np.array([data.n_parties, data.account_owner.shape[0],
                                     data.n_devices, data.n_ips], dtype=np.int64)}
     # Holdings: accounts per holder, per (party type, account type) cell; counts at or below
@@ -93,19 +131,18 @@ def measure(data, n_clusters):
                                np.maximum(data.holding_count[ok], 0))
     # IPs: per cluster and (region, type); devices per IP by type (nulls last).
     ip_ok = (data.ip_region >= 0) & (data.ip_type >= 0)
-    ip_cluster = clusters(data.bases["ip"] + np.flatnonzero(ip_ok), n_clusters)
-    ip_cell = data.ip_region[ip_ok].astype(np.int64) * n_types + data.ip_type[ip_ok]
-    arrays["ip_cells"] = np.bincount(
-        ip_cluster * (n_regions * n_types) + ip_cell,
-        minlength=n_clusters * n_regions * n_types).reshape(
-            n_clusters, n_regions * n_types).astype(np.float64)
-    ip_type = np.where(data.ip_type < 0, n_types, data.ip_type).astype(np.int64)
-    arrays["devices_per_ip"] = _hist(ip_type, n_types + 1, np.diff(data.ip_device_ptr))
+    ip_cell = data.ip_region.astype(np.int64) * n_types + data.ip_type
+    ip_cluster = block_clusters.ip
+    if not ip_ok.all():
+        ip_cell, ip_cluster = ip_cell[ip_ok], ip_cluster[ip_ok]
+    arrays["ip_cells"] = cell_counts(ip_cluster, ip_cell, n_regions * n_types, n_clusters)
+    arrays["devices_per_ip"] = _hist(_null_last(data.ip_type, n_types), n_types + 1,
+                                     np.diff(data.ip_device_ptr))
     # Devices with an IP, per cluster of the primary party.
-    primary_cluster = clusters(party_base + data.device_primary, n_clusters)
-    linked = np.diff(data.device_ip_ptr) > 0
-    arrays["linked_devices"] = cluster_sums(primary_cluster, [linked, np.ones_like(linked)],
-                                            n_clusters)
+    owner_cluster = {"account": block_clusters.of_owners(data.account_owner),
+                     "device": block_clusters.of_owners(data.device_primary)}
+    linked = cell_counts(owner_cluster["device"], np.diff(data.device_ip_ptr) > 0, 2, n_clusters)
+    arrays["linked_devices"] = np.stack([linked[:, 1], linked.sum(axis=1)], axis=1)
     flags = {}
     entities = dict(zip(("party", "account", "device", "ip"), arrays["entities"].tolist()),
                     merchant=data.n_merchants)
@@ -124,10 +161,9 @@ def measure(data, n_clusters):
                                   ("OR_device", data.device_primary, "device")):
             owner_risky = party_risky[owner]
             risky = data.roles[kind].is_risky
-            arrays[name] = cluster_sums(
-                clusters(party_base + owner, n_clusters),
-                [owner_risky & risky, owner_risky & ~risky, ~owner_risky & risky,
-                 ~owner_risky & ~risky], n_clusters)
+            # cells: risky owner & risky, risky owner & clean, clean & risky, clean & clean
+            arrays[name] = cell_counts(owner_cluster[kind],
+                                       2 * ~owner_risky + ~risky, 4, n_clusters)
             arrays[f"{name}.risky_owners"] = np.array(
                 [np.count_nonzero(np.bincount(owner[owner_risky], minlength=1))])
     arrays["payers"] = np.array([np.count_nonzero(np.diff(data.party_account_ptr))])
@@ -154,39 +190,42 @@ def _by_country(data):
     cell[(data.party_country < 0) | (data.party_segment < 0)] = -1
     country = np.where(data.party_country < 0, -1, data.party_country).astype(np.int64)
 
-    def of_parties(ids):
+    def of_parties(ids, values):
+        if ids.size == 0 or (ids.min() >= 0 and ids.max() < data.n_parties):
+            return values[ids]
         ok = (ids >= 0) & (ids < data.n_parties)
         out = np.full(ids.shape, -1, dtype=np.int64)
-        out[ok] = cell[ids[ok]]
+        out[ok] = values[ids[ok]]
         return out
 
     def counted(index, size):
-        return np.bincount(index[index >= 0], minlength=size)[:size]
+        if index.size and index.min() < 0:
+            index = index[index >= 0]
+        return np.bincount(index, minlength=size)[:size]
 
     holder = data.holding_party
-    holder_cell = of_parties(holder)
+    holder_cell = of_parties(holder, cell)
     holder_cell[(data.holding_count <= 0) | (data.holding_type < 0)] = -1
     holder_index = np.where(holder_cell >= 0,
                             data.holding_type.astype(np.int64) * (n_c * n_s) + holder_cell, -1)
-    owner = data.account_owner
-    owner_ok = (owner >= 0) & (owner < data.n_parties)
-    account_country = np.full(owner.shape, -1, dtype=np.int64)
-    account_country[owner_ok] = country[owner[owner_ok]]
+    account_country = of_parties(data.account_owner, country)
     account_type = data.account_type.astype(np.int64)
     account_index = np.where((account_country >= 0) & (account_type >= 0),
                              account_type * n_c + account_country, -1)
-    ia = data.instrument_account
-    instrument_index = np.where(
-        (account_index[ia] >= 0) & (data.instrument_type >= 0),
-        (account_type[ia] * n_t + data.instrument_type) * n_c + account_country[ia], -1) \
-        if ia.size else np.zeros(0, dtype=np.int64)
+    # instruments per (account type, country, instrument type), then laid out as the
+    # diagnostic reads them
+    instrument_account = account_index[data.instrument_account]
+    instrument_index = np.where((instrument_account >= 0) & (data.instrument_type >= 0),
+                                instrument_account * n_t + data.instrument_type, -1)
     return {
         "country.parties": counted(cell, n_c * n_s).reshape(n_c, n_s),
-        "country.devices": counted(of_parties(data.device_primary), n_c * n_s).reshape(n_c, n_s),
+        "country.devices": counted(of_parties(data.device_primary, cell),
+                                   n_c * n_s).reshape(n_c, n_s),
         "country.holders": counted(holder_index, len(data.account_types) * n_c * n_s).reshape(
             len(data.account_types), n_c, n_s),
         "country.accounts": counted(account_index, n_a * n_c).reshape(n_a, n_c),
-        "country.instruments": counted(instrument_index, n_a * n_t * n_c).reshape(n_a, n_t, n_c),
+        "country.instruments": counted(instrument_index, n_a * n_c * n_t).reshape(
+            n_a, n_c, n_t).transpose(0, 2, 1).copy(),
     }
 
 
@@ -286,10 +325,10 @@ def _block_task(parts, bases, *, n_merchants, n_clusters, first_ids):
     if bases is not None and (violations or not _in_layout(tables, bases)):
         return None
     data = gate_data.from_tables(tables, n_merchants, bases, columns)
-    stats = measure(data, n_clusters)
+    block_clusters = BlockClusters.of(data, n_clusters)
+    stats = measure(data, block_clusters)
     stats.violations = violations
-    arrays, held = leakage.pass_one(data, first_ids, lambda ids: clusters(ids, n_clusters),
-                                    n_clusters)
+    arrays, held = leakage.pass_one(data, first_ids, block_clusters)
     stats.arrays.update(arrays)
     return downstream.FlowGraph.of(data), stats, held
 
@@ -434,8 +473,10 @@ def _probe_block(graph, flow_ids, payer_rank, *, key, merchant_risky, n_clusters
     flows, fraud, touches = downstream.block_flows(graph, key, flow_ids, payer_rank,
                                                    merchant_risky)
     cluster = clusters(graph.party_base + flows[:, 0], n_clusters)
-    sums = cluster_sums(cluster, [fraud & touches, touches, fraud & ~touches, ~touches],
-                        n_clusters)
+    # cells 2 * touches + fraud, summed to (fraud & touches, touches, fraud & ~touches,
+    # ~touches)
+    n = cell_counts(cluster, 2 * touches + fraud, 4, n_clusters)
+    sums = np.stack([n[:, 3], n[:, 2] + n[:, 3], n[:, 1], n[:, 0] + n[:, 1]], axis=1)
     cells = leakage.label_cells(cluster, fraud, n_clusters)
     places = {}
     for kind, place in downstream.id_positions(flows, graph.bases, starts,
