@@ -62,18 +62,18 @@ def categorical_range(key, id_start, draw_index, cdf, rows):
 
 
 @njit
-def exponential_range(key, id_start, count, draw_index):
-    """Exp(1) draws ``-log1p(-u)`` for ids ``id_start .. id_start + count - 1``.
+def exponential_ids(key, entity_ids, draw_index):
+    """Exp(1) draws ``-log1p(-u)`` for an explicit array of entity ids.
 
     ``math.log1p`` here is the platform libm's, called per element; NumPy's ``np.log1p``
     may dispatch to CPU-specific SIMD code whose last bit differs between machines.
     """
-    out = np.empty(count, dtype=np.float64)
+    n = entity_ids.shape[0]
+    out = np.empty(n, dtype=np.float64)
     k = np.uint64(key)
     d = np.uint64(draw_index)
-    base = np.uint64(id_start)
-    for i in range(count):
-        out[i] = -math.log1p(-prf_unit(k, base + np.uint64(i), d))
+    for i in range(n):
+        out[i] = -math.log1p(-prf_unit(k, np.uint64(entity_ids[i]), d))
     return out
 
 

@@ -46,7 +46,7 @@ KERNELS = {
     "csr.expand_count_matrix": (types.int16[:, ::1],),
     "csr.drop_repeats_within_rows": (_I64, _I64),
     "sample.poisson_range": (_KEY, _INT, _INT, _F64),
-    "sample.exponential_range": (_KEY, _INT, _INT, _INT),
+    "sample.exponential_ids": (_KEY, _I64, _INT),
     "flows.label_flows": (_KEY, _I64, types.int64[:, ::1], types.int64[:, ::1], _BOOL, _F64,
                           _FLOAT),
     "sample.normalised_cdf": (_F64_2D,),

@@ -134,9 +134,9 @@ def poisson_range(key, id_start, draw_index, lam):
     return np.array(values, dtype=np.int64)
 
 
-def exponential_range(key, id_start, count, draw_index):
+def exponential_ids(key, entity_ids, draw_index):
     """Exp(1) by inversion, -log1p(-u), one uniform per id."""
-    values = [-math.log1p(-prf_unit(key, int(id_start) + i, draw_index)) for i in range(count)]
+    values = [-math.log1p(-prf_unit(key, int(i), draw_index)) for i in entity_ids]
     return np.array(values, dtype=np.float64)
 
 

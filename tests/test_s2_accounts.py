@@ -123,7 +123,15 @@ def test_deterministic_and_rng_recorded(small_run):
     audit = {row["substream"]: row["draws"] for row in rng.audit()}
     assert set(audit) == {"s2.accounts.zero_gate", "s2.accounts.weight", "s2.accounts.tie",
                           "s2.accounts.cap_rank"}
-    assert all(draws == parties.n_parties * len(accounts.rules) for draws in audit.values())
+    # The gate is drawn for the parties of each rule's type; weights, ties and cap ranks for
+    # its holders.
+    types = list(parties.party_types)
+    eligible = sum(int(np.count_nonzero(parties.party_type == types.index(rule["party_type"])))
+                   for rule in accounts.rules)
+    holders = int(np.count_nonzero(accounts.counts))
+    assert 0 < holders < eligible < parties.n_parties * len(accounts.rules)
+    assert audit == {"s2.accounts.zero_gate": eligible, "s2.accounts.weight": holders,
+                     "s2.accounts.tie": holders, "s2.accounts.cap_rank": holders}
 
 
 def test_substeps(small_run):
@@ -168,7 +176,7 @@ def test_the_receipt_counts_the_work_per_rule(small_run):
         assert counted["eligible_parties"] == eligible
         assert counted["zero_gate_skips"] == eligible - holders
         assert counted["weights_used"] == holders
-        assert counted["weights_drawn"] == parties.n_parties
+        assert counted["weights_drawn"] == holders  # drawn for the holders only
     event = next(e for e in perf.events if e["state"] == "S2" and e["substep"] ==
                  "allocate_accounts")
     assert event["counters"] == accounts.counters  # the perf event carries them

@@ -27,8 +27,8 @@ from ..errors import Seg6aError
 from ..kernels.allocate import largest_remainder
 from ..kernels.caps import enforce_cap
 from ..kernels.csr import expand_count_matrix, ptr_from_counts
-from ..kernels.prf import uniform_range
-from ..kernels.sample import exponential_range
+from ..kernels.prf import uniform_ids
+from ..kernels.sample import exponential_ids
 from ..engine import LOCAL, BlockResult, join, spans
 from ..modulation import PROBABILITY, modulated
 from ..rng import Substreams
@@ -146,14 +146,14 @@ def holders_block(lo, hi, parties, *, country_ptr, gate_key, holding, rule_type)
     lo, hi = int(lo), int(hi)
     n_rules, n_countries = rule_type.shape[0], country_ptr.shape[0] - 1
     country = np.repeat(np.arange(n_countries), np.diff(np.clip(country_ptr, lo, hi)))
-    holder = np.empty((n_rules, hi - lo), dtype=bool)
+    holder = np.zeros((n_rules, hi - lo), dtype=bool)
     holders = np.empty((n_rules, n_countries), dtype=np.int64)
     eligible = np.empty(n_rules, dtype=np.int64)
     for r in range(n_rules):
-        of_type = parties.party_type == rule_type[r]
-        eligible[r] = np.count_nonzero(of_type)
-        prob = np.where(of_type, holding[r][country, parties.segment], 0.0)
-        holder[r] = uniform_range(gate_key, lo, hi - lo, r) < prob
+        ids = np.flatnonzero(parties.party_type == rule_type[r])
+        eligible[r] = ids.size
+        prob = holding[r][country[ids], parties.segment[ids]]
+        holder[r, ids] = uniform_ids(gate_key, lo + ids, r) < prob
         holders[r] = np.bincount(country[holder[r]], minlength=n_countries)
     return holder, holders, eligible
 
@@ -201,7 +201,8 @@ def allocate_block(lo, hi, gate, quota, *, country_ptr, cell_total, keys, k_max)
 
     In each country's piece of the block every holder gets one account and the rest of the
     piece's quota (``quota[rule, country]``) goes by largest remainder over PRF exponential
-    weights, ties by a PRF tie value; then the hard cap.
+    weights, ties by a PRF tie value; then the hard cap. Weights, ties and cap ranks are
+    drawn for the holders only (values keyed by party id, whoever else is drawn).
     """
     lo, hi = int(lo), int(hi)
     _, weight_key, tie_key, rank_key = keys
@@ -211,21 +212,23 @@ def allocate_block(lo, hi, gate, quota, *, country_ptr, cell_total, keys, k_max)
     counters = np.zeros((n_rules, 3), dtype=np.int64)
     cells = np.zeros((2, n_rules, country_ptr.shape[0] - 1), dtype=np.int64)
     for r in range(n_rules):
-        weight = exponential_range(weight_key, lo, hi - lo, r)
-        tie = uniform_range(tie_key, lo, hi - lo, r)
-        rank = uniform_range(rank_key, lo, hi - lo, r)
+        holder_ids = np.flatnonzero(holder[r])
+        weight = exponential_ids(weight_key, lo + holder_ids, r)
+        tie = uniform_ids(tie_key, lo + holder_ids, r)
+        rank = uniform_ids(rank_key, lo + holder_ids, r)
         for country in np.flatnonzero(cell_total[r]):
             a = max(int(country_ptr[country]), lo) - lo
             z = min(int(country_ptr[country + 1]), hi) - lo
-            ids = a + np.flatnonzero(holder[r, a:max(a, z)])
+            piece = slice(*np.searchsorted(holder_ids, [a, max(a, z)]))
+            ids = holder_ids[piece]
             if ids.size == 0:
                 continue
             piece_quota = int(quota[r, country])
             if piece_quota < ids.size:  # impossible while mean_accounts_per_holder >= 1
                 raise Seg6aError(f"S2 quota {piece_quota} below {ids.size} holders")
-            extra = largest_remainder(piece_quota - ids.size, weight[ids], tie[ids])
+            extra = largest_remainder(piece_quota - ids.size, weight[piece], tie[piece])
             capped, overflow, redistributed, dropped = enforce_cap(1 + extra, int(k_max[r]),
-                                                                   rank[ids])
+                                                                   rank[piece])
             counts[ids, r] = capped
             counters[r] += (overflow, redistributed, dropped)
             cells[:, r, country] = capped.sum(), np.count_nonzero(capped)
@@ -295,9 +298,6 @@ def run(sealed, parties, perf, engine=LOCAL):
             cell_total=cell_total, keys=keys, k_max=k_max, gather=False)
         sums = engine.map(attrgetter("counters", "excess", "cells", "n_accounts", "n_holdings"),
                           allocated)
-        for _ in rules:
-            for label in (_GATE, _WEIGHT, _TIE, _RANK):
-                rng.record(label, n)
         totals = np.sum([s[0] for s in sums], axis=(0, 1))
         # The post-check: the cap pass leaves no party above K_max.
         excess = np.sum([s[1] for s in sums], axis=0)
@@ -307,14 +307,19 @@ def run(sealed, parties, perf, engine=LOCAL):
                 f"{excess[index]} accounts above k_max={rule['k_max']} for "
                 f"{rule['party_type']}/{rule['account_type']} after the cap pass"
             )
-        # The work per rule (reference plan POPT.3.2): the parties the zero gate is drawn
-        # for, those it skips, and the weights drawn (every party of a block, vectorised)
-        # against those used (one per holder).
+        # The work per rule (reference plan POPT.3.2): the parties of its type, whom the zero
+        # gate is drawn for, those it skips, and the weights drawn (one per holder, as are
+        # the ties and cap ranks) against those used.
         eligible = np.sum([g[1] for g in gate_sums], axis=0)
         holders = np.sum([g[0] for g in gate_sums], axis=(0, 2))
+        for r in range(len(rules)):
+            rng.record(_GATE, int(eligible[r]))
+            for label in (_WEIGHT, _TIE, _RANK):
+                rng.record(label, int(holders[r]))
         work = {f"{rule['party_type']}/{rule['account_type']}": {
             "eligible_parties": int(eligible[r]), "zero_gate_skips": int(eligible[r] - holders[r]),
-            "weights_drawn": n, "weights_used": int(holders[r])} for r, rule in enumerate(rules)}
+            "weights_drawn": int(holders[r]), "weights_used": int(holders[r])}
+            for r, rule in enumerate(rules)}
         counters = {
             "kmax_overflow_rows": int(totals[0]),
             "kmax_redistributed_rows": int(totals[1]),
