@@ -82,7 +82,14 @@ def poisson_inverse(lam, u):
     """Smallest k with ``P(X <= k) > u`` for ``X ~ Poisson(lam)``, ``0 <= lam <= 700``."""
     if lam <= 0.0:
         return 0
-    p = math.exp(-lam)
+    return poisson_walk(lam, math.exp(-lam), u)
+
+
+@njit
+def poisson_walk(lam, p0, u):
+    """``poisson_inverse`` given ``p0 = exp(-lam)``, ``lam > 0`` (a mean shared by many draws
+    needs one exp)."""
+    p = p0
     cdf = p
     k = 0
     # Past the mode the terms shrink; stop when they vanish in double precision so a
@@ -98,14 +105,24 @@ def poisson_inverse(lam, u):
 
 @njit
 def poisson_range(key, id_start, draw_index, lam):
-    """Poisson counts with per-entity means ``lam`` for ids ``id_start ..``."""
+    """Poisson counts with per-entity means ``lam`` for ids ``id_start ..``.
+
+    Runs of equal means (a constant, or entities laid out by the cell that sets the mean)
+    share one ``exp(-lam)``: the same values as ``poisson_inverse`` of each.
+    """
     n = lam.shape[0]
     out = np.empty(n, dtype=np.int64)
     k = np.uint64(key)
     d = np.uint64(draw_index)
     base = np.uint64(id_start)
+    last, p0 = 0.0, 1.0
     for i in range(n):
-        out[i] = poisson_inverse(lam[i], prf_unit(k, base + np.uint64(i), d))
+        if lam[i] <= 0.0:
+            out[i] = 0
+            continue
+        if lam[i] != last:
+            last, p0 = lam[i], math.exp(-lam[i])
+        out[i] = poisson_walk(lam[i], p0, prf_unit(k, base + np.uint64(i), d))
     return out
 
 
@@ -146,3 +163,37 @@ def bounded_pareto_inverse(alpha, low, high, u):
     scale = 1.0 - math.pow(low / high, alpha)
     x = low * math.pow(1.0 - u * scale, -1.0 / alpha)
     return min(np.int64(math.floor(x)), np.int64(high))
+
+
+@njit
+def capped_poisson_counts(key, id_start, row_type, row_cell, excess, floor, cap):
+    """A count matrix of floors plus Poisson excess, capped: ``(counts, clipped)``.
+
+    Row ``r`` (entity ``id_start + r``) of type ``t = row_type[r]`` in cell
+    ``c = row_cell[r]`` gets in column ``j`` ``min(floor[t, j] + X, cap[t, j])`` (int16),
+    ``X ~ Poisson(excess[t, j, c])`` drawn as ``poisson_range`` draws it (draw index
+    ``j``); ``clipped[j]`` sums what the caps removed. Each mean's ``exp`` is taken once.
+    """
+    n, n_cols = row_type.shape[0], floor.shape[1]
+    n_types, n_cells = excess.shape[0], excess.shape[2]
+    p0 = np.empty(excess.shape, dtype=np.float64)
+    for t in range(n_types):
+        for j in range(n_cols):
+            for c in range(n_cells):
+                p0[t, j, c] = math.exp(-excess[t, j, c])
+    counts = np.zeros((n, n_cols), dtype=np.int16)
+    clipped = np.zeros(n_cols, dtype=np.int64)
+    k = np.uint64(key)
+    base = np.uint64(id_start)
+    for r in range(n):
+        t, c = row_type[r], row_cell[r]
+        for j in range(n_cols):
+            lam = excess[t, j, c]
+            wanted = floor[t, j]
+            if lam > 0.0:
+                wanted += poisson_walk(lam, p0[t, j, c], prf_unit(k, base + np.uint64(r),
+                                                                   np.uint64(j)))
+            kept = min(wanted, cap[t, j])
+            counts[r, j] = kept
+            clipped[j] += wanted - kept
+    return counts, clipped

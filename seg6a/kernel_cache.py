@@ -46,6 +46,8 @@ KERNELS = {
     "csr.expand_count_matrix": (types.int16[:, ::1],),
     "csr.drop_repeats_within_rows": (_I64, _I64),
     "sample.poisson_range": (_KEY, _INT, _INT, _F64),
+    "sample.capped_poisson_counts": (_KEY, _INT, _I16, _I16, types.float64[:, :, ::1],
+                                     types.int64[:, ::1], types.int64[:, ::1]),
     "sample.exponential_ids": (_KEY, _I64, _INT),
     "flows.label_flows": (_KEY, _I64, types.int64[:, ::1], types.int64[:, ::1], _BOOL, _F64,
                           _FLOAT),

@@ -134,6 +134,19 @@ def poisson_range(key, id_start, draw_index, lam):
     return np.array(values, dtype=np.int64)
 
 
+def capped_poisson_counts(key, id_start, row_type, row_cell, excess, floor, cap):
+    """Column by column: floor + Poisson(excess of the row's type and cell), capped."""
+    n_cols = floor.shape[1]
+    counts = np.zeros((len(row_type), n_cols), dtype=np.int16)
+    clipped = np.zeros(n_cols, dtype=np.int64)
+    for j in range(n_cols):
+        wanted = floor[row_type, j] + poisson_range(key, id_start, j,
+                                                    excess[row_type, j, row_cell])
+        counts[:, j] = np.minimum(wanted, cap[row_type, j])
+        clipped[j] = wanted.sum() - counts[:, j].sum(dtype=np.int64)
+    return counts, clipped
+
+
 def exponential_ids(key, entity_ids, draw_index):
     """Exp(1) by inversion, -log1p(-u), one uniform per id."""
     values = [-math.log1p(-prf_unit(key, int(i), draw_index)) for i in entity_ids]

@@ -106,7 +106,9 @@ def test_categorical_chi_square():
 lams = st.one_of(st.just(0.0), st.floats(0.0, 50.0))
 
 
-@given(keys, id_starts, draw_indices, st.lists(lams, max_size=300))
+# runs of equal means share one exp(-lam) in the kernel
+@given(keys, id_starts, draw_indices,
+       st.lists(st.one_of(lams, st.sampled_from([0.5, 3.7])), max_size=300))
 def test_poisson_range_matches_reference(key, id_start, draw_index, lam):
     lam = np.array(lam, dtype=np.float64)
     got = sample.poisson_range(key, id_start, draw_index, lam)
@@ -130,6 +132,37 @@ def test_poisson_inverse_near_one_terminates():
     # For lam = 0.02 the running CDF stalls at 0.9999999999999999 < u: only the documented
     # guard (term < 1e-300 past the mean) ends the walk, at k = 93.
     assert sample.poisson_inverse(0.02, u) == 93
+
+
+@st.composite
+def count_matrix_cases(draw):
+    n_types, n_cols, n_cells = (draw(st.integers(1, 4)) for _ in range(3))
+    n = draw(st.integers(0, 60))
+    excess = np.array(draw(st.lists(lams, min_size=n_types * n_cols * n_cells,
+                                    max_size=n_types * n_cols * n_cells)))
+    floor = np.array(draw(st.lists(st.integers(0, 3), min_size=n_types * n_cols,
+                                   max_size=n_types * n_cols)), dtype=np.int64)
+    cap = floor + np.array(draw(st.lists(st.integers(0, 5), min_size=n_types * n_cols,
+                                         max_size=n_types * n_cols)), dtype=np.int64)
+    row_type = np.array(draw(st.lists(st.integers(0, n_types - 1), min_size=n, max_size=n)),
+                        dtype=np.int16)
+    row_cell = np.array(draw(st.lists(st.integers(0, n_cells - 1), min_size=n, max_size=n)),
+                        dtype=np.int16)
+    return (excess.reshape(n_types, n_cols, n_cells), floor.reshape(n_types, n_cols),
+            cap.reshape(n_types, n_cols), row_type, row_cell)
+
+
+@given(keys, id_starts, count_matrix_cases())
+def test_capped_poisson_counts_match_reference(key, id_start, case):
+    excess, floor, cap, row_type, row_cell = case
+    counts, clipped = sample.capped_poisson_counts(key, id_start, row_type, row_cell, excess,
+                                                   floor, cap)
+    ref_counts, ref_clipped = ref.capped_poisson_counts(key, id_start, row_type, row_cell,
+                                                        excess, floor, cap)
+    np.testing.assert_array_equal(counts, ref_counts)
+    np.testing.assert_array_equal(clipped, ref_clipped)
+    assert counts.dtype == np.int16
+    assert np.all(counts >= floor[row_type]) and np.all(counts <= cap[row_type])
 
 
 def test_poisson_mean_and_variance():

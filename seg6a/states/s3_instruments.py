@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from ..kernels.allocate import assign_by_quota
 from ..kernels.csr import csr_from_owners, expand_count_matrix, ptr_from_counts
-from ..kernels.sample import poisson_range
+from ..kernels.sample import capped_poisson_counts
 from ..engine import LOCAL, BlockResult, join, spans
 from ..modulation import MEAN, modulated
 from ..rng import Substreams
@@ -147,15 +147,9 @@ def instrument_block(lo, account_lo, accounts, parties, *, count_key, scheme_key
     n_regions = scheme_mix.shape[0]
     account_type, owner = accounts.account_type, accounts.owner
     # int16 like S2's count matrix: expand_count_matrix compiles for one type.
-    n_types = floor.shape[1]
-    counts = np.zeros((account_type.shape[0], n_types), dtype=np.int16)
-    clipped = np.zeros(n_types, dtype=np.int64)
-    country = parties.country[owner - int(lo)]
-    for col in range(n_types):
-        lam = excess[account_type, col, country]
-        wanted = floor[account_type, col] + poisson_range(count_key, int(account_lo), col, lam)
-        counts[:, col] = np.minimum(wanted, cap[account_type, col])
-        clipped[col] = int(wanted.sum() - counts[:, col].sum(dtype=np.int64))
+    counts, clipped = capped_poisson_counts(count_key, int(account_lo), account_type,
+                                            parties.country[owner - int(lo)], excess, floor,
+                                            cap)
     row, instrument_type, first = expand_count_matrix(counts)
     scheme = np.full(row.shape[0], scheme_mix.shape[1], dtype=np.int16)  # NONE
     bearing = np.flatnonzero(~schemeless[instrument_type])
