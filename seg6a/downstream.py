@@ -163,7 +163,7 @@ class FlowGraph(BlockResult):
     """What the probe draws flows along, of one block's (or a run's) gate data: the CSR
     relations in the block's own ids, each role kind's risky flags, and the global id of
     the block's first party. The gates keep it per block between measuring and probing
-    (a third of the gate data's bytes)."""
+    (a sixth of the gate data's bytes)."""
 
     party_account_ptr: np.ndarray
     account_instrument_ptr: np.ndarray
@@ -176,10 +176,17 @@ class FlowGraph(BlockResult):
 
     @classmethod
     def of(cls, data):
-        """The flow graph of a ``seg6a.gates.data.GateData``."""
-        return cls(data.party_account_ptr, data.account_instrument_ptr, data.party_device_ptr,
-                   data.party_device_ids, data.device_ip_ptr, data.device_ip_ids,
-                   {kind: roles.is_risky for kind, roles in data.roles.items()},
+        """The flow graph of a ``seg6a.gates.data.GateData``, its relations as int32 when
+        every id and pointer fits (a block's always do): half the bytes it is kept in."""
+        relations = (data.party_account_ptr, data.account_instrument_ptr,
+                     data.party_device_ptr, data.party_device_ids, data.device_ip_ptr,
+                     data.device_ip_ids)
+        pointers = (data.party_account_ptr, data.account_instrument_ptr,
+                    data.party_device_ptr, data.device_ip_ptr)
+        largest = max(data.n_parties, data.n_ips, *(int(p[-1]) for p in pointers if p.size))
+        if largest < 2**31:
+            relations = tuple(r.astype(np.int32) for r in relations)
+        return cls(*relations, {kind: roles.is_risky for kind, roles in data.roles.items()},
                    dict(data.bases))
 
     @property

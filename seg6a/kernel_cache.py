@@ -23,6 +23,7 @@ from numba import types
 _I64 = types.int64[::1]
 _I64_READONLY = types.Array(types.int64, 1, "C", readonly=True)
 _I16 = types.int16[::1]
+_I32 = types.int32[::1]
 _F64 = types.float64[::1]
 _F64_2D = types.float64[:, ::1]
 _BOOL = types.boolean[::1]
@@ -38,7 +39,7 @@ KERNELS = {
     "graph.assign_links": (_KEY, _KEY, _I64, _I64, _I64, _I64, _I64),
     "graph.ip_types_and_capacities": (_KEY, _I64, _I64, _F64_2D, _F64, _F64, _F64),
     "sample.categorical_range": (_KEY, _INT, _INT, _F64_2D, _I16),
-    "flows.sample_flows": (_KEY, _I64, _I64, _I64, _I64, _I64, _I64, _I64, _I64, _INT),
+    "flows.sample_flows": (_KEY, _I64, _I64, _I32, _I32, _I32, _I32, _I32, _I32, _INT),
     "graph.household_links": (_KEY, _INT, _I64, _INT, _I16, _I64, _INT, _FLOAT, _INT),
     "caps.enforce_cap": (_I64, _INT, _F64),
     "uplift.expected_prevalence": (_FLOAT, _F64, _F64, _FLOAT, _FLOAT),

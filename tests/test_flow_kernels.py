@@ -45,6 +45,9 @@ def test_sample_flows_matches_reference_and_follows_edges(key, graph, n_flows, n
             device_ip_ptr, device_ip_ids, n_merchants)
     got = flows.sample_flows(key, *args)
     np.testing.assert_array_equal(got, ref.sample_flows(int(key), *args))
+    # The gates keep a block's relations as int32 (seg6a.downstream.FlowGraph): same flows.
+    narrow = (*args[:2], *(a.astype(np.int32) for a in args[2:8]), n_merchants)
+    np.testing.assert_array_equal(flows.sample_flows(key, *narrow), got)
     np.testing.assert_array_equal(got[:, 0], payer)
     # A flow's entities depend on its id alone, not on the other flows given with it.
     if flow_ids.size:
