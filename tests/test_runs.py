@@ -203,8 +203,9 @@ def test_rng_audit_counts_the_draws_made(monkeypatch):
             counting(module, "uniform_range", lambda a, o: a[2])
     for name in ("uniform_ids", "exponential_ids"):  # S2 draws for the parties that use them
         counting(s2_accounts, name, lambda a, o: len(a[1]))
-    for module in (s3_instruments, s4_devices):
-        counting(module, "poisson_range", lambda a, o: len(a[3]))
+    counting(s4_devices, "poisson_range", lambda a, o: len(a[3]))
+    # one draw per (account, instrument type)
+    counting(s3_instruments, "capped_poisson_counts", lambda a, o: o[0].size)
     counting(s3_instruments, "assign_by_quota", lambda a, o: len(a[2]))
     counting(s4_devices, "household_links", lambda a, o: 3 * len(a[2]))
     counting(s4_devices, "ips_per_group", lambda a, o: int(o[1].sum()))
