@@ -199,15 +199,18 @@ def test_a_worker_killed_while_staging_leaves_nothing_staged(s3, cluster, blocks
 
     victim = []
 
+    def workers():  # asked now: Client.scheduler_info() is a copy refreshed every 2 s
+        return sorted(cluster.run(os.getpid))
+
     def on_state(state, seconds):
         if state == "S5":  # every block computed; staging comes next
-            victim.append(sorted(cluster.scheduler_info()["workers"])[0])
+            victim.append(workers()[0])
             cluster.run(sabotage, workers=victim)
 
     out = f"s3://{BUCKET}/killed"
     result = seg6a.simulate(42, scale="tiny", config=blocks, out=out, run_id="r",
                             engine="dask", client=cluster, progress=on_state)
-    assert victim and victim[0] not in cluster.scheduler_info()["workers"]  # it died
+    assert victim and victim[0] not in workers()  # it died
     assert files_of(result.run_dir, measurements=False) == files_of(disk_run,
                                                                      measurements=False)
     assert not [k for k in keys(s3, "killed/") if is_staging(k.rsplit("/", 1)[-1])]
