@@ -12,7 +12,7 @@ import seg6a
 from configs import small_blocks as blocks_config
 from runfiles import files_of
 from seg6a.cli import main
-from seg6a.engine import DaskEngine, LocalEngine, Piece, held_bytes, local_cluster
+from seg6a.engine import DaskEngine, LocalEngine, Piece, concurrently, held_bytes, local_cluster
 from seg6a.errors import ParameterError
 
 SEED = 42
@@ -193,3 +193,25 @@ def test_engine_arguments_are_checked():
         seg6a.simulate(SEED, scale="tiny", client=object())
     with pytest.raises(ParameterError, match="unknown engine 'spark'"):
         seg6a.certify(seeds=(SEED,), scale="tiny", engine="spark")
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+def test_concurrently_keeps_its_threads_and_runs_nested_tasks_itself():
+    previous = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        barrier = threading.Barrier(2, timeout=30)
+
+        def where():
+            barrier.wait()  # both tasks at once: two threads, neither the caller's
+            return threading.get_ident(), concurrently(threading.get_ident,
+                                                       threading.get_ident)
+
+        first, second = concurrently(where, where), concurrently(where, where)
+        threads = {ident for ident, _ in first}
+        assert len(threads) == 2 and threading.get_ident() not in threads
+        assert {ident for ident, _ in second} == threads  # the same threads, not new ones
+        for ident, nested in first + second:
+            assert nested == [ident, ident]  # nested tasks run in the calling task
+    finally:
+        numba.set_num_threads(previous)
