@@ -97,7 +97,9 @@ def _unresolved(values, keys):
     if keys.size == 0:
         return int(values.size)
     if keys[-1] - keys[0] == keys.size - 1 and increasing(keys):
-        # Dense ids (the canonical layout): a range check.
+        # Dense ids (the canonical layout): a range check, first over the extremes.
+        if values.size == 0 or (values.min() >= keys[0] and values.max() <= keys[-1]):
+            return 0
         return int(np.count_nonzero((values < keys[0]) | (values > keys[-1])))
     keys = keys if increasing(keys) else np.unique(keys)
     found = np.minimum(np.searchsorted(keys, values), keys.size - 1)

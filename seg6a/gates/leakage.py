@@ -84,9 +84,10 @@ def inputs(data, block_clusters):
          (data.party_segment, len(data.segments))])
     party_risky = _risky(data, "party", n_parties)
     users = np.bincount(data.party_device_ids, minlength=data.n_devices)
-    link_party = np.repeat(np.arange(n_parties), np.diff(data.party_device_ptr))
-    shares = np.zeros(n_parties, dtype=np.int64)
-    shares[link_party[users[data.party_device_ids] > 1]] = 1
+    # a party shares a device when one of its links is to a device of several users
+    shared_links = np.concatenate([[0], np.cumsum(users[data.party_device_ids] > 1)])
+    ptr = data.party_device_ptr
+    shares = (shared_links[ptr[1:]] > shared_links[ptr[:-1]]).astype(np.int64)
     base = data.bases
     out = {"party": None if party_risky is None else Inputs(
         party_stratum, n_party_strata, party_risky, block_clusters.party, shares,
@@ -142,7 +143,11 @@ def range_places(lo, hi, first_ids, quanta):
         a, z = max(starts[b], lo), starts[b + 1]
         size = max(starts[b + 1] - starts[b], 1)
         blocks.append(np.full(z - a, b, dtype=np.int64))
-        places.append(np.minimum((np.arange(a, z) - starts[b]) * quanta // size, quanta - 1))
+        # below quanta: the places of a block are 0 .. size - 1
+        place = np.arange(a - starts[b], z - starts[b], dtype=np.int64)
+        place *= quanta
+        place //= size
+        places.append(place)
     return (np.concatenate(blocks), np.concatenate(places)) if blocks else \
         (np.zeros(0, np.int64), np.zeros(0, np.int64))
 

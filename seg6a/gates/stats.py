@@ -98,9 +98,11 @@ def _hist(index, n_rows, values):
 
 
 def _null_last(codes, n):
-    """Category ``codes`` as int64, null (-1) moved to ``n``, after the ``n`` categories."""
-    codes = codes.astype(np.int64)
+    """Category ``codes`` (at least int32: products of codes stay exact), null (-1) moved to
+    ``n``, after the ``n`` categories."""
+    codes = codes.astype(np.promote_types(codes.dtype, np.int32), copy=False)
     if codes.size and codes.min() < 0:
+        codes = codes.copy()
         codes[codes < 0] = n
     return codes
 
