@@ -242,7 +242,7 @@ def tables_block(lo, account_lo, allocation, parties, *, rule_account_type, voca
     ``parties``, first account id ``account_lo``): ``(AccountBlock, account base part,
     holdings part)``."""
     counts = allocation.counts
-    local_owner, rule_of_account, _ = expand_count_matrix(counts)
+    local_owner, rule_of_account, first = expand_count_matrix(counts)
     owner = lo + local_owner
     account_type = rule_account_type[rule_of_account]
     party_types, countries, regions, account_types = vocabularies
@@ -255,7 +255,8 @@ def tables_block(lo, account_lo, allocation, parties, *, rule_account_type, voca
         "country_iso": dictionary_column(parties.country[local_owner], countries),
         "region_id": dictionary_column(parties.region[local_owner], regions),
     })
-    party_idx, rule_idx = np.nonzero(counts)
+    # one holding per (party, rule) cell, row-major as np.nonzero(counts) lists them
+    party_idx, rule_idx = local_owner[first], rule_of_account[first]
     holdings = encode_part({
         "party_id": pa.array(lo + party_idx.astype(np.int64)),
         "account_type": dictionary_column(rule_account_type[rule_idx], account_types),
