@@ -126,7 +126,10 @@ def ips_per_group(key, links, group_region, mix, alpha, low, high):
 def _ips_for_group(key, g, need, row, alpha, low, high):
     if need == 0:
         return 0, 0
-    prefix = np.zeros((row.shape[0], need + 1), dtype=np.int64)
+    # Only prefix[t, :filled[t] + 1] is ever read, and written first: no need to clear the
+    # rest (a group's search stops far below ``need`` IPs).
+    prefix = np.empty((row.shape[0], need + 1), dtype=np.int64)
+    prefix[:, 0] = 0
     filled = np.zeros(row.shape[0], dtype=np.int64)
     lo = 0
     hi = min(need, _INITIAL_IPS)
