@@ -155,24 +155,6 @@ def expand_count_matrix(counts):
 
 
 @njit
-def is_grouped(owner):
-    """Whether owner ids never decrease (rows already grouped by owner, as published)."""
-    for i in range(1, owner.shape[0]):
-        if owner[i] < owner[i - 1]:
-            return False
-    return True
-
-
-@njit
-def is_increasing(ids):
-    """Whether ids strictly increase (a key column in its published layout)."""
-    for i in range(1, ids.shape[0]):
-        if ids[i] <= ids[i - 1]:
-            return False
-    return True
-
-
-@njit
 def ptr_from_grouped(owner, n_owners):
     """Pointer array of rows already grouped by owner (non-decreasing ``owner``)."""
     ptr = np.zeros(n_owners + 1, dtype=np.int64)

@@ -57,8 +57,6 @@ KERNELS = {
     "csr.transpose": (_I64, _I64, _INT),
     "csr.count_flagged": (_I64, _I64, _BOOL),
     "csr.owners_from_ptr": (_I64,),
-    "csr.is_grouped": (_I64_READONLY,),
-    "csr.is_increasing": (_I64_READONLY,),
     "csr.ptr_from_grouped": (_I64_READONLY, _INT),
     "prf.uniform_range": (_KEY, _INT, _INT, _INT),
     "prf.uniform_ids": (_KEY, _I64, _INT),
@@ -72,7 +70,7 @@ HELPER_SHARE = frozenset({
     "allocate.assign_by_quota", "graph.assign_links", "graph.ip_types_and_capacities",
     "sample.categorical_range", "graph.household_links", "uplift.expected_prevalence",
     "csr.expand_count_matrix", "sample.poisson_range", "flows.label_flows",
-    "csr.csr_from_owners", "csr.count_flagged", "csr.is_grouped", "prf.uniform_range",
+    "csr.csr_from_owners", "csr.count_flagged", "csr.ptr_from_grouped", "prf.uniform_range",
 })
 
 

@@ -180,14 +180,6 @@ def ptr_from_counts(counts):
     return np.array(ptr, dtype=np.int64)
 
 
-def is_grouped(owner):
-    return bool(np.all(np.diff(owner) >= 0))
-
-
-def is_increasing(ids):
-    return bool(np.all(np.diff(ids) > 0))
-
-
 def ptr_from_grouped(owner, n_owners):
     return ptr_from_counts(np.bincount(owner, minlength=n_owners))
 

@@ -123,15 +123,6 @@ def test_transpose_hand_case():
     np.testing.assert_array_equal(tindices, [0, 2, 0])
 
 
-@given(st.lists(st.integers(-3, 6), max_size=30))
-def test_order_checks_match_reference(values):
-    ids = int64(values)
-    ids.flags.writeable = False  # as the gates pass Arrow's columns
-    assert csr.is_grouped(ids) == ref.is_grouped(ids)
-    assert csr.is_increasing(ids) == ref.is_increasing(ids)
-    assert csr.is_increasing(np.unique(ids)) and csr.is_grouped(np.sort(ids))
-
-
 @given(owner_assignments())
 def test_ptr_from_grouped_matches_reference(case):
     owner, n_owners = case
