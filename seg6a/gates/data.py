@@ -166,6 +166,17 @@ def _resolvable(*columns_and_sizes):
     return keep
 
 
+def owned(owner, values, n_owners, fill=0):
+    """``values[owner]``, ``fill`` where the owner does not resolve (the contract reports
+    it); one gather when every owner does, as in the published layout."""
+    if owner.size == 0 or (owner.min() >= 0 and owner.max() < n_owners):
+        return values[owner]
+    out = np.full(owner.shape, fill, dtype=values.dtype)
+    ok = (owner >= 0) & (owner < n_owners)
+    out[ok] = values[owner[ok]]
+    return out
+
+
 def _group_rows(owner, n_owners):
     """``(ptr, order)`` of rows grouped by owner; the published order when already grouped."""
     if np.all(owner[1:] >= owner[:-1]):

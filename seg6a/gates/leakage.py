@@ -26,7 +26,7 @@ import numpy as np
 
 from ..engine import BlockResult
 from ..kernels.histograms import label_histograms
-from .data import increasing
+from .data import increasing, owned
 
 KINDS = ("party", "account", "device", "ip")
 ARTEFACTS = ("id_rank_in_stratum", "canonical_block", "position_in_block")
@@ -64,16 +64,6 @@ def _stratum(codes_and_sizes):
     return code, n
 
 
-def _owned(owner, values, n_owners):
-    """``values[owner]``, 0 where the owner does not resolve (the contract reports it)."""
-    if owner.size == 0 or (owner.min() >= 0 and owner.max() < n_owners):
-        return values[owner]
-    out = np.zeros(owner.shape, dtype=values.dtype)
-    ok = (owner >= 0) & (owner < n_owners)
-    out[ok] = values[owner[ok]]
-    return out
-
-
 def inputs(data, block_clusters):
     """``{kind: Inputs or None}`` of a ``seg6a.gates.data.GateData`` and the
     ``seg6a.gates.stats.BlockClusters`` of it; None for a kind whose role table is not one
@@ -95,9 +85,9 @@ def inputs(data, block_clusters):
     for kind, owner in (("account", data.account_owner), ("device", data.device_primary)):
         risky = _risky(data, kind, owner.size)
         owner_risky = np.zeros(owner.size, dtype=np.int64) if party_risky is None else \
-            _owned(owner, party_risky.astype(np.int64), n_parties)
+            owned(owner, party_risky.astype(np.int64), n_parties)
         out[kind] = None if risky is None else Inputs(
-            _owned(owner, party_stratum, n_parties), n_party_strata, risky,
+            owned(owner, party_stratum, n_parties), n_party_strata, risky,
             block_clusters.of_owners(owner), owner_risky, base[kind])
     ip_stratum, n_ip_strata = _stratum([(data.ip_region, len(data.regions)),
                                         (data.ip_type, len(data.ip_types))])

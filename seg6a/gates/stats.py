@@ -193,12 +193,7 @@ def _by_country(data):
     country = np.where(data.party_country < 0, -1, data.party_country).astype(np.int64)
 
     def of_parties(ids, values):
-        if ids.size == 0 or (ids.min() >= 0 and ids.max() < data.n_parties):
-            return values[ids]
-        ok = (ids >= 0) & (ids < data.n_parties)
-        out = np.full(ids.shape, -1, dtype=np.int64)
-        out[ok] = values[ids[ok]]
-        return out
+        return gate_data.owned(ids, values, data.n_parties, fill=-1)
 
     def counted(index, size):
         if index.size and index.min() < 0:
