@@ -149,13 +149,38 @@ def test_a_part_reads_back_as_its_table_and_its_footer_tells_types_and_nulls(row
         "logit": pa.array(logit, pa.float32()),
         "flag": pa.array(flag, pa.bool_()),
     })
-    data = encode_part(dict(zip(table.column_names, table.columns)))
-    assert data == parquet_bytes(table)
+    data = parquet_bytes(table)
     assert decode_part(data).equals(table)
     assert decode_part(data, columns + ["absent"]).equals(table.select(columns))
     # read from the footer, without decoding a column
     assert part_columns(data) == part_columns(table) == {
         f.name: (f.type, table.column(f.name).null_count) for f in table.schema}
+    # as published: the same columns, declared never null
+    columns = dict(zip(table.column_names, table.columns))
+    if any(column.null_count for column in table.columns):
+        with pytest.raises(pa.ArrowInvalid, match="non-nullable but contains nulls"):
+            encode_part(columns)
+    else:
+        published = decode_part(encode_part(columns))
+        assert not any(field.nullable for field in published.schema)
+        assert published.cast(table.schema).equals(table)
+        assert part_columns(encode_part(columns)) == part_columns(table)
+
+
+def test_category_columns_carry_statistics_only_where_their_codes_are_in_order():
+    vocabulary = ["A", "B", "C"]
+    data = encode_part({"in_order": dictionary_column([0, 0, 2], vocabulary),
+                        "mixed": dictionary_column([2, 0, 1], vocabulary),
+                        "ids": pa.array([3, 1, 2])})
+    row_group = pq.ParquetFile(pa.BufferReader(data)).metadata.row_group(0)
+    statistics = {row_group.column(i).path_in_schema: row_group.column(i).statistics
+                  for i in range(row_group.num_columns)}
+    assert (statistics["in_order"].min, statistics["in_order"].max) == ("A", "C")
+    assert statistics["mixed"] is None
+    assert (statistics["ids"].min, statistics["ids"].max) == (1, 3)
+    assert part_columns(data) == {"in_order": (pa.dictionary(pa.int64(), pa.string()), 0),
+                                  "mixed": (pa.dictionary(pa.int64(), pa.string()), 0),
+                                  "ids": (pa.int64(), 0)}
 
 
 @pytest.mark.parametrize(

@@ -333,8 +333,10 @@ def read_run(run_dir, seed, state_hashes=None, names=DATASETS):
         parts = sorted(partitions[0].glob("part-*.parquet")) if partitions else []
         if not parts:
             raise InputError(f"no published parts of {name} for seed {seed} in {run_dir}")
-        # Parts are named by canonical block, so sorted names are canonical row order.
-        tables[name] = pa.concat_tables([decode_part(p.read_bytes()) for p in parts])
+        # Parts are named by canonical block, so sorted names are canonical row order; they
+        # need not agree on which columns may hold nulls (a part another writer replaced).
+        tables[name] = pa.concat_tables([decode_part(p.read_bytes()) for p in parts],
+                                        promote_options="default")
     return tables
 
 

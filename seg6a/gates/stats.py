@@ -406,8 +406,11 @@ def measure_run(blocks, n_merchants, n_clusters, engine=LOCAL, bases=None):
 
 
 def _joined(parts):
-    """One part for the parts of several blocks (a table), or the one part itself."""
-    return parts[0] if len(parts) == 1 else pa.concat_tables([decode_part(p) for p in parts])
+    """One part for the parts of several blocks (a table), or the one part itself. Parts
+    need not agree on which columns may hold nulls (a part another writer replaced)."""
+    if len(parts) == 1:
+        return parts[0]
+    return pa.concat_tables([decode_part(p) for p in parts], promote_options="default")
 
 
 def _in_layout(tables, bases):

@@ -12,6 +12,7 @@ import io
 import json
 from typing import NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -73,12 +74,16 @@ def replace_bytes(path, data):
 
 def parquet_bytes(table):
     """Serialise a table to Parquet bytes: dictionaries for category columns only, delta
-    encoding for integer columns, zstd.
+    encoding for integer columns, zstd, statistics.
 
     Dictionary encoding of high-cardinality integer columns is the largest write cost
     under pyarrow defaults (SPEC section 8), so only Arrow dictionary columns keep it; ids
     and counts are mostly ascending or small, which DELTA_BINARY_PACKED stores in a few bits
     (measured: 40% less encoding time and 2.7x smaller files than plain + zstd).
+    A category column's statistics are the least and greatest of its referenced values,
+    which Arrow finds by hashing every code (40% of the category columns' encoding time at
+    ``full``): they are written only where the codes are in order, as the party base's
+    countries are, for elsewhere the bounds span most categories and prune nothing.
     """
     dictionary_columns = [
         field.name for field in table.schema if pa.types.is_dictionary(field.type)
@@ -92,9 +97,18 @@ def parquet_bytes(table):
         compression=PARQUET_COMPRESSION,
         use_dictionary=dictionary_columns,
         column_encoding=delta_columns or None,
-        write_statistics=True,
+        write_statistics=[name for name in table.column_names
+                          if name not in dictionary_columns or _codes_in_order(table[name])],
     )
     return sink.getvalue()
+
+
+def _codes_in_order(column):
+    """Whether a category column's codes never decrease (and it has no nulls)."""
+    if column.null_count:
+        return False
+    codes = column.combine_chunks().indices.to_numpy()
+    return bool(np.all(codes[1:] >= codes[:-1]))
 
 
 def json_bytes(obj):
