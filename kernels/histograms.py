@@ -29,3 +29,23 @@ def label_histograms(cells, values, n_values, n_bins, n_clusters, counts):
             bin_ = value * n_bins // n_values
         per_cluster[cell >> 1, label * n_bins + bin_] += 1
     return exact, per_cluster
+
+
+@njit
+def owned_cells(owner, owner_cell, code, n_codes, n_owner_cells):
+    """The cell ``code[i] * n_owner_cells + owner_cell[owner[i]]`` of each row ``i``, or -1
+    where its owner lies outside ``owner_cell``, the owner's cell is -1 or its code lies
+    outside ``[0, n_codes)`` (owner cells lie in ``[-1, n_owner_cells)``).
+
+    A row's cell counts it under its own category and its owner's (e.g. an account under
+    its type and its owner's country) in one pass, without the index arrays of NumPy.
+    """
+    cells = np.empty(owner.shape[0], dtype=np.int64)
+    for i in range(owner.shape[0]):
+        o, c = owner[i], code[i]
+        cells[i] = -1
+        if 0 <= o < owner_cell.shape[0] and 0 <= c < n_codes:
+            cell = owner_cell[o]
+            if cell >= 0:
+                cells[i] = c * n_owner_cells + cell
+    return cells

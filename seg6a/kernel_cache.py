@@ -61,6 +61,7 @@ KERNELS = {
     "prf.uniform_range": (_KEY, _INT, _INT, _INT),
     "prf.uniform_ids": (_KEY, _I64, _INT),
     "histograms.label_histograms": (_I16, _I64, _INT, _INT, _INT, types.boolean),
+    "histograms.owned_cells": (_I64_READONLY, _I64_READONLY, _I64_READONLY, _INT, _INT),
 }
 
 # What the helper compiles on a cold cache: a little more than half of the compile time

@@ -513,3 +513,11 @@ def label_histograms(cells, values, n_values, n_bins, n_clusters, counts):
         bin_ = min(value, n_bins - 1) if counts else value * n_bins // n_values
         per_cluster[cluster, label * n_bins + bin_] += 1
     return exact, per_cluster
+
+
+def owned_cells(owner, owner_cell, code, n_codes, n_owner_cells):
+    cells = []
+    for o, c in zip(np.asarray(owner).tolist(), np.asarray(code).tolist()):
+        cell = owner_cell[o] if 0 <= o < len(owner_cell) else -1
+        cells.append(c * n_owner_cells + cell if cell >= 0 and 0 <= c < n_codes else -1)
+    return np.array(cells, dtype=np.int64)

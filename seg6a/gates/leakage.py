@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine import BlockResult
+from ..kernels.csr import count_flagged
 from ..kernels.histograms import label_histograms
 from .data import increasing, owned
 
@@ -75,9 +76,8 @@ def inputs(data, block_clusters):
     party_risky = _risky(data, "party", n_parties)
     users = np.bincount(data.party_device_ids, minlength=data.n_devices)
     # a party shares a device when one of its links is to a device of several users
-    shared_links = np.concatenate([[0], np.cumsum(users[data.party_device_ids] > 1)])
-    ptr = data.party_device_ptr
-    shares = (shared_links[ptr[1:]] > shared_links[ptr[:-1]]).astype(np.int64)
+    shares = (count_flagged(data.party_device_ptr, data.party_device_ids, users > 1)
+              > 0).astype(np.int64)
     base = data.bases
     out = {"party": None if party_risky is None else Inputs(
         party_stratum, n_party_strata, party_risky, block_clusters.party, shares,
@@ -138,6 +138,8 @@ def range_places(lo, hi, first_ids, quanta):
         place *= quanta
         place //= size
         places.append(place)
+    if len(blocks) == 1:  # a part of one canonical block: nothing to join
+        return blocks[0], places[0]
     return (np.concatenate(blocks), np.concatenate(places)) if blocks else \
         (np.zeros(0, np.int64), np.zeros(0, np.int64))
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 from .. import downstream
 from ..engine import LOCAL
 from ..tables import decode_part, part_columns
-from ..kernels.histograms import label_histograms
+from ..kernels.histograms import label_histograms, owned_cells
 from ..kernels.prf import uniform_ids
 from . import data as gate_data, leakage
 
@@ -190,39 +190,30 @@ def _by_country(data):
     n_a, n_t = len(data.base_account_types), len(data.instrument_types)
     cell = data.party_country.astype(np.int64) * n_s + data.party_segment
     cell[(data.party_country < 0) | (data.party_segment < 0)] = -1
-    country = np.where(data.party_country < 0, -1, data.party_country).astype(np.int64)
+    country = np.where(data.party_country < 0, -1, data.party_country)
 
-    def of_parties(ids, values):
-        return gate_data.owned(ids, values, data.n_parties, fill=-1)
+    def cells_of(owner, owner_cell, code, n_codes, n_owner_cells):
+        return owned_cells(*map(gate_data.read_only, (owner, owner_cell, code)), n_codes,
+                           n_owner_cells)
 
-    def counted(index, size):
-        if index.size and index.min() < 0:
-            index = index[index >= 0]
-        return np.bincount(index, minlength=size)[:size]
+    def counted(index, size):  # index -1 (left out) is counted in bin 0, then dropped
+        return np.bincount(index + 1, minlength=size + 1)[1:size + 1]
 
-    holder = data.holding_party
-    holder_cell = of_parties(holder, cell)
-    holder_cell[(data.holding_count <= 0) | (data.holding_type < 0)] = -1
-    holder_index = np.where(holder_cell >= 0,
-                            data.holding_type.astype(np.int64) * (n_c * n_s) + holder_cell, -1)
-    account_country = of_parties(data.account_owner, country)
-    account_type = data.account_type.astype(np.int64)
-    account_index = np.where((account_country >= 0) & (account_type >= 0),
-                             account_type * n_c + account_country, -1)
-    # instruments per (account type, country, instrument type), then laid out as the
-    # diagnostic reads them
-    instrument_account = account_index[data.instrument_account]
-    instrument_index = np.where((instrument_account >= 0) & (data.instrument_type >= 0),
-                                instrument_account * n_t + data.instrument_type, -1)
+    holder_type = np.where(data.holding_count > 0, data.holding_type, -1)
+    account_index = cells_of(data.account_owner, country, data.account_type, n_a, n_c)
+    instrument_index = cells_of(data.instrument_account, account_index, data.instrument_type,
+                                n_t, n_a * n_c)
+    device_code = np.zeros(data.device_primary.shape, dtype=np.int64)
     return {
         "country.parties": counted(cell, n_c * n_s).reshape(n_c, n_s),
-        "country.devices": counted(of_parties(data.device_primary, cell),
-                                   n_c * n_s).reshape(n_c, n_s),
-        "country.holders": counted(holder_index, len(data.account_types) * n_c * n_s).reshape(
-            len(data.account_types), n_c, n_s),
+        "country.devices": counted(cells_of(data.device_primary, cell, device_code, 1,
+                                            n_c * n_s), n_c * n_s).reshape(n_c, n_s),
+        "country.holders": counted(
+            cells_of(data.holding_party, cell, holder_type, len(data.account_types), n_c * n_s),
+            len(data.account_types) * n_c * n_s).reshape(len(data.account_types), n_c, n_s),
         "country.accounts": counted(account_index, n_a * n_c).reshape(n_a, n_c),
-        "country.instruments": counted(instrument_index, n_a * n_c * n_t).reshape(
-            n_a, n_c, n_t).transpose(0, 2, 1).copy(),
+        "country.instruments": counted(instrument_index, n_t * n_a * n_c).reshape(
+            n_t, n_a, n_c).transpose(1, 0, 2).copy(),
     }
 
 
