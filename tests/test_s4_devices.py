@@ -2,6 +2,8 @@
 quota, capacity bounds by construction, households, and canonical blocks."""
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from configs import BLOCK_SIZE, small_blocks
 from seg6a.kernels.csr import owners_from_ptr
@@ -183,3 +185,18 @@ def test_same_seed_same_graph(tiny):
     for field in ("primary_party_id", "device_type", "device_party_ids", "ip_type",
                   "ip_country", "device_ip_ids"):
         np.testing.assert_array_equal(getattr(again[2], field), getattr(tiny[2], field))
+
+
+@given(st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.75, 0.999]) | st.floats(0, 1, exclude_max=True),
+                max_size=60))
+def test_stable_argsort_is_numpys_stable_order_with_ties_or_without(values):
+    values = np.array(values, dtype=np.float64)
+    np.testing.assert_array_equal(s4_devices.stable_argsort(values),
+                                  np.argsort(values, kind="stable"))
+
+
+def test_stable_argsort_keeps_the_stable_order_where_quicksort_would_not():
+    values = (np.arange(10_000) * 7919 % 3).astype(np.float64)
+    assert not np.array_equal(np.argsort(values), np.argsort(values, kind="stable"))
+    np.testing.assert_array_equal(s4_devices.stable_argsort(values),
+                                  np.argsort(values, kind="stable"))

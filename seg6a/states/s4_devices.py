@@ -416,8 +416,7 @@ def device_block(lo, device_lo, counts, parties, *, keys, type_cdf, os_cdf, coun
     # IPs are built per (region, ip_type); their ids are dealt in a keyed order, so that an
     # IP's id (its place in the block) says nothing of its region or type (the leakage
     # audit found the place in the block predicting risk through the type).
-    order = np.argsort(uniform_range(keys[_IP_ORDER], 0, int(ip_ptr[-1]), lo // block_size),
-                       kind="stable")
+    order = stable_argsort(uniform_range(keys[_IP_ORDER], 0, int(ip_ptr[-1]), lo // block_size))
     new_id = np.empty_like(order)
     new_id[order] = np.arange(order.shape[0])
     device_ip_ptr, device_ip_ids, kept = drop_repeats_within_rows(device_link_ptr,
@@ -434,6 +433,17 @@ def device_block(lo, device_lo, counts, parties, *, keys, type_cdf, os_cdf, coun
         int(np.count_nonzero(device_links)), int(capacity.sum()), int(capacity_draws.sum()),
         int(np.count_nonzero(np.diff(device_party_ptr) > 1)),
         int(np.diff(ip_device_ptr).max(initial=0)), int(device_link_ptr[-1]))
+
+
+def stable_argsort(values):
+    """``np.argsort(values, kind="stable")``, by NumPy's SIMD quicksort when the values are
+    distinct, as PRF draws are but for a chance of about n**2 / 2**54: their order is then
+    unique, so the same (150k draws: 1.9 against 11.3 ms)."""
+    order = np.argsort(values)
+    ordered = values[order]
+    if np.any(ordered[1:] == ordered[:-1]):
+        return np.argsort(values, kind="stable")
+    return order
 
 
 def tables_block(lo, device_lo, ip_lo, block, *, asn_of_type, vocabularies):
