@@ -45,6 +45,20 @@ def small_run():
     return sealed, parties, accounts, {d.name: d for d in datasets}, rng, perf
 
 
+def test_the_post_check_stops_a_cap_pass_that_leaves_a_party_above_kmax(monkeypatch):
+    def one_too_many(counts, cap, rank):  # a broken cap pass
+        capped, *counters = enforce_cap(counts, cap, rank)
+        capped[:1] = cap + 1
+        return (capped, *counters)
+
+    monkeypatch.setattr(s2_accounts, "enforce_cap", one_too_many)
+    perf = PerfRecorder()
+    sealed = s0_gate.run(42, "tiny", None, perf)
+    parties, _, _ = s1_parties.run(sealed, perf)
+    with pytest.raises(s2_accounts.KmaxViolation, match="accounts above k_max=.* after the cap"):
+        s2_accounts.run(sealed, parties, perf)
+
+
 def test_no_party_above_kmax(small_run):
     _, _, accounts, datasets, _, _ = small_run
     k_max = np.array([rule["k_max"] for rule in accounts.rules])

@@ -210,6 +210,7 @@ def allocate_block(lo, hi, gate, quota, *, country_ptr, cell_total, keys, k_max)
     n_rules = holder.shape[0]
     counts = np.zeros((hi - lo, n_rules), dtype=np.int16)
     counters = np.zeros((n_rules, 3), dtype=np.int64)
+    excess = np.zeros(n_rules, dtype=np.int64)
     cells = np.zeros((2, n_rules, country_ptr.shape[0] - 1), dtype=np.int64)
     for r in range(n_rules):
         holder_ids = np.flatnonzero(holder[r])
@@ -231,10 +232,11 @@ def allocate_block(lo, hi, gate, quota, *, country_ptr, cell_total, keys, k_max)
                                                                    rank[piece])
             counts[ids, r] = capped
             counters[r] += (overflow, redistributed, dropped)
+            excess[r] += np.maximum(capped - k_max[r], 0).sum()
             cells[:, r, country] = capped.sum(), np.count_nonzero(capped)
-    return Allocation(counts, counters,
-                      np.maximum(counts.astype(np.int64) - k_max, 0).sum(axis=0), cells,
-                      int(counts.sum(dtype=np.int64)), int(np.count_nonzero(counts)))
+    # Every nonzero count is in one piece: the totals follow from the pieces' (three passes
+    # over the whole count matrix were 43% of the block's time at full).
+    return Allocation(counts, counters, excess, cells, int(cells[0].sum()), int(cells[1].sum()))
 
 
 def tables_block(lo, account_lo, allocation, parties, *, rule_account_type, vocabularies):
