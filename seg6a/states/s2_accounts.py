@@ -145,16 +145,24 @@ def holders_block(lo, hi, parties, *, country_ptr, gate_key, holding, rule_type)
     """
     lo, hi = int(lo), int(hi)
     n_rules, n_countries = rule_type.shape[0], country_ptr.shape[0] - 1
-    country = np.repeat(np.arange(n_countries), np.diff(np.clip(country_ptr, lo, hi)))
+    block_country_ptr = np.clip(country_ptr, lo, hi) - lo
+    country = np.repeat(np.arange(n_countries), np.diff(block_country_ptr))
     holder = np.zeros((n_rules, hi - lo), dtype=bool)
     holders = np.empty((n_rules, n_countries), dtype=np.int64)
     eligible = np.empty(n_rules, dtype=np.int64)
+    of_type = {}  # the rules of a party type share its parties and their cells
     for r in range(n_rules):
-        ids = np.flatnonzero(parties.party_type == rule_type[r])
+        if rule_type[r] not in of_type:
+            ids = np.flatnonzero(parties.party_type == rule_type[r])
+            cell = country[ids].astype(np.int64) * holding.shape[2] + parties.segment[ids]
+            # ids ascend and countries are id ranges: a country's parties are a slice
+            of_type[rule_type[r]] = ids, cell, np.searchsorted(ids, block_country_ptr)
+        ids, cell, country_bounds = of_type[rule_type[r]]
         eligible[r] = ids.size
-        prob = holding[r][country[ids], parties.segment[ids]]
-        holder[r, ids] = uniform_ids(gate_key, lo + ids, r) < prob
-        holders[r] = np.bincount(country[holder[r]], minlength=n_countries)
+        flags = uniform_ids(gate_key, lo + ids, r) < holding[r].ravel()[cell]
+        holder[r, ids] = flags
+        flagged = np.concatenate([[0], np.cumsum(flags)])
+        holders[r] = np.diff(flagged[country_bounds])
     return holder, holders, eligible
 
 
