@@ -116,13 +116,15 @@ def part_columns(data):
     meta = part.metadata
     columns = {}
     for index, field in enumerate(part.schema_arrow):  # flat: one Parquet column a field
-        chunks = [meta.row_group(g).column(index).statistics for g in range(meta.num_row_groups)]
         if part.schema.column(index).max_definition_level == 0:
-            nulls = 0
-        elif all(c is not None and c.has_null_count for c in chunks):
-            nulls = sum(c.null_count for c in chunks)
-        else:  # written without statistics: count them
-            nulls = part.read(columns=[field.name]).column(0).null_count
+            nulls = 0  # REQUIRED
+        else:
+            chunks = [meta.row_group(g).column(index).statistics
+                      for g in range(meta.num_row_groups)]
+            if all(c is not None and c.has_null_count for c in chunks):
+                nulls = sum(c.null_count for c in chunks)
+            else:  # written without statistics: count them
+                nulls = part.read(columns=[field.name]).column(0).null_count
         columns[field.name] = (field.type, nulls)
     return columns
 

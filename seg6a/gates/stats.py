@@ -190,7 +190,6 @@ def _by_country(data):
     n_a, n_t = len(data.base_account_types), len(data.instrument_types)
     cell = data.party_country.astype(np.int64) * n_s + data.party_segment
     cell[(data.party_country < 0) | (data.party_segment < 0)] = -1
-    country = np.where(data.party_country < 0, -1, data.party_country)
 
     def cells_of(owner, owner_cell, code, n_codes, n_owner_cells):
         return owned_cells(*map(gate_data.read_only, (owner, owner_cell, code)), n_codes,
@@ -200,7 +199,9 @@ def _by_country(data):
         return np.bincount(index + 1, minlength=size + 1)[1:size + 1]
 
     holder_type = np.where(data.holding_count > 0, data.holding_type, -1)
-    account_index = cells_of(data.account_owner, country, data.account_type, n_a, n_c)
+    # a null country (code -1) leaves its parties' accounts out
+    account_index = cells_of(data.account_owner, data.party_country, data.account_type, n_a,
+                             n_c)
     instrument_index = cells_of(data.instrument_account, account_index, data.instrument_type,
                                 n_t, n_a * n_c)
     device_code = np.zeros(data.device_primary.shape, dtype=np.int64)
