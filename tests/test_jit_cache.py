@@ -4,8 +4,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+
+import seg6a.kernels
 
 from seg6a.kernels.prf import uniform_range
 
@@ -30,8 +33,11 @@ print(json.dumps({{
 """
 
 
-def run_fresh(cache_dir):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+def run_fresh(cache_dir=None, **environment):
+    env = {name: value for name, value in os.environ.items() if name != "NUMBA_CACHE_DIR"}
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(cache_dir)
+    env.update(environment)
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
     )
@@ -56,3 +62,23 @@ def test_cached_kernel_reloads(tmp_path):
     # only ~2 s, so the time alone cannot tell a load from a compile: the hit and miss
     # counters above are the evidence that the cache was used.
     assert second["seconds"] < 3.0
+
+
+def package_caches():
+    """Numba cache files inside the installed ``seg6a.kernels`` package, with their mtimes."""
+    package = Path(seg6a.kernels.__file__).parent
+    return {path: path.stat().st_mtime_ns for path in package.rglob("*.nb[ic]")}
+
+
+def test_kernels_cache_outside_the_package(tmp_path):
+    # pip (26.3 too) leaves cache files in an uninstalled package's __pycache__, and the leftover
+    # folder shadows a later editable install (kernels/_jit.py): without NUMBA_CACHE_DIR the
+    # kernels cache in Numba's user-wide cache directory, which follows XDG_CACHE_HOME.
+    before = package_caches()
+    first = run_fresh(XDG_CACHE_HOME=str(tmp_path))
+    assert first["misses"] >= 1  # nothing cached under this XDG_CACHE_HOME yet
+    assert any(p.name.startswith("prf.uniform_range") for p in tmp_path.rglob("*.nbi"))
+    assert package_caches() == before  # nothing written beside the source
+    second = run_fresh(XDG_CACHE_HOME=str(tmp_path))
+    assert second["hits"] >= 1 and second["misses"] == 0
+    assert first["digest"] == second["digest"]
