@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 import seg6a.kernels
-
 from seg6a.kernels.prf import uniform_range
 
 KEY = 0x0DDC0FFEEBADF00D

@@ -56,8 +56,7 @@ def test_kernels_are_the_signatures_a_run_compiles(tmp_path):
     # A kernel compiled (not loaded) also compiles the kernels it calls, which would then
     # show signatures of their own: fill the cache with the listed signatures first, so
     # that the run below loads them and compiles only what the list lacks.
-    subprocess.run([sys.executable, "-m", "seg6a.kernel_cache", *KERNELS], check=True,
-                   timeout=900)
+    run_python(LOAD_OR_COMPILE)
     used = run_python(SIGNATURES_OF_A_RUN, small_blocks(tmp_path))
     listed = {name: [[str(t) for t in sig]] for name, sig in KERNELS.items()}
     assert used == listed
