@@ -12,7 +12,7 @@ from .runs.publish import digest, json_bytes, jsonl_bytes, sha256_hex, stage_fil
 from .runs.store import is_remote, location, remove
 from .states import s0_gate, s1_parties, s2_accounts, s3_instruments, s4_devices, s5_fraud_roles
 from .engine import ENGINES, DaskEngine, make_engine
-from .errors import InputError, ParameterError
+from .errors import InputError, ParameterError, PublishConflictError
 from .gates import data as gate_data
 
 
@@ -212,8 +212,17 @@ class SimulationResult:
             # judging policy).
             replace += list(verdict) + list(s0_files)
         with self._perf.substep("publish", "publish_files") as event:
-            written = run.publish(files, replace=replace,
-                                  retire=[run_dir / p for p in retired])
+            try:
+                written = run.publish(files, replace=replace,
+                                      retire=[run_dir / p for p in retired])
+            except PublishConflictError as conflict:
+                if rerun_from is None:
+                    raise
+                # A rerun state's parameters are unchanged where its paths are: another
+                # --from cannot help.
+                raise PublishConflictError(
+                    "already holds different data: the code or the engine computes other "
+                    f"bytes than it did, and {receipts.NEW_RUN_ID}", file=conflict.file) from None
             event["rows"] = written
         if written or any(run.relative(p) not in run.committed for p in perf_files):
             # Measurements of the run that produced what was just committed: they differ

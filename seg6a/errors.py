@@ -57,13 +57,15 @@ class PublishConflictError(InputError):
 
 class StaleStateError(InputError):
     """A ``--from`` rerun found an upstream state whose receipt does not match the current
-    config or the files on disk; the message names the state to rerun from."""
+    config or the files on disk; the message names the state to rerun from, or with
+    ``remedy`` says what to do instead."""
 
-    def __init__(self, state, message, file=None):
+    def __init__(self, state, message, file=None, remedy=None):
         self.state = state
-        earlier = "" if state == "S1" else " (or earlier)"
-        super().__init__(f"{state} is stale: {message}; rerun with --from {state}{earlier}",
-                         file=file)
+        if remedy is None:
+            earlier = "" if state == "S1" else " (or earlier)"
+            remedy = f"rerun with --from {state}{earlier}"
+        super().__init__(f"{state} is stale: {message}; {remedy}", file=file)
 
 
 class IncompleteRunError(InputError):

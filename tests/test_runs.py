@@ -139,6 +139,24 @@ def test_tampering_is_detected_by_the_receipt(published, capsys):
     assert files_of(run_dir) == before
 
 
+def test_a_rerun_whose_code_changed_asks_for_a_new_run_id(published, monkeypatch, capsys):
+    # Other code under unchanged parameters: S3 writes its columns in another order.
+    root, run_dir = published
+    before = files_of(run_dir)
+    encode = s3_instruments.encode_part
+    monkeypatch.setattr(s3_instruments, "encode_part",
+                        lambda columns: encode(dict(reversed(columns.items()))))
+    capsys.readouterr()
+    # Kept, S3 is stale; rerun, S3 meets its published part.
+    for state, named in (("S4", "S3 is stale"), ("S3", "s3_instrument_base_6A")):
+        assert run(root, "r", "--from", state) == 2
+        err = capsys.readouterr().err
+        # Only a new run id helps: a --from rerun meets the old bytes at the same paths.
+        assert named in err and "new run id" in err and "--from" not in err, err
+        assert files_of(run_dir) == before
+    assert run(root, "r2") == 0
+
+
 def test_from_needs_an_existing_run(tmp_path, capsys):
     assert run(tmp_path / "runs", "nothing", "--from", "S4") == 2
     err = capsys.readouterr().err

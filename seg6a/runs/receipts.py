@@ -14,6 +14,9 @@ from . import layout
 from .publish import sha256_hex
 
 STATES = ("S1", "S2", "S3", "S4", "S5")
+# What a rerun that computes other bytes under unchanged parameters can do.
+NEW_RUN_ID = ("a run keeps the bytes it published under unchanged parameters, so only a new "
+              "run id can hold these (nothing was changed)")
 
 
 def receipt_path(run_dir, seed, state):
@@ -83,6 +86,9 @@ def check_recomputed(run_dir, seed, from_state, outputs):
     for state in STATES[:STATES.index(from_state)]:
         receipt = load(run_dir, seed, state)
         if receipt["outputs"] != outputs.get(state, {}):
+            # Its parameters are unchanged (check_upstream), so are its paths: rerunning it
+            # would meet its old bytes there, which a run never replaces.
             raise StaleStateError(state, "recomputing it gives other bytes than its receipt "
                                   "lists (the code or the engine changed)",
-                                  file=receipt_path(run_dir, seed, state))
+                                  file=receipt_path(run_dir, seed, state),
+                                  remedy=NEW_RUN_ID)
