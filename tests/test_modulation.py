@@ -121,6 +121,21 @@ def test_a_run_realises_its_country_targets_and_keeps_the_global_rates(small_boa
     assert current["EG"][1] < current["DE"][1] - 0.1  # [target, realised, parties]
 
 
+def test_the_diagnostic_publishes_floats_at_six_decimals(small_board):
+    # Its targets go through exp and log, an ulp apart between NumPy's SIMD code and libm:
+    # unrounded, the report's bytes would depend on the CPU.
+    def floats(value):
+        if isinstance(value, dict):
+            return [f for v in value.values() for f in floats(v)]
+        if isinstance(value, list):
+            return [f for v in value for f in floats(v)]
+        return [value] if isinstance(value, float) else []
+
+    found = floats(_d1(small_board))
+    assert len(found) > 100
+    assert all(round(f, 6) == f for f in found), [f for f in found if round(f, 6) != f][:5]
+
+
 def test_without_modulation_every_country_gets_the_global_priors(tmp_path):
     cfg = tmp_path / "cfg"
     text = (embedded_file("priors", "account_per_party_priors_6A.v1.yaml")

@@ -58,15 +58,23 @@ def _component(name, owner, entry, target, realised, support, countries, world, 
     total = float(support.sum())
     global_realised = float(np.dot(realised, support) / total) if total else None
     return {
-        "name": name, "value": float(errors.max()) if errors.size else None,
+        "name": name, "value": shown(errors.max()) if errors.size else None,
         "owner_state": owner, "indicator": entry["indicator"], "per": entry.get("per"),
-        "spearman_vs_indicator": rho,
-        "global_prior": global_prior, "global_realised": global_realised,
-        "global_error": None if global_realised is None else global_realised - global_prior,
+        "spearman_vs_indicator": shown(rho),
+        "global_prior": shown(global_prior), "global_realised": shown(global_realised),
+        "global_error": None if global_realised is None else shown(global_realised
+                                                                   - global_prior),
         "countries_judged": int(np.count_nonzero(judged)),
-        "countries": {iso: [round(float(t), 6), round(float(r), 6), int(n)]
+        "countries": {iso: [shown(t), shown(r), int(n)]
                       for iso, t, r, n in zip(countries, target, realised, support)},
     }
+
+
+def shown(value):
+    """A diagnostic's float as published: 6 decimals. The targets come through ``exp`` and
+    ``log``, which NumPy computes with SIMD code on some CPUs and with libm on others, an ulp
+    apart; the last digits would make the report's bytes depend on the machine."""
+    return None if value is None else round(float(value), 6)
 
 
 def _rate(numerator, denominator):
