@@ -422,11 +422,13 @@ def device_block(lo, device_lo, counts, parties, *, keys, type_cdf, os_cdf, coun
     device_ip_ptr, device_ip_ids, kept = drop_repeats_within_rows(device_link_ptr,
                                                                   new_id[ip_of_link])
     ip_device_ptr, ip_device_ids = transpose(device_ip_ptr, device_ip_ids, ip_ptr[-1])
-    # The first link of a device (kept always) is its primary IP.
-    link_rank = np.arange(device_link_ptr[-1]) - device_link_ptr[link_device]
+    # The first link of a device (kept always) is its primary IP. Every pointer is a first
+    # link: a device without links points at the next one's first (or past the end).
+    first_of_device = np.zeros(device_link_ptr[-1] + 1, dtype=np.bool_)
+    first_of_device[device_link_ptr] = True
     return DeviceBlock(
         counts, device_type, os_family, device_region, device_party_ptr, device_party_ids,
-        device_ip_ptr, device_ip_ids, (link_rank == 0)[kept], ip_device_ptr,
+        device_ip_ptr, device_ip_ids, first_of_device[:-1][kept], ip_device_ptr,
         ip_device_ids, ip_type[order], np.repeat(group_region, n_ips).astype(np.int16)[order],
         # An IP's country is that of the device that took its first slot.
         party_country[owner[link_device[first_link]]][order], n_ips,
